@@ -1,0 +1,34 @@
+/* proxy.h — the ClickHouse-compatible HTTP front: INSERT ... FORMAT JSONEachRow is
+ * validated and acked only after the WAL commit holding it; everything else is passed
+ * through to the primary ClickHouse. Runs on one libuv loop. Whole interface of proxy/. */
+#ifndef SLUICE_PROXY_H
+#define SLUICE_PROXY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "wal/wal.h"
+
+typedef struct proxy proxy_t;
+
+/* Seq up to which the primary sink has delivered, for proxy.read_barrier_ms (NULL: none). */
+typedef uint64_t (*proxy_delivered_fn)(void *ctx);
+
+typedef struct {
+    uint64_t requests_insert, requests_passthrough, requests_error;
+    uint64_t rows_ingested, bytes_ingested;
+    uint64_t connections_open;
+    uint64_t ack_latency_hist[12]; /* ms buckets: <=1,2,5,10,25,50,100,250,500,1000,5000,+Inf */
+    uint64_t ack_latency_sum_us;
+} proxy_stats_t;
+
+int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *w,
+                proxy_delivered_fn delivered, void *delivered_ctx, char *err, size_t errlen);
+
+/* Stop accepting; cb runs on the loop once every in-flight request has been answered. */
+void proxy_shutdown(proxy_t *p, void (*cb)(void *ctx), void *ctx);
+void proxy_free(proxy_t *p);
+void proxy_get_stats(proxy_t *p, proxy_stats_t *out);
+
+#endif
