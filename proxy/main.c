@@ -1,0 +1,284 @@
+/* main.c — the sluice command line: `run` wires config → wal → sinks → proxy on one libuv
+ * loop and drains on SIGTERM; the other commands inspect a stopped instance's log. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "proxy/proxy.h"
+#include "sinks/sink.h"
+#include "wal/wal.h"
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "dev"
+#endif
+
+/* Exit codes, documented in README: */
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_WAL = 4 };
+
+static const char usage_text[] =
+    "usage: sluice <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run --config FILE            start the proxy, the WAL writer and the sinks\n"
+    "  check-config --config FILE   validate FILE and print the effective config\n"
+    "  wal stats --dir DIR          records, seq range, live bytes, cursors, DLQ size\n"
+    "  wal dump --dir DIR [--from SEQ] [--limit N]\n"
+    "                               records as JSON lines\n"
+    "  dlq list|show ID|replay [ID..]|drop [ID..] --config FILE [--sink NAME]\n"
+    "                               dead-letter queue of a stopped instance\n"
+    "  version                      print the version\n"
+    "  help [COMMAND]               this text\n"
+    "\n"
+    "exit codes: 0 ok, 1 runtime error, 2 usage, 3 bad config, 4 WAL refused\n";
+
+static int usage(FILE *f, int code)
+{
+    fputs(usage_text, f);
+    return code;
+}
+
+/* Find "--name VALUE" in argv; NULL when absent. */
+static const char *opt(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc - 1; i++)
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
+    return NULL;
+}
+
+static int has_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], name) == 0) return 1;
+    return 0;
+}
+
+/* Load --config (or defaults when absent and allow_default) and apply env overrides. */
+static int load_config(int argc, char **argv, sluice_cfg_t *cfg, int allow_default)
+{
+    char err[1024] = "";
+    const char *path = opt(argc, argv, "--config");
+    int rc;
+    if (path) {
+        rc = cfg_load(cfg, path, err, sizeof err);
+    } else if (allow_default) {
+        cfg_defaults(cfg);
+        rc = 0;
+    } else {
+        fprintf(stderr, "sluice: --config FILE is required\n");
+        return EXIT_USAGE;
+    }
+    if (rc == 0) rc = cfg_finish(cfg, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "sluice: config: %s\n", err);
+        cfg_free(cfg);
+        return EXIT_CONFIG;
+    }
+    return EXIT_OK;
+}
+
+/* ---- run ---- */
+
+typedef struct {
+    uv_loop_t *loop;
+    proxy_t *proxy;
+    sink_t **sinks;
+    size_t n_sinks;
+    uv_signal_t sigterm, sigint;
+    int stopping;
+} app_t;
+
+static uint64_t primary_delivered(void *ctx)
+{
+    sink_t *s = ctx;
+    return sink_delivered_seq(s);
+}
+
+static void on_proxy_drained(void *ctx)
+{
+    app_t *app = ctx;
+    uv_signal_stop(&app->sigterm);
+    uv_signal_stop(&app->sigint);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_stop(app->loop); /* proxy_free closes whatever handles the proxy still holds */
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    app_t *app = h->data;
+    if (app->stopping) {
+        /* Second signal: leave at once. Safe: every acked row is already in the log. */
+        log_warn("second signal: exiting without draining", "signal", strsignal(signum));
+        _exit(0);
+    }
+    app->stopping = 1;
+    log_info("draining", "signal", strsignal(signum));
+    proxy_shutdown(app->proxy, on_proxy_drained, app);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    sluice_cfg_t cfg;
+    int rc = load_config(argc, argv, &cfg, 0);
+    if (rc) return rc;
+    log_set_level(cfg.log.level);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024] = "";
+    wal_t *w = NULL;
+    app_t app = {0};
+    uv_loop_t loop;
+    int loop_ok = 0;
+    rc = wal_open(&w, &cfg.wal, err, sizeof err);
+    if (rc) {
+        log_error("cannot open the write-ahead log", "dir", cfg.wal.dir, "error", err);
+        cfg_free(&cfg);
+        return EXIT_WAL;
+    }
+    rc = sinks_start(&cfg, w, &app.sinks, &app.n_sinks, err, sizeof err);
+    if (rc) {
+        log_error("cannot start sinks", "error", err);
+        rc = EXIT_ERR;
+        goto out;
+    }
+    if (uv_loop_init(&loop) != 0) {
+        rc = EXIT_ERR;
+        goto out;
+    }
+    loop_ok = 1;
+    app.loop = &loop;
+    sink_t *primary = NULL;
+    const cfg_sink_t *pcfg = cfg_primary_sink(&cfg);
+    for (size_t i = 0; pcfg && i < app.n_sinks; i++)
+        if (strcmp(sink_name(app.sinks[i]), pcfg->name) == 0) primary = app.sinks[i];
+    rc = proxy_start(&app.proxy, &loop, &cfg, w, primary ? primary_delivered : NULL, primary,
+                     err, sizeof err);
+    if (rc) {
+        log_error("cannot start the proxy", "error", err);
+        rc = EXIT_ERR;
+        goto out;
+    }
+    uv_signal_init(&loop, &app.sigterm);
+    uv_signal_init(&loop, &app.sigint);
+    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+
+    wal_stats_t st;
+    wal_stats(w, &st);
+    char backlog[32], nsinks[32];
+    snprintf(backlog, sizeof backlog, "%llu", (unsigned long long)st.records);
+    snprintf(nsinks, sizeof nsinks, "%zu", app.n_sinks);
+    log_info("sluice started", "version", SLUICE_VERSION, "listen", cfg.proxy.listen, "admin",
+             cfg.admin.listen ? cfg.admin.listen : "", "wal", cfg.wal.dir, "#backlog_records",
+             backlog, "#sinks", nsinks);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* The proxy has answered every request it read; everything acked is committed. Now let
+     * the sinks deliver what they can within the drain timeout, then persist and stop. */
+    sinks_stop(app.sinks, app.n_sinks, cfg.shutdown.drain_timeout_s * 1000u);
+    app.sinks = NULL;
+    app.n_sinks = 0;
+    rc = EXIT_OK;
+    log_info("sluice stopped");
+out:
+    if (app.sinks) sinks_stop(app.sinks, app.n_sinks, 0);
+    if (app.proxy) proxy_free(app.proxy);
+    if (loop_ok) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_loop_close(&loop);
+    }
+    wal_close(w);
+    cfg_free(&cfg);
+    return rc;
+}
+
+/* ---- other commands ---- */
+
+static int cmd_check_config(int argc, char **argv)
+{
+    sluice_cfg_t cfg;
+    int rc = load_config(argc, argv, &cfg, 0);
+    if (rc) return rc;
+    cfg_print(&cfg, stdout);
+    cfg_free(&cfg);
+    return EXIT_OK;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_wal(int argc, char **argv)
+{
+    if (argc < 1) return usage(stderr, EXIT_USAGE);
+    const char *dir = opt(argc, argv, "--dir");
+    if (!dir) {
+        sluice_cfg_t cfg;
+        if (!opt(argc, argv, "--config")) {
+            fprintf(stderr, "sluice wal: --dir DIR (or --config FILE) is required\n");
+            return EXIT_USAGE;
+        }
+        int rc = load_config(argc, argv, &cfg, 0);
+        if (rc) return rc;
+        static char dirbuf[4096];
+        snprintf(dirbuf, sizeof dirbuf, "%s", cfg.wal.dir);
+        cfg_free(&cfg);
+        dir = dirbuf;
+    }
+    if (strcmp(argv[0], "stats") == 0) return wal_cli_stats(dir, stdout, stderr);
+    if (strcmp(argv[0], "dump") == 0) {
+        uint64_t from = 0, limit = 0;
+        const char *f = opt(argc, argv, "--from"), *l = opt(argc, argv, "--limit");
+        if ((f && parse_u64(f, &from)) || (l && parse_u64(l, &limit))) {
+            fprintf(stderr, "sluice wal dump: --from and --limit take a number\n");
+            return EXIT_USAGE;
+        }
+        return wal_cli_dump(dir, from, limit, stdout, stderr);
+    }
+    fprintf(stderr, "sluice wal: unknown subcommand '%s'\n", argv[0]);
+    return EXIT_USAGE;
+}
+
+static int cmd_dlq(int argc, char **argv)
+{
+    sluice_cfg_t cfg;
+    int rc = load_config(argc, argv, &cfg, 0);
+    if (rc) return rc;
+    rc = sink_dlq_cli(&cfg, argc, argv, stdout, stderr);
+    cfg_free(&cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage(stderr, EXIT_USAGE);
+    const char *cmd = argv[1];
+    int sub_argc = argc - 2;
+    char **sub_argv = argv + 2;
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return usage(stdout, EXIT_OK);
+    if (has_flag(sub_argc, sub_argv, "--help")) return usage(stdout, EXIT_OK);
+    if (strcmp(cmd, "run") == 0) return cmd_run(sub_argc, sub_argv);
+    if (strcmp(cmd, "check-config") == 0) return cmd_check_config(sub_argc, sub_argv);
+    if (strcmp(cmd, "wal") == 0) return cmd_wal(sub_argc, sub_argv);
+    if (strcmp(cmd, "dlq") == 0) return cmd_dlq(sub_argc, sub_argv);
+    fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);
+    return usage(stderr, EXIT_USAGE);
+}
