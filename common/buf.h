@@ -1,0 +1,22 @@
+/* buf.h — a growable byte buffer for building responses and request bodies. */
+#ifndef SLUICE_BUF_H
+#define SLUICE_BUF_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *data;  /* always NUL-terminated when non-NULL */
+    size_t len;
+    size_t cap;
+    int oom;     /* set once an allocation failed; later appends are no-ops */
+} buf_t;
+
+int buf_reserve(buf_t *b, size_t extra);
+int buf_append(buf_t *b, const void *p, size_t n);
+int buf_puts(buf_t *b, const char *s);
+int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string body (no quotes), escaping what JSON requires. */
+int buf_json_escape(buf_t *b, const char *s);
+void buf_free(buf_t *b);
+
+#endif
