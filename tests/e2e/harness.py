@@ -97,6 +97,9 @@ def ch_query(base_url, sql, data=None, **params):
     return body.decode()
 
 
+_SIGTERM = signal.SIGTERM  # Proc.signal() shadows the module inside the class body
+
+
 class Proc:
     """A child process in its own process group, killed by pid at cleanup."""
 
@@ -123,7 +126,7 @@ class Proc:
         self.p.wait()
         _live_pids.discard(self.pid)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+    def stop(self, sig=_SIGTERM, timeout=30.0):
         """Send sig, wait for exit (SIGKILL after timeout); return the exit code."""
         if self.alive():
             try:
