@@ -1,0 +1,852 @@
+/* engine.c — the sink engine: one thread per enabled sink reads batches after its durable
+ * cursor, groups them per table, persists the in-flight range, sends each group through its
+ * backend (clickhouse.c / starrocks.c), retries transient failures forever with full-jitter
+ * backoff, bisects permanently refused groups down to the bad rows, dead-letters those, and
+ * advances the cursor together with the DLQ entries in one wal transaction. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "sinks/sink_internal.h"
+
+#define SINK_IDLE_SLICE_MS 100      /* longest wal_wait before re-checking stop / pause */
+#define SINK_SUMMARY_EVERY_MS 30000 /* periodic "still degraded" line */
+
+struct sink {
+    const cfg_sink_t *cfg; /* owned by the caller's sluice_cfg_t, which outlives the sinks */
+    wal_t *w;
+    const sink_backend_t *be;
+    void *be_state;        /* touched only by the sink thread (and by sinks_stop after join) */
+    pthread_t thread;
+    int thread_started;
+    uint64_t logid;
+    uint64_t rnd;          /* sink thread only */
+    int lock_fd;           /* sinks.lock in the wal dir, held by the first sink; -1 if none */
+
+    /* Control, protected by mu; cv is signalled on every change and when the thread ends. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* CLOCK_MONOTONIC */
+    int paused;
+    int draining;
+    uint64_t drain_target; /* with draining: exit once delivered >= this */
+    int finished;          /* the thread left its loop */
+    atomic_int abort_flag; /* stop now: sleeps wake up, HTTP transfers abort (also read
+                            * lock-free by the backend's progress callback) */
+
+    atomic_uint_fast64_t delivered; /* acked seq, published after the cursor commit */
+
+    /* Statistics, protected by stats_mu. */
+    pthread_mutex_t stats_mu;
+    sink_state_t state;
+    uint64_t rows_sent, bytes_sent, batches_sent, retries, dlq_rows;
+    uint64_t retries_at_degrade;
+    uint64_t last_summary_ms;
+    char last_error[256];
+};
+
+/* ---- time, sleeping ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void abs_deadline(struct timespec *ts, uint64_t in_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(in_ms / 1000);
+    ts->tv_nsec += (long)(in_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int should_abort(sink_t *s)
+{
+    return atomic_load(&s->abort_flag) != 0;
+}
+
+/* Sleep up to ms, woken early by abort. Returns -1 when aborted. */
+static int sleep_interruptible(sink_t *s, uint32_t ms)
+{
+    struct timespec ts;
+    abs_deadline(&ts, ms);
+    pthread_mutex_lock(&s->mu);
+    while (!should_abort(s)) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return should_abort(s) ? -1 : 0;
+}
+
+/* The loop ends on abort, or while draining once everything up to the target is delivered
+ * (or the sink is paused: a paused sink delivers nothing more). */
+static int should_exit(sink_t *s)
+{
+    if (should_abort(s)) return 1;
+    pthread_mutex_lock(&s->mu);
+    int ex = s->draining && (s->paused || atomic_load(&s->delivered) >= s->drain_target);
+    pthread_mutex_unlock(&s->mu);
+    return ex;
+}
+
+/* ---- state, stats ---- */
+
+static void set_last_error(sink_t *s, const char *msg)
+{
+    size_t n = strlen(msg);
+    if (n >= sizeof s->last_error) n = sizeof s->last_error - 1;
+    memcpy(s->last_error, msg, n);
+    s->last_error[n] = '\0';
+}
+
+static void note_failure(sink_t *s, const sink_result_t *res)
+{
+    char status[16];
+    snprintf(status, sizeof status, "%d", res->http_status);
+    pthread_mutex_lock(&s->stats_mu);
+    s->retries++;
+    set_last_error(s, res->msg);
+    uint64_t t = now_ms();
+    if (s->state != SINK_DEGRADED) {
+        s->state = SINK_DEGRADED;
+        s->retries_at_degrade = s->retries - 1;
+        s->last_summary_ms = t;
+        pthread_mutex_unlock(&s->stats_mu);
+        log_warn("sink degraded, retrying", "sink", s->cfg->name, "#http_status", status,
+                 "kind", res->kind == SINK_RES_CONFIG ? "configuration" : "transient",
+                 "error", res->msg);
+        return;
+    }
+    if (t - s->last_summary_ms >= SINK_SUMMARY_EVERY_MS) {
+        char n[24];
+        snprintf(n, sizeof n, "%" PRIu64, s->retries - s->retries_at_degrade);
+        s->last_summary_ms = t;
+        pthread_mutex_unlock(&s->stats_mu);
+        log_warn("sink still degraded", "sink", s->cfg->name, "#retries", n, "error", res->msg);
+        return;
+    }
+    pthread_mutex_unlock(&s->stats_mu);
+}
+
+static void note_recovered(sink_t *s)
+{
+    pthread_mutex_lock(&s->stats_mu);
+    if (s->state == SINK_DEGRADED) {
+        char n[24];
+        snprintf(n, sizeof n, "%" PRIu64, s->retries - s->retries_at_degrade);
+        s->state = SINK_OK;
+        pthread_mutex_unlock(&s->stats_mu);
+        log_info("sink recovered", "sink", s->cfg->name, "#retries", n);
+        return;
+    }
+    pthread_mutex_unlock(&s->stats_mu);
+}
+
+/* Wait after a failed attempt: RUNNING labels 1-5 s, configuration errors the max backoff,
+ * everything else full-jitter exponential. -1 when aborted. */
+static int backoff(sink_t *s, const sink_result_t *res, uint32_t *attempt)
+{
+    uint32_t d;
+    if (res->min_delay_ms)
+        d = res->min_delay_ms + (uint32_t)(sink_rand(&s->rnd) % 4001);
+    else if (res->kind == SINK_RES_CONFIG)
+        d = s->cfg->retry_max_backoff_ms;
+    else
+        d = sink_backoff_ms(s->cfg->retry_initial_backoff_ms, s->cfg->retry_max_backoff_ms,
+                            *attempt, &s->rnd);
+    if (*attempt < 64) (*attempt)++;
+    return sleep_interruptible(s, d);
+}
+
+/* ---- one batch ---- */
+
+typedef struct {
+    wal_dlq_entry_t *e;
+    size_t n, cap;
+} dlq_vec_t;
+
+static void dlq_vec_free(dlq_vec_t *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free((char *)v->e[i].rows);
+        free((char *)v->e[i].error);
+    }
+    free(v->e);
+    memset(v, 0, sizeof *v);
+}
+
+typedef struct {
+    sink_t *s;
+    const sink_group_t *g;
+    const char *body;
+    size_t *off;      /* row i is body[off[i] .. off[i+1]) */
+    uint32_t n_rows;
+    char base_key[SINK_KEY_MAX + 1];
+    dlq_vec_t *dlq;
+    uint32_t attempt; /* consecutive failures, for the backoff */
+} group_ctx_t;
+
+static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
+{
+    dlq_vec_t *v = c->dlq;
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 8;
+        wal_dlq_entry_t *ne = realloc(v->e, nc * sizeof *ne);
+        if (!ne) return -ENOMEM;
+        v->e = ne;
+        v->cap = nc;
+    }
+    size_t len = c->off[hi] - c->off[lo];
+    char *rows = malloc(len + 1);
+    char *msg = strdup(err);
+    if (!rows || !msg) {
+        free(rows);
+        free(msg);
+        return -ENOMEM;
+    }
+    memcpy(rows, c->body + c->off[lo], len);
+    rows[len] = '\0';
+    const wal_record_t *r0 = c->g->recs[0];
+    wal_dlq_entry_t *e = &v->e[v->n++];
+    memset(e, 0, sizeof *e);
+    e->sink = c->s->cfg->name;
+    e->db = r0->db ? r0->db : "";   /* the original names: a replay goes through the same */
+    e->table = r0->table;           /* database override and rename again */
+    e->columns = r0->columns;
+    e->settings = r0->settings;
+    e->n_settings = r0->n_settings;
+    e->error = msg;
+    e->ts_ms = wall_ms();
+    e->rows = rows;
+    e->rows_len = len;
+    e->n_rows = hi - lo;
+    pthread_mutex_lock(&c->s->stats_mu);
+    c->s->dlq_rows += hi - lo;
+    pthread_mutex_unlock(&c->s->stats_mu);
+    char n[16];
+    snprintf(n, sizeof n, "%" PRIu32, hi - lo);
+    log_warn("rows dead-lettered", "sink", c->s->cfg->name, "table", r0->table, "#rows", n,
+             "error", err);
+    return 0;
+}
+
+/* Deliver rows [lo, hi) of the group: retry transient failures, bisect permanent ones.
+ * Returns 0 (delivered or dead-lettered) or -1 when aborted. */
+static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
+{
+    sink_t *s = c->s;
+    char key[SINK_KEY_MAX + 1];
+    if (lo == 0 && hi == c->n_rows)
+        memcpy(key, c->base_key, sizeof key);
+    else
+        sink_build_key(key, s->logid, s->cfg->name, c->g->table, c->g->first_seq,
+                       c->g->last_seq, lo, hi);
+    sink_batch_t b = {
+        .db = c->g->db, .table = c->g->table, .columns = c->g->recs[0]->columns,
+        .settings = c->g->recs[0]->settings, .n_settings = c->g->recs[0]->n_settings,
+        .body = c->body + c->off[lo], .body_len = c->off[hi] - c->off[lo],
+        .n_rows = hi - lo, .key = key,
+    };
+    for (;;) {
+        if (should_abort(s)) return -1;
+        sink_result_t res;
+        s->be->send(s->be_state, &b, &res);
+        if (res.kind == SINK_RES_OK) {
+            c->attempt = 0;
+            note_recovered(s);
+            pthread_mutex_lock(&s->stats_mu);
+            s->rows_sent += b.n_rows;
+            s->bytes_sent += b.body_len;
+            s->batches_sent++;
+            pthread_mutex_unlock(&s->stats_mu);
+            if (res.msg[0] && strncmp(res.msg, "Label Already Exists", 20) == 0)
+                log_info("batch already loaded under its label", "sink", s->cfg->name,
+                         "label", key);
+            return 0;
+        }
+        if (res.kind == SINK_RES_PERMANENT) {
+            c->attempt = 0;
+            note_recovered(s); /* the backend answers: not an outage */
+            if (res.whole || hi - lo == 1) {
+                if (dlq_add(c, lo, hi, res.msg) == 0) return 0;
+                /* out of memory: treat as transient */
+                res.kind = SINK_RES_RETRY;
+                snprintf(res.msg, sizeof res.msg, "out of memory building a DLQ entry");
+            } else {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (send_range(c, lo, mid) < 0) return -1;
+                return send_range(c, mid, hi);
+            }
+        }
+        note_failure(s, &res);
+        if (backoff(s, &res, &c->attempt) < 0) return -1;
+    }
+}
+
+/* Row offsets of a '\n'-terminated body; returns the row count. */
+static uint32_t row_offsets(const char *body, size_t len, size_t *off)
+{
+    uint32_t n = 0;
+    off[0] = 0;
+    for (size_t i = 0; i < len; i++)
+        if (body[i] == '\n') off[++n] = i + 1;
+    if (off[n] != len) off[++n] = len; /* tolerate a missing final newline */
+    return n;
+}
+
+static int deliver_group(sink_t *s, const sink_group_t *g, dlq_vec_t *dlq)
+{
+    char *concat = NULL;
+    const char *body;
+    if (g->n == 1) {
+        body = g->recs[0]->rows;
+    } else {
+        concat = malloc(g->rows_len ? g->rows_len : 1);
+        if (!concat) return -ENOMEM;
+        size_t p = 0;
+        for (size_t i = 0; i < g->n; i++) {
+            memcpy(concat + p, g->recs[i]->rows, g->recs[i]->rows_len);
+            p += g->recs[i]->rows_len;
+        }
+        body = concat;
+    }
+    group_ctx_t c = {.s = s, .g = g, .body = body, .dlq = dlq};
+    int rc = 0;
+    c.off = malloc(((size_t)g->n_rows + g->n + 2) * sizeof *c.off);
+    if (!c.off) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    c.n_rows = row_offsets(body, g->rows_len, c.off);
+    if (c.n_rows == 0) goto out; /* never send an empty batch */
+    sink_build_key(c.base_key, s->logid, s->cfg->name, g->table, g->first_seq, g->last_seq, 0, 0);
+    rc = send_range(&c, 0, c.n_rows);
+out:
+    free(c.off);
+    free(concat);
+    return rc;
+}
+
+/* Commit the cursor (and DLQ entries) durably, retrying wal errors. -1 when aborted. */
+static int commit_cursor(sink_t *s, const wal_cursor_t *cur, const wal_dlq_entry_t *dlq,
+                         size_t n_dlq)
+{
+    uint32_t attempt = 0;
+    for (;;) {
+        int rc = wal_cursor_commit(s->w, s->cfg->name, cur, dlq, n_dlq);
+        if (rc == 0) return 0;
+        sink_result_t res = {.kind = SINK_RES_RETRY};
+        snprintf(res.msg, sizeof res.msg, "wal cursor commit: %s", wal_strerror(rc));
+        if (rc == WAL_ECLOSED) {
+            log_error("wal closed under a running sink", "sink", s->cfg->name);
+            atomic_store(&s->abort_flag, 1);
+            return -1;
+        }
+        note_failure(s, &res);
+        if (backoff(s, &res, &attempt) < 0) return -1;
+    }
+}
+
+/* Deliver records recs[0..n) (seq order), then advance the cursor to the last one. resend:
+ * the in-flight range is already persisted (restart). Returns 0 or -1 when aborted. */
+static int process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, int resend)
+{
+    sink_group_t *g = NULL;
+    size_t ng = 0;
+    dlq_vec_t dlq = {0};
+    int rc = -1;
+    uint64_t first = recs[0]->seq, last = recs[n - 1]->seq;
+    while (sink_group_records(s->cfg, recs, n, &g, &ng) < 0) {
+        if (sleep_interruptible(s, 100) < 0) return -1;
+    }
+    if (ng > 0 && !resend) {
+        /* Durability: the range is on disk before the first byte is sent, so after a crash
+         * the resend covers exactly these records, grouped the same way, under the same
+         * keys: the backend deduplicates instead of doubling. */
+        wal_cursor_t inflight = {.acked = first - 1, .inflight_first = first,
+                                 .inflight_last = last};
+        if (commit_cursor(s, &inflight, NULL, 0) < 0) goto out;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        int r;
+        while ((r = deliver_group(s, &g[i], &dlq)) == -ENOMEM)
+            if (sleep_interruptible(s, 100) < 0) goto out;
+        if (r < 0) goto out; /* aborted: the persisted in-flight range is resent on restart */
+    }
+    /* Ordering: the cursor passes these records only in the same transaction that puts
+     * their refused rows into the DLQ, so no row is ever neither delivered nor queued. */
+    wal_cursor_t done = {.acked = last};
+    if (commit_cursor(s, &done, dlq.e, dlq.n) < 0) goto out;
+    atomic_store(&s->delivered, last);
+    rc = 0;
+out:
+    dlq_vec_free(&dlq);
+    sink_groups_free(g, ng);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+    wal_batch_t *chunks;
+    size_t n_chunks, cap_chunks;
+    const wal_record_t **recs;
+    size_t n, cap;
+} batch_t;
+
+static void batch_clear(batch_t *b)
+{
+    for (size_t i = 0; i < b->n_chunks; i++) wal_batch_free(&b->chunks[i]);
+    b->n_chunks = 0;
+    b->n = 0;
+}
+
+static void batch_free(batch_t *b)
+{
+    batch_clear(b);
+    free(b->chunks);
+    free(b->recs);
+    memset(b, 0, sizeof *b);
+}
+
+/* Append the records of one wal_read (taking ownership), those <= upto only. */
+static int batch_add(batch_t *b, wal_batch_t *wb, uint64_t upto, uint32_t *rows, size_t *bytes)
+{
+    if (b->n_chunks == b->cap_chunks) {
+        size_t nc = b->cap_chunks ? b->cap_chunks * 2 : 8;
+        wal_batch_t *c = realloc(b->chunks, nc * sizeof *c);
+        if (!c) return -ENOMEM;
+        b->chunks = c;
+        b->cap_chunks = nc;
+    }
+    if (b->n + wb->n > b->cap) {
+        size_t nc = (b->n + wb->n) * 2;
+        const wal_record_t **r = realloc(b->recs, nc * sizeof *r);
+        if (!r) return -ENOMEM;
+        b->recs = r;
+        b->cap = nc;
+    }
+    b->chunks[b->n_chunks++] = *wb;
+    for (size_t i = 0; i < wb->n && wb->recs[i].seq <= upto; i++) {
+        b->recs[b->n++] = &wb->recs[i];
+        *rows += wb->recs[i].n_rows;
+        *bytes += wb->recs[i].raw_bytes;
+    }
+    memset(wb, 0, sizeof *wb);
+    return 0;
+}
+
+/* Read the next batch after `after`: up to batch_max_rows / batch_max_bytes, waiting up to
+ * batch_max_wait_ms for more when short (not while draining). Empty when nothing came in
+ * one idle slice. */
+static int read_batch(sink_t *s, uint64_t after, batch_t *b)
+{
+    const cfg_sink_t *c = s->cfg;
+    int rc = wal_wait(s->w, after, SINK_IDLE_SLICE_MS);
+    if (rc == WAL_ETIMEDOUT) return 0;
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&s->mu);
+    int draining = s->draining;
+    uint64_t upto = draining ? s->drain_target : UINT64_MAX;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t deadline = now_ms() + (draining ? 0 : c->batch_max_wait_ms);
+    uint32_t max_rows = c->batch_max_rows ? c->batch_max_rows : 10000;
+    size_t max_bytes = c->batch_max_bytes ? (size_t)c->batch_max_bytes : (8u << 20);
+    uint32_t rows = 0;
+    size_t bytes = 0;
+    uint64_t last = after;
+    for (;;) {
+        wal_batch_t wb = {0};
+        rc = wal_read(s->w, last, max_rows - rows, max_bytes - bytes, &wb);
+        if (rc < 0) return rc;
+        if (wb.n > 0) {
+            size_t before = b->n;
+            if ((rc = batch_add(b, &wb, upto, &rows, &bytes)) < 0) {
+                wal_batch_free(&wb);
+                return rc;
+            }
+            if (b->n == before) break; /* everything past the drain target */
+            last = b->recs[b->n - 1]->seq;
+        } else {
+            wal_batch_free(&wb);
+        }
+        uint64_t t = now_ms();
+        if (rows >= max_rows || bytes >= max_bytes || t >= deadline || last >= upto ||
+            should_abort(s))
+            break;
+        uint64_t left = deadline - t;
+        rc = wal_wait(s->w, last, (uint32_t)(left < SINK_IDLE_SLICE_MS ? left : SINK_IDLE_SLICE_MS));
+        if (rc < 0 && rc != WAL_ETIMEDOUT) return rc;
+    }
+    return 0;
+}
+
+/* Read exactly the persisted in-flight range (first..last) again. */
+static int read_range(sink_t *s, uint64_t after, uint64_t last, batch_t *b)
+{
+    wal_batch_t wb = {0};
+    uint32_t rows = 0;
+    size_t bytes = 0;
+    int rc = wal_read(s->w, after, (size_t)(last - after), SIZE_MAX, &wb);
+    if (rc < 0) return rc;
+    if ((rc = batch_add(b, &wb, last, &rows, &bytes)) < 0) wal_batch_free(&wb);
+    return rc;
+}
+
+/* ---- the thread ---- */
+
+static void wait_while_paused(sink_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->paused && !s->draining && !should_abort(s)) pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *sink_thread(void *arg)
+{
+    sink_t *s = arg;
+    batch_t b = {0};
+    wal_cursor_t cur = {0};
+    uint32_t attempt = 0;
+    int prepared = 0;
+    sink_result_t res;
+
+    for (;;) { /* the cursor: wal_set_consumers made it */
+        int rc = wal_cursor_get(s->w, s->cfg->name, &cur);
+        if (rc == 0) break;
+        if (rc == WAL_ENOENT) {
+            memset(&cur, 0, sizeof cur);
+            break;
+        }
+        memset(&res, 0, sizeof res);
+        res.kind = SINK_RES_RETRY;
+        snprintf(res.msg, sizeof res.msg, "wal cursor read: %s", wal_strerror(rc));
+        note_failure(s, &res);
+        if (backoff(s, &res, &attempt) < 0) goto done;
+    }
+    atomic_store(&s->delivered, cur.acked);
+    uint64_t acked = cur.acked;
+    int resend = cur.inflight_first && cur.inflight_last > cur.acked;
+    if (resend) {
+        char a[24], z[24];
+        snprintf(a, sizeof a, "%" PRIu64, cur.inflight_first);
+        snprintf(z, sizeof z, "%" PRIu64, cur.inflight_last);
+        log_info("resending the in-flight range under its keys", "sink", s->cfg->name,
+                 "#first", a, "#last", z);
+    }
+    attempt = 0;
+
+    while (!should_exit(s)) {
+        wait_while_paused(s);
+        if (should_exit(s)) break;
+        if (!prepared) {
+            memset(&res, 0, sizeof res);
+            if (s->be->prepare(s->be_state, &res) == 0) {
+                prepared = 1;
+                attempt = 0;
+                note_recovered(s);
+            } else {
+                note_failure(s, &res);
+                if (backoff(s, &res, &attempt) < 0) break;
+                continue;
+            }
+        }
+        int rc;
+        if (resend) {
+            uint64_t from = cur.inflight_first - 1 > acked ? cur.inflight_first - 1 : acked;
+            rc = read_range(s, from, cur.inflight_last, &b);
+        } else {
+            rc = read_batch(s, acked, &b);
+        }
+        if (rc < 0) {
+            batch_clear(&b);
+            if (rc == WAL_ECLOSED) break;
+            memset(&res, 0, sizeof res);
+            res.kind = SINK_RES_RETRY;
+            snprintf(res.msg, sizeof res.msg, "wal read: %s", wal_strerror(rc));
+            note_failure(s, &res);
+            if (backoff(s, &res, &attempt) < 0) break;
+            continue;
+        }
+        if (b.n == 0) {
+            resend = 0; /* the range is gone (dropped as a gap): nothing to resend */
+            batch_clear(&b);
+            continue;
+        }
+        rc = process_batch(s, b.recs, b.n, resend);
+        if (rc == 0) {
+            acked = b.recs[b.n - 1]->seq;
+            resend = 0;
+        }
+        batch_clear(&b);
+        if (rc < 0) break;
+    }
+done:
+    batch_free(&b);
+    pthread_mutex_lock(&s->mu);
+    s->finished = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void sink_free(sink_t *s)
+{
+    if (!s) return;
+    if (s->be_state) s->be->close(s->be_state);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->stats_mu);
+    free(s);
+}
+
+static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be)
+{
+    sink_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->cfg = cfg;
+    s->w = w;
+    s->be = be;
+    s->lock_fd = -1;
+    s->logid = wal_log_id(w);
+    s->rnd = (uint64_t)wall_ms() ^ ((uint64_t)sink_fnv1a(cfg->name) << 32) ^ (uintptr_t)s;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->stats_mu, NULL);
+    atomic_init(&s->abort_flag, 0);
+    atomic_init(&s->delivered, 0);
+    s->state = SINK_OK;
+    return s;
+}
+
+int sink_start_with_backend(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be,
+                            sink_t **out, char *err, size_t errlen)
+{
+    sink_t *s = sink_new(cfg, w, be);
+    if (!s) {
+        snprintf(err, errlen, "sink %s: out of memory", cfg->name);
+        return -ENOMEM;
+    }
+    int rc = be->open(cfg, &s->abort_flag, &s->be_state, err, errlen);
+    if (rc < 0) goto fail;
+    wal_cursor_t cur;
+    if (wal_cursor_get(w, cfg->name, &cur) == 0) atomic_store(&s->delivered, cur.acked);
+    rc = pthread_create(&s->thread, NULL, sink_thread, s);
+    if (rc != 0) {
+        snprintf(err, errlen, "sink %s: pthread_create: %s", cfg->name, strerror(rc));
+        rc = -rc;
+        goto fail;
+    }
+    s->thread_started = 1;
+    *out = s;
+    return 0;
+fail:
+    sink_free(s);
+    return rc;
+}
+
+/* The lock that tells `sluice dlq` a running instance owns this wal dir. */
+static int take_dir_lock(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sinks.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: wal directory in use by another sluice process (%s)", path,
+                 strerror(e));
+        close(fd);
+        return -e;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && write(fd, pid, (size_t)n) < 0) { /* informative only */
+    }
+    return fd;
+}
+
+int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out, char *err,
+                size_t errlen)
+{
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < cfg->n_sinks; i++) n += cfg->sinks[i].enabled ? 1 : 0;
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0) return 0;
+    wal_consumer_t *cons = calloc(n, sizeof *cons);
+    sink_t **arr = calloc(n, sizeof *arr);
+    int rc = -ENOMEM, lock_fd = -1;
+    if (!cons || !arr) {
+        snprintf(err, errlen, "sinks: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        const cfg_sink_t *c = &cfg->sinks[i];
+        if (!c->enabled) continue;
+        cons[k].name = c->name;
+        cons[k].start_latest = c->start_from == CFG_START_LATEST;
+        cons[k].drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST;
+        k++;
+    }
+    if ((rc = wal_set_consumers(w, cons, n)) < 0) {
+        snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
+        goto fail;
+    }
+    if ((lock_fd = take_dir_lock(cfg->wal.dir, err, errlen)) < 0) {
+        rc = lock_fd;
+        goto fail;
+    }
+    k = 0;
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        const cfg_sink_t *c = &cfg->sinks[i];
+        if (!c->enabled) continue;
+        const sink_backend_t *be =
+            c->type == CFG_SINK_STARROCKS ? &sink_starrocks_backend : &sink_clickhouse_backend;
+        if ((rc = sink_start_with_backend(c, w, be, &arr[k], err, errlen)) < 0) goto fail;
+        if (k == 0) {
+            arr[0]->lock_fd = lock_fd; /* released when the first sink is freed */
+            lock_fd = -1;
+        }
+        k++;
+        log_info("sink started", "sink", c->name, "type", be->type, "url", c->url);
+    }
+    free(cons);
+    *out = arr;
+    *n_out = n;
+    return 0;
+fail:
+    if (arr) sinks_stop(arr, k, 0);
+    else free(arr);
+    if (lock_fd >= 0) close(lock_fd);
+    free(cons);
+    return rc < 0 ? rc : -EINVAL;
+}
+
+void sinks_stop(sink_t **s, size_t n, uint32_t drain_ms)
+{
+    if (!s) return;
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i]) continue;
+        pthread_mutex_lock(&s[i]->mu);
+        s[i]->draining = 1;
+        s[i]->drain_target = wal_last_seq(s[i]->w);
+        if (drain_ms == 0) atomic_store(&s[i]->abort_flag, 1);
+        pthread_cond_broadcast(&s[i]->cv);
+        pthread_mutex_unlock(&s[i]->mu);
+    }
+    struct timespec deadline;
+    abs_deadline(&deadline, drain_ms);
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i]) continue;
+        pthread_mutex_lock(&s[i]->mu);
+        while (s[i]->thread_started && !s[i]->finished)
+            if (pthread_cond_timedwait(&s[i]->cv, &s[i]->mu, &deadline) == ETIMEDOUT) break;
+        pthread_mutex_unlock(&s[i]->mu);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i]) continue;
+        pthread_mutex_lock(&s[i]->mu);
+        atomic_store(&s[i]->abort_flag, 1);
+        pthread_cond_broadcast(&s[i]->cv);
+        pthread_mutex_unlock(&s[i]->mu);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i]) continue;
+        if (s[i]->thread_started) pthread_join(s[i]->thread, NULL);
+        if (atomic_load(&s[i]->delivered) < s[i]->drain_target) {
+            char a[24], t[24];
+            snprintf(a, sizeof a, "%" PRIu64, (uint64_t)atomic_load(&s[i]->delivered));
+            snprintf(t, sizeof t, "%" PRIu64, s[i]->drain_target);
+            log_warn("sink stopped before draining; the rest is delivered after restart",
+                     "sink", s[i]->cfg->name, "#delivered", a, "#last_seq", t);
+        }
+        sink_free(s[i]);
+    }
+    free(s);
+}
+
+const char *sink_name(const sink_t *s)
+{
+    return s->cfg->name;
+}
+
+void sink_get_stats(sink_t *s, sink_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->stats_mu);
+    out->state = s->state;
+    out->rows_sent = s->rows_sent;
+    out->bytes_sent = s->bytes_sent;
+    out->batches_sent = s->batches_sent;
+    out->retries = s->retries;
+    out->dlq_rows = s->dlq_rows;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    pthread_mutex_unlock(&s->stats_mu);
+    pthread_mutex_lock(&s->mu);
+    if (s->finished) out->state = SINK_STOPPED;
+    else if (s->paused) out->state = SINK_PAUSED;
+    pthread_mutex_unlock(&s->mu);
+    out->cursor = atomic_load(&s->delivered);
+    uint64_t last = wal_last_seq(s->w);
+    out->lag_records = last > out->cursor ? last - out->cursor : 0;
+    if (out->lag_records) {
+        wal_batch_t b = {0};
+        if (wal_read(s->w, out->cursor, 1, 1, &b) == 0 && b.n > 0) {
+            uint64_t t = wall_ms();
+            out->lag_seconds = t > b.recs[0].ts_ms ? (double)(t - b.recs[0].ts_ms) / 1000.0 : 0;
+        }
+        wal_batch_free(&b);
+    }
+}
+
+void sink_pause(sink_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->paused = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sink_resume(sink_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->paused = 0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t sink_delivered_seq(sink_t *s)
+{
+    return atomic_load(&s->delivered);
+}

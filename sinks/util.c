@@ -1,0 +1,557 @@
+/* util.c — the pure pieces of the sinks: idempotency keys, backoff, a tolerant JSON member
+ * reader for Stream Load replies, ClickHouse / StarRocks reply classification and the
+ * grouping of log records per table. No I/O here, so the unit tests call all of it. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sinks/sink_internal.h"
+
+/* ---- keys ---- */
+
+uint32_t sink_fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* A name goes into a key as is when it is short and [A-Za-z0-9_] only, else as its hash. */
+static void key_part(char *out, size_t cap, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    int ok = n > 0 && n <= 32;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)name[i]) || name[i] == '_';
+    if (ok)
+        snprintf(out, cap, "%s", name);
+    else
+        snprintf(out, cap, "h%08x", sink_fnv1a(name ? name : ""));
+}
+
+void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table,
+                    uint64_t first, uint64_t last, uint32_t lo, uint32_t hi)
+{
+    char s[40], t[40], tmp[256];
+    key_part(s, sizeof s, sink);
+    key_part(t, sizeof t, table);
+    int n;
+    if (lo == 0 && hi == 0)
+        n = snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64, logid,
+                     s, t, first, last);
+    else
+        n = snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64
+                     "_r%" PRIu32 "_%" PRIu32, logid, s, t, first, last, lo, hi);
+    if (n > 0 && n <= SINK_KEY_MAX) {
+        memcpy(out, tmp, (size_t)n + 1);
+        return;
+    }
+    /* Only reachable with huge seqs: keep it deterministic and unique enough by hashing the
+     * tail (everything after the log id) with two different seeds. */
+    const char *tail = tmp + 24;
+    uint32_t h1 = sink_fnv1a(tail), h2 = 0x9e3779b9u;
+    for (const char *p = tail; *p; p++) h2 = (h2 ^ (unsigned char)*p) * 0x01000193u + 7u;
+    snprintf(out, SINK_KEY_MAX + 1, "sluice_%016" PRIx64 "_%s_%s_h%08x%08x", logid, s, t, h1,
+             h2);
+}
+
+/* ---- backoff ---- */
+
+uint64_t sink_rand(uint64_t *state)
+{
+    uint64_t x = *state ? *state : 0x2545F4914F6CDD1Dull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+uint32_t sink_backoff_ms(uint32_t initial_ms, uint32_t max_ms, uint32_t attempt, uint64_t *rnd)
+{
+    uint64_t cap = initial_ms ? initial_ms : 1;
+    for (uint32_t i = 0; i < attempt && cap < max_ms; i++) cap *= 2;
+    if (cap > max_ms) cap = max_ms;
+    if (cap < 1) cap = 1;
+    return (uint32_t)(1 + sink_rand(rnd) % cap);
+}
+
+/* ---- JSON ---- */
+
+static const char *ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    return p;
+}
+
+/* Skip a JSON string starting at the opening quote; returns past the closing quote or NULL. */
+static const char *skip_string(const char *p, const char *e)
+{
+    for (p++; p < e; p++) {
+        if (*p == '\\') p++;
+        else if (*p == '"') return p + 1;
+    }
+    return NULL;
+}
+
+/* Skip any JSON value (nested objects and arrays by depth counting). */
+static const char *skip_value(const char *p, const char *e)
+{
+    if (p >= e) return NULL;
+    if (*p == '"') return skip_string(p, e);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < e) {
+            if (*p == '"') {
+                p = skip_string(p, e);
+                if (!p) return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[') depth++;
+            else if (*p == '}' || *p == ']') {
+                if (--depth == 0) return p + 1;
+            }
+            p++;
+        }
+        return NULL;
+    }
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p)) p++;
+    return p;
+}
+
+/* Copy a JSON string (p at the opening quote) unescaped into out; \uXXXX becomes '?' unless
+ * ASCII. */
+static void copy_string(const char *p, const char *e, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (p++; p < e && *p != '"'; p++) {
+        char c = *p;
+        if (c == '\\' && p + 1 < e) {
+            p++;
+            switch (*p) {
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'u': {
+                unsigned v = 0;
+                int ok = p + 4 < e;
+                for (int i = 1; ok && i <= 4; i++) {
+                    int d = p[i];
+                    v <<= 4;
+                    if (d >= '0' && d <= '9') v |= (unsigned)(d - '0');
+                    else if (d >= 'a' && d <= 'f') v |= (unsigned)(d - 'a' + 10);
+                    else if (d >= 'A' && d <= 'F') v |= (unsigned)(d - 'A' + 10);
+                    else ok = 0;
+                }
+                if (ok) p += 4;
+                c = (ok && v >= 0x20 && v < 0x7f) ? (char)v : '?';
+                break;
+            }
+            default: c = *p; break;
+            }
+        }
+        if (n + 1 < outlen) out[n++] = c;
+    }
+    if (outlen) out[n] = '\0';
+}
+
+int sink_json_get(const char *json, size_t len, const char *key, char *out, size_t outlen)
+{
+    const char *p = json, *e = json + len;
+    size_t klen = strlen(key);
+    if (outlen) out[0] = '\0';
+    p = ws(p, e);
+    if (p >= e || *p != '{') return -1;
+    p = ws(p + 1, e);
+    while (p < e && *p != '}') {
+        if (*p != '"') return -1;
+        const char *ks = p + 1;
+        const char *ke = skip_string(p, e);
+        if (!ke) return -1;
+        int match = (size_t)(ke - 1 - ks) == klen && memcmp(ks, key, klen) == 0;
+        p = ws(ke, e);
+        if (p >= e || *p != ':') return -1;
+        p = ws(p + 1, e);
+        const char *vs = p;
+        const char *ve = skip_value(p, e);
+        if (!ve) return -1;
+        if (match) {
+            if (*vs == '"') {
+                copy_string(vs, ve, out, outlen);
+            } else if (outlen) {
+                size_t n = (size_t)(ve - vs) < outlen - 1 ? (size_t)(ve - vs) : outlen - 1;
+                memcpy(out, vs, n);
+                out[n] = '\0';
+            }
+            return 1;
+        }
+        p = ws(ve, e);
+        if (p < e && *p == ',') p = ws(p + 1, e);
+    }
+    return 0;
+}
+
+/* ---- ClickHouse ---- */
+
+int sink_ch_error_code(const char *header, const char *body, size_t body_len)
+{
+    if (header && *header) {
+        int c = atoi(header);
+        if (c > 0) return c;
+    }
+    /* "Code: 27, e.displayText() = ..." (18.16) or "Code: 27. DB::Exception: ..." */
+    static const char pat[] = "Code: ";
+    for (size_t i = 0; body && i + sizeof pat - 1 < body_len; i++) {
+        if (memcmp(body + i, pat, sizeof pat - 1) != 0) continue;
+        size_t j = i + sizeof pat - 1;
+        int c = 0, digits = 0;
+        while (j < body_len && isdigit((unsigned char)body[j]) && digits < 6) {
+            c = c * 10 + (body[j] - '0');
+            j++;
+            digits++;
+        }
+        if (digits && j < body_len && (body[j] == ',' || body[j] == '.')) return c;
+    }
+    return 0;
+}
+
+static int in_list(int code, const int *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == code) return 1;
+    return 0;
+}
+
+/* Codes the rows themselves cause: bisect to find them. */
+static const int ch_row_codes[] = {
+    6,   /* CANNOT_PARSE_TEXT */
+    16,  /* NO_SUCH_COLUMN_IN_TABLE */
+    25,  /* CANNOT_PARSE_ESCAPE_SEQUENCE */
+    26,  /* CANNOT_PARSE_QUOTED_STRING */
+    27,  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    32,  /* ATTEMPT_TO_READ_AFTER_EOF */
+    33,  /* CANNOT_READ_ALL_DATA */
+    38,  /* CANNOT_PARSE_DATE */
+    41,  /* CANNOT_PARSE_DATETIME */
+    53,  /* TYPE_MISMATCH */
+    69,  /* ARGUMENT_OUT_OF_BOUND */
+    70,  /* CANNOT_CONVERT_TYPE */
+    72,  /* CANNOT_PARSE_NUMBER */
+    117, /* INCORRECT_DATA (unknown field with skip_unknown_fields=0, bad JSON) */
+    131, /* TOO_LARGE_STRING_SIZE */
+    349, /* CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN */
+    376, /* CANNOT_PARSE_UUID */
+    407, /* DECIMAL_OVERFLOW */
+    691, /* UNKNOWN_ELEMENT_OF_ENUM */
+};
+/* Codes that refuse the statement whatever the rows: DLQ the whole batch. */
+static const int ch_whole_codes[] = {
+    50,  /* UNKNOWN_TYPE */
+    60,  /* UNKNOWN_TABLE */
+    62,  /* SYNTAX_ERROR */
+    73,  /* UNKNOWN_FORMAT */
+    81,  /* UNKNOWN_DATABASE */
+    115, /* UNKNOWN_SETTING */
+};
+/* Credentials / rights: a configuration error, never the rows' fault. */
+static const int ch_auth_codes[] = {
+    164, /* READONLY */
+    192, /* UNKNOWN_USER */
+    193, /* WRONG_PASSWORD */
+    194, /* REQUIRED_PASSWORD */
+    291, /* DATABASE_ACCESS_DENIED */
+    497, /* ACCESS_DENIED */
+    516, /* AUTHENTICATION_FAILED */
+};
+
+static void set_msg(sink_result_t *res, const char *s, size_t n)
+{
+    if (n >= sizeof res->msg) n = sizeof res->msg - 1;
+    memcpy(res->msg, s, n);
+    res->msg[n] = '\0';
+    /* trim trailing whitespace */
+    while (n && isspace((unsigned char)res->msg[n - 1])) res->msg[--n] = '\0';
+}
+
+void sink_ch_classify(int http_status, int code, const char *body, size_t body_len,
+                      int curl_failed, const char *curl_err, sink_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    res->http_status = http_status;
+    res->code = code;
+    if (curl_failed) {
+        res->kind = SINK_RES_RETRY;
+        snprintf(res->msg, sizeof res->msg, "clickhouse: %s", curl_err ? curl_err : "transfer failed");
+        return;
+    }
+    if (http_status == 200) {
+        res->kind = SINK_RES_OK;
+        return;
+    }
+    if (body && body_len)
+        set_msg(res, body, body_len);
+    else
+        snprintf(res->msg, sizeof res->msg, "clickhouse: HTTP %d", http_status);
+    if (in_list(code, ch_auth_codes, sizeof ch_auth_codes / sizeof *ch_auth_codes) ||
+        http_status == 401 || http_status == 403) {
+        res->kind = SINK_RES_CONFIG;
+    } else if (in_list(code, ch_whole_codes, sizeof ch_whole_codes / sizeof *ch_whole_codes)) {
+        res->kind = SINK_RES_PERMANENT;
+        res->whole = 1;
+    } else if (in_list(code, ch_row_codes, sizeof ch_row_codes / sizeof *ch_row_codes)) {
+        res->kind = SINK_RES_PERMANENT;
+    } else if (code == 0 && (http_status == 400 || http_status == 422)) {
+        res->kind = SINK_RES_PERMANENT; /* a plain client error without a code: the rows */
+    } else {
+        /* 5xx, 429, 408, TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, timeouts, unknown codes */
+        res->kind = SINK_RES_RETRY;
+    }
+}
+
+int sink_ch_parse_version(const char *s)
+{
+    if (!s) return -1;
+    while (*s && isspace((unsigned char)*s)) s++;
+    char *end;
+    long maj = strtol(s, &end, 10);
+    if (end == s || *end != '.') return -1;
+    const char *m = end + 1;
+    long min = strtol(m, &end, 10);
+    if (end == m || maj < 0 || min < 0 || min > 999 || maj > 100000) return -1;
+    return (int)(maj * 1000 + min);
+}
+
+int sink_ch_dedup_enabled(cfg_dedup_t mode, int version)
+{
+    if (mode == CFG_DEDUP_ON) return 1;
+    if (mode == CFG_DEDUP_OFF) return 0;
+    return version >= 22002; /* insert_deduplication_token appeared in 22.2 */
+}
+
+int sink_ch_setting_forwarded(const cfg_sink_t *cfg, const char *key)
+{
+    /* URL params that are not settings, in case the proxy kept them, and the two the sink
+     * must not forward (sluice is the batching layer). */
+    static const char *never[] = {"async_insert", "wait_for_async_insert", "query", "database",
+                                  "user", "password", "query_id", "session_id",
+                                  "session_timeout", "session_check", "default_format",
+                                  "compress", "decompress", "insert_deduplication_token",
+                                  "wait_end_of_query", "buffer_size", NULL};
+    for (int i = 0; never[i]; i++)
+        if (strcasecmp(key, never[i]) == 0) return 0;
+    for (size_t i = 0; i < cfg->n_drop_settings; i++)
+        if (strcmp(key, cfg->drop_settings[i]) == 0) return 0;
+    /* the sink's own settings win over the request's */
+    for (size_t i = 0; i < cfg->n_settings; i++)
+        if (strcmp(key, cfg->settings[i].key) == 0) return 0;
+    return 1;
+}
+
+/* ---- StarRocks ---- */
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0) return 1;
+    return 0;
+}
+
+void sink_sr_classify(int http_status, const char *body, size_t body_len, int curl_failed,
+                      const char *curl_err, sink_result_t *res)
+{
+    char status[64], message[448], existing[32], lstatus[32], lmsg[448];
+    memset(res, 0, sizeof *res);
+    res->http_status = http_status;
+    if (curl_failed) {
+        res->kind = SINK_RES_RETRY;
+        snprintf(res->msg, sizeof res->msg, "starrocks: %s", curl_err ? curl_err : "transfer failed");
+        return;
+    }
+    int has_status = body && sink_json_get(body, body_len, "Status", status, sizeof status) == 1;
+    if (body) sink_json_get(body, body_len, "Message", message, sizeof message);
+    else message[0] = '\0';
+    int has_lower = body && sink_json_get(body, body_len, "status", lstatus, sizeof lstatus) == 1;
+    if (has_lower) {
+        if (sink_json_get(body, body_len, "msg", lmsg, sizeof lmsg) != 1) lmsg[0] = '\0';
+    }
+
+    if (http_status == 401 || http_status == 403 || has_lower ||
+        (has_status && strcmp(status, "FAILED") == 0)) {
+        /* FE refusal: no Expect header, no database/table, no backend alive, auth. */
+        res->kind = SINK_RES_CONFIG;
+        snprintf(res->msg, sizeof res->msg, "starrocks FE refused (HTTP %d): %.440s", http_status,
+                 has_lower ? lmsg : has_status ? message : "unauthorized");
+        return;
+    }
+    if (http_status != 200 || !has_status) {
+        res->kind = SINK_RES_RETRY;
+        if (http_status == 200)
+            snprintf(res->msg, sizeof res->msg, "starrocks: reply without a Status: %.*s",
+                     (int)(body_len > 300 ? 300 : body_len), body ? body : "");
+        else
+            snprintf(res->msg, sizeof res->msg, "starrocks: HTTP %d %.*s", http_status,
+                     (int)(body_len > 300 ? 300 : body_len), body ? body : "");
+        return;
+    }
+    if (strcmp(status, "Success") == 0 || strcmp(status, "Publish Timeout") == 0) {
+        res->kind = SINK_RES_OK;
+        snprintf(res->msg, sizeof res->msg, "%s", status);
+        return;
+    }
+    if (strcmp(status, "Label Already Exists") == 0) {
+        if (sink_json_get(body, body_len, "ExistingJobStatus", existing, sizeof existing) != 1)
+            existing[0] = '\0';
+        if (strcmp(existing, "FINISHED") == 0) {
+            res->kind = SINK_RES_OK;
+            snprintf(res->msg, sizeof res->msg, "Label Already Exists (FINISHED)");
+        } else {
+            /* RUNNING (or unknown / CANCELLED not expected for a fixed label): an earlier
+             * attempt may still commit, so resend only with the same label, later. */
+            res->kind = SINK_RES_RETRY;
+            res->min_delay_ms = 1000;
+            snprintf(res->msg, sizeof res->msg, "Label Already Exists (%s)",
+                     existing[0] ? existing : "?");
+        }
+        return;
+    }
+    if (strcmp(status, "Fail") == 0) {
+        snprintf(res->msg, sizeof res->msg, "%s", message[0] ? message : "Fail");
+        if (contains_ci(message, "Access denied") || contains_ci(message, "privilege")) {
+            res->kind = SINK_RES_CONFIG;
+        } else if (contains_ci(message, "unknown database") ||
+                   contains_ci(message, "unknown table")) {
+            res->kind = SINK_RES_PERMANENT;
+            res->whole = 1;
+        } else if (contains_ci(message, "too many filtered rows") ||
+                   contains_ci(message, "Failed to parse json") ||
+                   contains_ci(message, "should be object type") ||
+                   contains_ci(message, "parse json")) {
+            res->kind = SINK_RES_PERMANENT;
+        } else {
+            res->kind = SINK_RES_RETRY;
+        }
+        return;
+    }
+    res->kind = SINK_RES_RETRY;
+    snprintf(res->msg, sizeof res->msg, "starrocks: unknown Status \"%.40s\": %.400s", status, message);
+}
+
+/* ---- grouping ---- */
+
+static int name_matches(const char *pat, const wal_record_t *r)
+{
+    if (strcmp(pat, r->table) == 0) return 1;
+    size_t dl = strlen(r->db ? r->db : "");
+    return dl && strncmp(pat, r->db, dl) == 0 && pat[dl] == '.' && strcmp(pat + dl + 1, r->table) == 0;
+}
+
+int sink_record_wanted(const cfg_sink_t *cfg, const wal_record_t *r)
+{
+    if (r->target && strcmp(r->target, cfg->name) != 0) return 0;
+    if (r->n_rows == 0 || r->rows_len == 0) return 0;
+    if (cfg->n_include) {
+        int hit = 0;
+        for (size_t i = 0; i < cfg->n_include && !hit; i++) hit = name_matches(cfg->include[i], r);
+        if (!hit) return 0;
+    }
+    for (size_t i = 0; i < cfg->n_exclude; i++)
+        if (name_matches(cfg->exclude[i], r)) return 0;
+    return 1;
+}
+
+static const char *eff_db(const cfg_sink_t *cfg, const wal_record_t *r)
+{
+    if (cfg->database && *cfg->database) return cfg->database;
+    if (r->db && *r->db) return r->db;
+    return "default";
+}
+
+static const char *eff_table(const cfg_sink_t *cfg, const wal_record_t *r)
+{
+    for (size_t i = 0; i < cfg->n_rename; i++)
+        if (name_matches(cfg->rename[i].key, r)) return cfg->rename[i].value;
+    return r->table;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    if (!a || !b) return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static int same_settings(const wal_record_t *a, const wal_record_t *b)
+{
+    if (a->n_settings != b->n_settings) return 0;
+    for (size_t i = 0; i < a->n_settings; i++)
+        if (!same_str(a->settings[i].key, b->settings[i].key) ||
+            !same_str(a->settings[i].value, b->settings[i].value))
+            return 0;
+    return 1;
+}
+
+int sink_group_records(const cfg_sink_t *cfg, const wal_record_t *const *recs, size_t n,
+                       sink_group_t **groups, size_t *n_groups)
+{
+    sink_group_t *g = NULL;
+    size_t ng = 0, cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        const wal_record_t *r = recs[i];
+        if (!sink_record_wanted(cfg, r)) continue;
+        const char *db = eff_db(cfg, r), *tb = eff_table(cfg, r);
+        size_t j;
+        for (j = 0; j < ng; j++) {
+            const wal_record_t *h = g[j].recs[0];
+            if (strcmp(g[j].db, db) == 0 && strcmp(g[j].table, tb) == 0 &&
+                same_str(h->columns, r->columns) && same_settings(h, r))
+                break;
+        }
+        if (j == ng) {
+            if (ng == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                sink_group_t *ngp = realloc(g, nc * sizeof *g);
+                if (!ngp) goto fail;
+                g = ngp;
+                cap = nc;
+            }
+            memset(&g[ng], 0, sizeof g[ng]);
+            g[ng].recs = malloc(n * sizeof *g[ng].recs);
+            g[ng].db = strdup(db);
+            g[ng].table = strdup(tb);
+            g[ng].orig_table = r->table;
+            g[ng].first_seq = r->seq;
+            ng++;
+            if (!g[j].recs || !g[j].db || !g[j].table) goto fail;
+        }
+        g[j].recs[g[j].n++] = r;
+        g[j].last_seq = r->seq;
+        g[j].n_rows += r->n_rows;
+        g[j].rows_len += r->rows_len;
+    }
+    *groups = g;
+    *n_groups = ng;
+    return 0;
+fail:
+    sink_groups_free(g, ng);
+    *groups = NULL;
+    *n_groups = 0;
+    return -12; /* -ENOMEM */
+}
+
+void sink_groups_free(sink_group_t *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].recs);
+        free(g[i].db);
+        free(g[i].table);
+    }
+    free(g);
+}
