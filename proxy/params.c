@@ -1,0 +1,93 @@
+/* params.c — URL query strings: split, percent-decode, and tell ClickHouse settings (kept
+ * with the rows in the log) from the HTTP interface's own parameters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy_internal.h"
+
+static int hexv(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode src[0..n) into dst (which has room for n bytes + NUL); returns the length or -1. */
+static long pct_decode(const char *src, size_t n, char *dst)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int h = hexv((unsigned char)src[i + 1]), l = hexv((unsigned char)src[i + 2]);
+            if (h < 0 || l < 0) return -1;
+            c = (char)(h * 16 + l);
+            i += 2;
+        }
+        dst[o++] = c;
+    }
+    dst[o] = '\0';
+    return (long)o;
+}
+
+int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n, char **store)
+{
+    *n = 0;
+    *store = NULL;
+    if (!len) return 0;
+    char *s = malloc(len + 2 * (PROXY_MAX_PARAMS + 1) + 1);
+    if (!s) return -1;
+    size_t o = 0, i = 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && qs[j] != '&') j++;
+        if (j > i) {
+            if (*n == PROXY_MAX_PARAMS) goto fail;
+            const char *eq = memchr(qs + i, '=', j - i);
+            size_t klen = eq ? (size_t)(eq - (qs + i)) : j - i;
+            long kl = pct_decode(qs + i, klen, s + o);
+            if (kl < 0) goto fail;
+            out[*n].key = s + o;
+            o += (size_t)kl + 1;
+            size_t voff = eq ? klen + 1 : j - i;
+            long vl = pct_decode(qs + i + voff, j - i - voff, s + o);
+            if (vl < 0) goto fail;
+            out[*n].value = s + o;
+            o += (size_t)vl + 1;
+            (*n)++;
+        }
+        i = j + 1;
+    }
+    *store = s;
+    return 0;
+fail:
+    free(s);
+    *n = 0;
+    return -1;
+}
+
+const char *proxy_param_get(const proxy_param_t *p, size_t n, const char *key)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(p[i].key, key) == 0) v = p[i].value; /* the last one wins */
+    return v;
+}
+
+int proxy_param_is_setting(const char *key)
+{
+    static const char *const not_settings[] = {
+        "query",          "database",       "user",          "password",
+        "query_id",       "default_format", "session_id",    "session_timeout",
+        "session_check",  "compress",       "decompress",    "buffer_size",
+        "wait_end_of_query", "quota_key",   "stacktrace",    "role",
+        "client_protocol_version", "with_stacktrace", NULL};
+    if (!key[0] || strncmp(key, "param_", 6) == 0) return 0;
+    for (size_t i = 0; not_settings[i]; i++)
+        if (strcmp(key, not_settings[i]) == 0) return 0;
+    return 1;
+}

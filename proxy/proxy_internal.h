@@ -1,0 +1,120 @@
+/* proxy_internal.h — the proxy's building blocks, exposed for its own files, the unit
+ * tests and the fuzzers: INSERT statement recognition, JSONEachRow validation and
+ * normalisation, request-body decoding, credentials, URL parameters. Not for other modules. */
+#ifndef SLUICE_PROXY_INTERNAL_H
+#define SLUICE_PROXY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "wal/wal.h"
+
+/* ---- stmt.c: INSERT INTO [db.]table [(cols)] [SETTINGS k=v, ...] FORMAT JSONEachRow ---- */
+
+#define PROXY_STMT_MAX_SETTINGS 64
+#define PROXY_STMT_BUF 16384 /* db, table, columns, settings: all names/values together */
+#define PROXY_NAME_MAX 255   /* longest db or table name accepted */
+
+enum {
+    PROXY_STMT_OTHER = 0,      /* not a JSONEachRow insert: pass through */
+    PROXY_STMT_INSERT = 1,     /* recognised; data starts at data_off */
+    PROXY_STMT_INCOMPLETE = 2, /* the text ended inside the statement */
+    PROXY_STMT_ESYNTAX = -1,   /* an INSERT we cannot accept: answer Code 62 (err says why) */
+};
+
+typedef struct {
+    const char *db;      /* NULL when unqualified */
+    const char *table;
+    const char *columns; /* normalised "a, b, c", NULL when absent */
+    wal_kv_t settings[PROXY_STMT_MAX_SETTINGS];
+    size_t n_settings;
+    size_t data_off;     /* first byte after the format name */
+    char err[160];
+    char buf[PROXY_STMT_BUF]; /* storage for the strings above */
+    size_t buf_len;
+} proxy_stmt_t;
+
+/* Classify text[0..len). Keywords are case-insensitive; `--`, `#!`/`# ` and nested-free
+ * block comments are skipped; identifiers may be bare, `backticked` or "double-quoted". */
+int proxy_stmt_parse(const char *text, size_t len, proxy_stmt_t *st);
+
+/* ---- rows.c: JSONEachRow ---- */
+
+#define PROXY_JSON_MAX_DEPTH 128
+
+typedef struct {
+    const char *data; /* n_rows objects, each ending in '\n'; the input or owned */
+    size_t len;
+    uint32_t n_rows;
+    char *owned;      /* non-NULL when a normalised copy had to be made: free() it */
+    uint64_t bad_row; /* on error: 1-based row number */
+    char err[160];    /* on error: what is wrong */
+} proxy_rows_t;
+
+/* Validate JSONEachRow input (objects separated by whitespace, newlines or commas, or one
+ * top-level array of objects) and normalise it to one object per line. 0 on success;
+ * -EINVAL with bad_row/err filled on a syntax error; -ENOMEM. No allocation per row.
+ * cap > len says in[len] is writable: a missing final '\n' is then added in place
+ * instead of copying the whole input (out->data may point into in). */
+int proxy_rows_parse(char *in, size_t len, size_t cap, proxy_rows_t *out);
+void proxy_rows_free(proxy_rows_t *r);
+
+/* Validate one JSON value at in[*pos..len) (strict RFC 8259 syntax, depth-bounded) and
+ * advance *pos past it. *has_nl is set when whitespace inside it held CR or LF. */
+int proxy_json_skip_value(const char *in, size_t len, size_t *pos, int *has_nl, char *err,
+                          size_t errlen);
+
+/* ---- decode.c: Content-Encoding ---- */
+
+enum {
+    PROXY_DECODE_EUNSUPPORTED = -2, /* unknown Content-Encoding */
+    PROXY_DECODE_EINVALID = -3,     /* corrupt or truncated stream */
+    PROXY_DECODE_ETOOBIG = -4,      /* output would exceed max_out */
+};
+
+/* Decode in[0..len) per encoding (gzip, x-gzip, deflate, zstd, br, identity; NULL or ""
+ * = identity). *out is malloc'd (free it) unless the encoding is identity, in which case
+ * *out = NULL. Output never exceeds max_out bytes. */
+int proxy_decode(const char *encoding, const char *in, size_t len, size_t max_out, char **out,
+                 size_t *out_len, char *err, size_t errlen);
+
+/* ---- auth.c ---- */
+
+typedef struct {
+    char user[256];
+    char password[256];
+    int has_header, has_basic, has_params;
+} proxy_creds_t;
+
+/* Decode base64 (standard alphabet, padding optional); -1 on bad input or overflow. */
+int proxy_base64_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len);
+
+/* Fill creds from "Basic ..." (may be NULL), X-ClickHouse-User/Key (may be NULL) and URL
+ * params user/password (may be NULL). Default user "default", empty password. -1 when two
+ * different methods are combined or a value is too long (ClickHouse refuses that too). */
+int proxy_creds_from(proxy_creds_t *c, const char *authorization, const char *xuser,
+                     const char *xkey, const char *puser, const char *ppass);
+
+/* 0 when users is empty or (user, password) matches one entry, else -1. Constant time
+ * in the password. */
+int proxy_auth_check(const cfg_proxy_t *p, const proxy_creds_t *c);
+
+/* ---- params.c: URL query strings ---- */
+
+typedef struct {
+    const char *key;
+    const char *value;
+} proxy_param_t;
+
+#define PROXY_MAX_PARAMS 128
+
+/* Split and percent-decode a query string ('+' is a space). Storage: a malloc'd copy in
+ * *store (free it). -1 on too many params or bad escapes. */
+int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n, char **store);
+const char *proxy_param_get(const proxy_param_t *p, size_t n, const char *key);
+
+/* 1 when a URL parameter is a ClickHouse setting to keep with the rows. */
+int proxy_param_is_setting(const char *key);
+
+#endif
