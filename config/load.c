@@ -1,0 +1,809 @@
+/* load.c — reads the YAML file into sluice_cfg_t: walks libyaml's document tree against the
+ * key tables in config.c, interpolates ${VAR} / ${VAR:-default} / $$ in scalar values, and
+ * turns every problem into one "FILE:LINE: KEY: what is wrong" message. */
+#include "config/cfg_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define MAX_FILE_BYTES (4u << 20)
+#define MAX_FIELDS 32
+#define PATH_LEN 192
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+} ld_t;
+
+/* Build a dotted key path for messages; a too-long path is cut, which only shortens them. */
+__attribute__((format(printf, 2, 3))) static void pathf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, PATH_LEN, fmt, ap);
+    va_end(ap);
+}
+
+static size_t line_of(const yaml_node_t *n)
+{
+    return n ? n->start_mark.line + 1 : 1;
+}
+
+/* Every error goes through here; returns the code so callers can `return fail(...)`. */
+__attribute__((format(printf, 5, 6))) static int
+fail(ld_t *ld, const yaml_node_t *n, const char *key, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cfg_errf(ld->err, ld->errlen, "%s:%zu: %s: %s", ld->name, line_of(n), key, msg);
+    return code;
+}
+
+static int oom(ld_t *ld, const yaml_node_t *n, const char *key)
+{
+    return fail(ld, n, key, -ENOMEM, "out of memory");
+}
+
+static yaml_node_t *node(ld_t *ld, int index)
+{
+    return yaml_document_get_node(ld->doc, index);
+}
+
+static const char *kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
+}
+
+static int is_null(const yaml_node_t *n)
+{
+    const char *v = (const char *)n->data.scalar.value;
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+static int expect(ld_t *ld, const yaml_node_t *n, const char *key, yaml_node_type_t t)
+{
+    static const char *names[] = {"", "a scalar value", "a list", "a mapping"};
+    if (n->type == t) return 0;
+    return fail(ld, n, key, -EINVAL, "expected %s, got %s", names[t], kind(n));
+}
+
+/* ---- interpolation ---- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+static int sb_put(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* ${VAR} (unset is an error), ${VAR:-default} (unset or empty takes default), $$ -> $.
+ * A '$' followed by anything else is kept as is, so passwords with a lone '$' survive. */
+static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const char *in,
+                       char **out)
+{
+    sbuf_t b = {0};
+    int rc = -ENOMEM;
+    const char *p = in;
+    char q[96];
+    if (sb_put(&b, "", 0)) goto fail;
+    while (*p) {
+        const char *dollar = strchr(p, '$');
+        if (!dollar) {
+            if (sb_put(&b, p, strlen(p))) goto fail;
+            break;
+        }
+        if (sb_put(&b, p, (size_t)(dollar - p))) goto fail;
+        if (dollar[1] != '{') {
+            if (sb_put(&b, "$", 1)) goto fail;
+            p = dollar + (dollar[1] == '$' ? 2 : 1);
+            continue;
+        }
+        const char *name = dollar + 2, *e = name;
+        while (isalnum((unsigned char)*e) || *e == '_') e++;
+        const char *close = strchr(e, '}');
+        cfg_quote(q, sizeof q, in);
+        if (!close) {
+            rc = fail(ld, n, key, -EINVAL, "unterminated ${ in %s", q);
+            goto fail;
+        }
+        if (e == name || isdigit((unsigned char)*name) || (*e != '}' && strncmp(e, ":-", 2) != 0)) {
+            rc = fail(ld, n, key, -EINVAL,
+                      "bad ${...} in %s: expected ${NAME} or ${NAME:-default} ($$ for a literal $)",
+                      q);
+            goto fail;
+        }
+        char var[128];
+        if ((size_t)(e - name) >= sizeof var) {
+            rc = fail(ld, n, key, -EINVAL, "variable name too long in %s", q);
+            goto fail;
+        }
+        memcpy(var, name, (size_t)(e - name));
+        var[e - name] = '\0';
+        const char *val = getenv(var);
+        if (*e == '}') {
+            if (!val) {
+                rc = fail(ld, n, key, -EINVAL,
+                          "environment variable %s is not set (use ${%s:-default} for a default)",
+                          var, var);
+                goto fail;
+            }
+            if (sb_put(&b, val, strlen(val))) goto fail;
+        } else if (val && *val) {
+            if (sb_put(&b, val, strlen(val))) goto fail;
+        } else {
+            if (sb_put(&b, e + 2, (size_t)(close - (e + 2)))) goto fail;
+        }
+        p = close + 1;
+    }
+    *out = b.p;
+    return 0;
+fail:
+    if (rc == -ENOMEM) oom(ld, n, key);
+    free(b.p);
+    return rc;
+}
+
+/* The interpolated value of a scalar node (caller frees); *null tells YAML null apart. */
+static int scalar(ld_t *ld, const yaml_node_t *n, const char *key, char **out, int *null)
+{
+    int rc = expect(ld, n, key, YAML_SCALAR_NODE);
+    if (rc) return rc;
+    if (memchr(n->data.scalar.value, '\0', n->data.scalar.length))
+        return fail(ld, n, key, -EINVAL, "NUL character in value");
+    if (null) *null = is_null(n);
+    return interpolate(ld, n, key, (const char *)n->data.scalar.value, out);
+}
+
+/* A mapping key: a plain string, never interpolated. */
+static int map_key(ld_t *ld, const yaml_node_t *k, const char *path, const char **out)
+{
+    if (k->type != YAML_SCALAR_NODE)
+        return fail(ld, k, path, -EINVAL, "expected a plain key, got %s", kind(k));
+    if (memchr(k->data.scalar.value, '\0', k->data.scalar.length) || k->data.scalar.length == 0)
+        return fail(ld, k, path, -EINVAL, "empty key or NUL character in key");
+    *out = (const char *)k->data.scalar.value;
+    return 0;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), d[40];
+    if (la > 38 || lb > 38) return 99;
+    for (size_t j = 0; j <= lb; j++) d[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = d[0];
+        d[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = d[j];
+            size_t best = prev + (a[i - 1] != b[j - 1]);
+            if (d[j] + 1 < best) best = d[j] + 1;
+            if (d[j - 1] + 1 < best) best = d[j - 1] + 1;
+            d[j] = best;
+            prev = cur;
+        }
+    }
+    return d[lb];
+}
+
+/* "unknown key", with a "did you mean" when one known key is close. */
+static int unknown_key(ld_t *ld, const yaml_node_t *k, const char *path, const char *key,
+                       const char *const *known, size_t nknown)
+{
+    char full[PATH_LEN];
+    const char *best = NULL;
+    size_t bestd = 3;
+    for (size_t i = 0; i < nknown; i++) {
+        size_t d = edit_distance(key, known[i]);
+        if (d < bestd) {
+            bestd = d;
+            best = known[i];
+        }
+    }
+    pathf(full, "%s%s%.64s", path, *path ? "." : "", key);
+    if (best) return fail(ld, k, full, -EINVAL, "unknown key (did you mean %s?)", best);
+    return fail(ld, k, full, -EINVAL, "unknown key");
+}
+
+/* ---- typed values ---- */
+
+static void fmt_size(char *out, size_t n, uint64_t v)
+{
+    static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (i < 4 && v >= 1024 && v % 1024 == 0) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(out, n, "%llu%s", (unsigned long long)v, u[i]);
+}
+
+static int parse_uint(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)*s)) return -EINVAL;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s)) return -EINVAL;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return -ERANGE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, t[i]) == 0) return *out = 1, 0;
+        if (strcasecmp(s, f[i]) == 0) return *out = 0, 0;
+    }
+    return -EINVAL;
+}
+
+static void store_str(char **dst, char *v)
+{
+    free(*dst);
+    *dst = v;
+}
+
+static int parse_strlist(ld_t *ld, const yaml_node_t *n, const char *key, char ***out,
+                         size_t *nout)
+{
+    char sub[PATH_LEN];
+    int rc;
+    if (is_null(n)) return 0;
+    if ((rc = expect(ld, n, key, YAML_SEQUENCE_NODE))) return rc;
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d items", CFG_MAX_ITEMS);
+    if (cnt == 0) return 0;
+    char **v = calloc(cnt, sizeof *v);
+    if (!v) return oom(ld, n, key);
+    /* Owned by the caller's struct from here on, so every failure below is freed by cfg_free. */
+    *out = v;
+    for (size_t i = 0; i < cnt; i++) {
+        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
+        pathf(sub, "%s[%zu]", key, i);
+        if ((rc = scalar(ld, it, sub, &v[i], NULL))) return rc;
+        *nout = i + 1;
+        if (!*v[i]) return fail(ld, it, sub, -EINVAL, "expected a non-empty string");
+    }
+    return 0;
+}
+
+static int parse_kvmap(ld_t *ld, const yaml_node_t *n, const char *key, int need_value,
+                       cfg_kv_t **out, size_t *nout)
+{
+    char sub[PATH_LEN];
+    int rc;
+    if (is_null(n)) return 0;
+    if ((rc = expect(ld, n, key, YAML_MAPPING_NODE))) return rc;
+    size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (cnt > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d entries", CFG_MAX_ITEMS);
+    if (cnt == 0) return 0;
+    cfg_kv_t *v = calloc(cnt, sizeof *v);
+    if (!v) return oom(ld, n, key);
+    *out = v;
+    for (size_t i = 0; i < cnt; i++) {
+        const yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
+        const yaml_node_t *k = node(ld, pr->key), *val = node(ld, pr->value);
+        const char *ks;
+        if ((rc = map_key(ld, k, key, &ks))) return rc;
+        pathf(sub, "%s.%.64s", key, ks);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[j].key, ks) == 0) return fail(ld, k, sub, -EINVAL, "duplicate key");
+        if (!(v[i].key = cfg_strdup(ks))) return oom(ld, k, sub);
+        *nout = i + 1;
+        if ((rc = scalar(ld, val, sub, &v[i].value, NULL))) return rc;
+        if (need_value && !*v[i].value) return fail(ld, val, sub, -EINVAL, "expected a non-empty string");
+    }
+    return 0;
+}
+
+static int parse_users(ld_t *ld, const yaml_node_t *n, const char *key, cfg_user_t **out,
+                       size_t *nout)
+{
+    static const char *const known[] = {"user", "password"};
+    char sub[PATH_LEN], full[PATH_LEN];
+    int rc;
+    if (is_null(n)) return 0;
+    if ((rc = expect(ld, n, key, YAML_SEQUENCE_NODE))) return rc;
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d users", CFG_MAX_ITEMS);
+    if (cnt == 0) return 0;
+    cfg_user_t *v = calloc(cnt, sizeof *v);
+    if (!v) return oom(ld, n, key);
+    *out = v;
+    for (size_t i = 0; i < cnt; i++) {
+        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
+        pathf(sub, "%s[%zu]", key, i);
+        if ((rc = expect(ld, it, sub, YAML_MAPPING_NODE))) return rc;
+        *nout = i + 1;
+        for (yaml_node_pair_t *pr = it->data.mapping.pairs.start; pr < it->data.mapping.pairs.top; pr++) {
+            const yaml_node_t *k = node(ld, pr->key), *val = node(ld, pr->value);
+            const char *ks;
+            int null;
+            char *s;
+            if ((rc = map_key(ld, k, sub, &ks))) return rc;
+            size_t which = strcmp(ks, "user") == 0 ? 0 : strcmp(ks, "password") == 0 ? 1 : 2;
+            if (which == 2) return unknown_key(ld, k, sub, ks, known, 2);
+            pathf(full, "%s.%s", sub, ks);
+            char **dst = which == 0 ? &v[i].user : &v[i].password;
+            if (*dst) return fail(ld, k, full, -EINVAL, "duplicate key");
+            if ((rc = scalar(ld, val, full, &s, &null))) return rc;
+            *dst = s;
+            if (which == 0 && !*s) return fail(ld, val, full, -EINVAL, "expected a non-empty user name");
+        }
+        if (!v[i].user) {
+            pathf(full, "%s.user", sub);
+            return fail(ld, it, full, -EINVAL, "missing required key");
+        }
+        if (!v[i].password && !(v[i].password = cfg_strdup(""))) return oom(ld, it, sub);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[j].user, v[i].user) == 0)
+                return fail(ld, it, sub, -EINVAL, "duplicate user \"%.64s\" (also %s[%zu])",
+                            v[i].user, key, j);
+    }
+    return 0;
+}
+
+static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *base,
+                        const cfg_field_t *fields, size_t *lines);
+
+/* One key's value into its field. The string is interpolated before any conversion. */
+static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *base,
+                       const cfg_field_t *f)
+{
+    char *p = (char *)base + f->off, *s = NULL, why[200], q[96], lo[32], hi[32];
+    int null = 0, rc;
+    uint64_t v;
+
+    switch (f->type) {
+    case CFG_T_STRLIST:
+        return parse_strlist(ld, n, key, (char ***)p, (size_t *)((char *)base + f->off_n));
+    case CFG_T_KVMAP:
+        return parse_kvmap(ld, n, key, f->min > 0, (cfg_kv_t **)p, (size_t *)((char *)base + f->off_n));
+    case CFG_T_USERS:
+        return parse_users(ld, n, key, (cfg_user_t **)p, (size_t *)((char *)base + f->off_n));
+    case CFG_T_SECTION: {
+        size_t lines[MAX_FIELDS] = {0};
+        if (is_null(n)) return 0;
+        return parse_fields(ld, n, key, base, f->sub, lines);
+    }
+    default:
+        break;
+    }
+    if ((rc = scalar(ld, n, key, &s, &null))) return rc;
+    cfg_quote(q, sizeof q, s);
+    rc = -EINVAL;
+    switch (f->type) {
+    case CFG_T_STR:
+    case CFG_T_NAME:
+        if (null || !*s) {
+            fail(ld, n, key, rc, "expected a non-empty string");
+            break;
+        }
+        if (f->type == CFG_T_NAME && cfg_check_name(s, why, sizeof why)) {
+            fail(ld, n, key, rc, "%s", why);
+            break;
+        }
+        store_str((char **)p, s);
+        return 0;
+    case CFG_T_STR0:
+        if (null) *s = '\0';
+        store_str((char **)p, s);
+        return 0;
+    case CFG_T_OPTSTR:
+    case CFG_T_OPTURL:
+        if (null || !*s) {
+            free(s);
+            store_str((char **)p, NULL);
+            return 0;
+        }
+        if (f->type == CFG_T_OPTURL && cfg_check_url(s, why, sizeof why)) {
+            fail(ld, n, key, rc, "%s", why);
+            break;
+        }
+        store_str((char **)p, s);
+        return 0;
+    case CFG_T_URL:
+        if (cfg_check_url(s, why, sizeof why)) {
+            fail(ld, n, key, rc, "%s", why);
+            break;
+        }
+        store_str((char **)p, s);
+        return 0;
+    case CFG_T_LISTEN0:
+        if (null) *s = '\0';
+        if (!*s) {
+            store_str((char **)p, s);
+            return 0;
+        }
+        /* fall through */
+    case CFG_T_LISTEN:
+        if (cfg_check_listen(s, why, sizeof why)) {
+            fail(ld, n, key, rc, "%s", why);
+            break;
+        }
+        store_str((char **)p, s);
+        return 0;
+    case CFG_T_U32:
+        rc = parse_uint(s, &v);
+        if (rc == -EINVAL) {
+            fail(ld, n, key, rc, "expected a %s integer, got %s",
+                 f->min > 0 ? "positive" : "non-negative", q);
+            break;
+        }
+        if (rc || v < f->min || v > f->max) {
+            rc = fail(ld, n, key, -EINVAL, "%s is out of range %llu..%llu", q,
+                      (unsigned long long)f->min, (unsigned long long)f->max);
+            break;
+        }
+        *(uint32_t *)p = (uint32_t)v;
+        free(s);
+        return 0;
+    case CFG_T_SIZE32:
+    case CFG_T_SIZE64:
+        rc = cfg_parse_bytes(s, &v);
+        fmt_size(lo, sizeof lo, f->min);
+        fmt_size(hi, sizeof hi, f->max);
+        if (rc == -EINVAL) {
+            fail(ld, n, key, rc,
+                 "expected a size in bytes (an integer, or with a unit B, KB, KiB, MB, MiB, GB, "
+                 "GiB), got %s", q);
+            break;
+        }
+        if (rc || v < f->min || v > f->max) {
+            rc = fail(ld, n, key, -EINVAL, "%s is out of range %s..%s", q, lo, hi);
+            break;
+        }
+        if (f->type == CFG_T_SIZE32) *(uint32_t *)p = (uint32_t)v;
+        else *(uint64_t *)p = v;
+        free(s);
+        return 0;
+    case CFG_T_BOOL:
+        if (parse_bool(s, (int *)p)) {
+            fail(ld, n, key, rc, "expected true or false, got %s", q);
+            break;
+        }
+        free(s);
+        return 0;
+    case CFG_T_COMPRESS:
+        if (strcmp(s, "gzip") == 0) *(int *)p = 1;
+        else if (strcmp(s, "none") == 0) *(int *)p = 0;
+        else if (parse_bool(s, (int *)p)) {
+            fail(ld, n, key, rc, "expected gzip, none, true or false, got %s", q);
+            break;
+        }
+        free(s);
+        return 0;
+    case CFG_T_ENUM: {
+        char list[128] = "";
+        size_t len = 0;
+        for (int i = 0; f->names[i]; i++) {
+            if (strcmp(s, f->names[i]) == 0) {
+                *(int *)p = i;
+                free(s);
+                return 0;
+            }
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", f->names[i]);
+        }
+        fail(ld, n, key, rc, "expected one of %s, got %s", list, q);
+        break;
+    }
+    case CFG_T_RATIO: {
+        char *end = NULL;
+        double d = 0;
+        if (isdigit((unsigned char)s[0]) || (s[0] == '.' && isdigit((unsigned char)s[1])))
+            d = strtod(s, &end);
+        if (!end || *end || !isfinite(d) || d < 0.0 || d > 1.0) {
+            fail(ld, n, key, rc, "expected a number between 0 and 1, got %s", q);
+            break;
+        }
+        *(double *)p = d;
+        free(s);
+        return 0;
+    }
+    default:
+        fail(ld, n, key, rc, "internal error: unhandled type");
+        break;
+    }
+    free(s);
+    return rc;
+}
+
+/* The keys of mapping n into base per fields. lines[i] gets the line where fields[i] was set
+ * (0 if absent), which serves duplicate detection, required keys and later messages. */
+static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *base,
+                        const cfg_field_t *fields, size_t *lines)
+{
+    const char *known[MAX_FIELDS];
+    char full[PATH_LEN];
+    size_t nf = 0;
+    int rc;
+    while (fields[nf].key) known[nf] = fields[nf].key, nf++;
+    if ((rc = expect(ld, n, path, YAML_MAPPING_NODE))) return rc;
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+        const yaml_node_t *k = node(ld, pr->key), *v = node(ld, pr->value);
+        const char *ks;
+        size_t i;
+        if ((rc = map_key(ld, k, path, &ks))) return rc;
+        for (i = 0; i < nf && strcmp(ks, fields[i].key) != 0; i++)
+            ;
+        if (i == nf) return unknown_key(ld, k, path, ks, known, nf);
+        pathf(full, "%s.%s", path, ks);
+        if (lines[i])
+            return fail(ld, k, full, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
+        lines[i] = line_of(k);
+        if ((rc = parse_value(ld, v, full, base, &fields[i]))) return rc;
+    }
+    return 0;
+}
+
+static size_t field_index(const cfg_field_t *fields, const char *key)
+{
+    size_t i = 0;
+    while (fields[i].key && strcmp(fields[i].key, key) != 0) i++;
+    return i;
+}
+
+static int parse_sinks(ld_t *ld, const yaml_node_t *n, sluice_cfg_t *cfg)
+{
+    char path[PATH_LEN], full[PATH_LEN];
+    size_t primary_line[CFG_MAX_SINKS] = {0}, name_line[CFG_MAX_SINKS] = {0};
+    const size_t i_name = field_index(cfg_sink_fields, "name");
+    const size_t i_type = field_index(cfg_sink_fields, "type");
+    const size_t i_url = field_index(cfg_sink_fields, "url");
+    const size_t i_primary = field_index(cfg_sink_fields, "primary");
+    int rc;
+
+    if (is_null(n)) return 0;
+    if ((rc = expect(ld, n, "sinks", YAML_SEQUENCE_NODE))) return rc;
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt > CFG_MAX_SINKS) return fail(ld, n, "sinks", -EINVAL, "more than %d sinks", CFG_MAX_SINKS);
+    if (cnt == 0) return 0;
+    if (!(cfg->sinks = calloc(cnt, sizeof *cfg->sinks))) return oom(ld, n, "sinks");
+    for (size_t i = 0; i < cnt; i++) {
+        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
+        cfg_sink_t *s = &cfg->sinks[i];
+        size_t lines[MAX_FIELDS] = {0};
+        pathf(path, "sinks[%zu]", i);
+        if (cfg_sink_defaults(s)) return oom(ld, it, path);
+        cfg->n_sinks = i + 1;
+        s->primary = -1; /* unset: resolved below once every sink is known */
+        if ((rc = parse_fields(ld, it, path, s, cfg_sink_fields, lines))) return rc;
+        const size_t required[] = {i_name, i_type, i_url};
+        for (size_t r = 0; r < 3; r++) {
+            if (lines[required[r]]) continue;
+            pathf(full, "%s.%s", path, cfg_sink_fields[required[r]].key);
+            return fail(ld, it, full, -EINVAL, "missing required key");
+        }
+        if (!s->user && !(s->user = cfg_strdup(s->type == CFG_SINK_STARROCKS ? "root" : "default")))
+            return oom(ld, it, path);
+        if (s->retry_max_backoff_ms < s->retry_initial_backoff_ms) {
+            pathf(full, "%s.retry.max_backoff_ms", path);
+            return fail(ld, it, full, -EINVAL, "%u is smaller than initial_backoff_ms (%u)",
+                        s->retry_max_backoff_ms, s->retry_initial_backoff_ms);
+        }
+        name_line[i] = lines[i_name];
+        primary_line[i] = lines[i_primary];
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->sinks[j].name, s->name) != 0) continue;
+            pathf(full, "%s.name", path);
+            cfg_errf(ld->err, ld->errlen,
+                     "%s:%zu: %s: duplicate sink name \"%s\" (first at line %zu, sinks[%zu])",
+                     ld->name, name_line[i], full, s->name, name_line[j], j);
+            return -EINVAL;
+        }
+    }
+    /* primary: at most one true; it must be an enabled clickhouse sink; when none says true,
+     * the first enabled clickhouse sink that does not say false. */
+    size_t chosen = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        cfg_sink_t *s = &cfg->sinks[i];
+        if (s->primary != 1) continue;
+        pathf(full, "sinks[%zu].primary", i);
+        if (chosen < cnt) {
+            cfg_errf(ld->err, ld->errlen,
+                     "%s:%zu: %s: only one sink may be primary (sinks[%zu] at line %zu is too)",
+                     ld->name, primary_line[i], full, chosen, primary_line[chosen]);
+            return -EINVAL;
+        }
+        if (s->type != CFG_SINK_CLICKHOUSE || !s->enabled) {
+            cfg_errf(ld->err, ld->errlen,
+                     "%s:%zu: %s: the primary sink must be an enabled clickhouse sink", ld->name,
+                     primary_line[i], full);
+            return -EINVAL;
+        }
+        chosen = i;
+    }
+    for (size_t i = 0; chosen == cnt && i < cnt; i++) {
+        cfg_sink_t *s = &cfg->sinks[i];
+        if (s->primary == -1 && s->enabled && s->type == CFG_SINK_CLICKHOUSE) chosen = i;
+    }
+    for (size_t i = 0; i < cnt; i++) cfg->sinks[i].primary = i == chosen;
+    return 0;
+}
+
+static int parse_root(ld_t *ld, const yaml_node_t *root, sluice_cfg_t *cfg)
+{
+    const char *known[8];
+    size_t nsec = 0, lines[8] = {0};
+    int rc;
+    while (cfg_sections[nsec].key) known[nsec] = cfg_sections[nsec].key, nsec++;
+    known[nsec] = "sinks";
+    if (!root || is_null(root)) return 0;
+    if (root->type != YAML_MAPPING_NODE)
+        return fail(ld, root, "(top level)", -EINVAL, "expected a mapping of sections, got %s",
+                    kind(root));
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+        const yaml_node_t *k = node(ld, pr->key), *v = node(ld, pr->value);
+        const char *ks;
+        size_t i;
+        if ((rc = map_key(ld, k, "(top level)", &ks))) return rc;
+        for (i = 0; i <= nsec && strcmp(ks, known[i]) != 0; i++)
+            ;
+        if (i > nsec) return unknown_key(ld, k, "", ks, known, nsec + 1);
+        if (lines[i]) return fail(ld, k, ks, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
+        lines[i] = line_of(k);
+        if (i == nsec) {
+            rc = parse_sinks(ld, v, cfg);
+        } else if (is_null(v)) {
+            rc = 0;
+        } else {
+            size_t fl[MAX_FIELDS] = {0};
+            void *base = (char *)cfg + cfg_sections[i].off;
+            rc = parse_fields(ld, v, ks, base, cfg_sections[i].fields, fl);
+            if (rc == 0 && base == &cfg->wal && cfg->wal.max_record_bytes > cfg->wal.max_bytes) {
+                size_t at = fl[field_index(cfg_wal_fields, "max_record_bytes")];
+                if (!at) at = fl[field_index(cfg_wal_fields, "max_bytes")];
+                cfg_errf(ld->err, ld->errlen,
+                         "%s:%zu: wal.max_record_bytes: %u is larger than wal.max_bytes (%llu)",
+                         ld->name, at, cfg->wal.max_record_bytes,
+                         (unsigned long long)cfg->wal.max_bytes);
+                rc = -EINVAL;
+            }
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int load_buffer(sluice_cfg_t *cfg, const char *yaml, size_t len, const char *name,
+                       char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    ld_t ld = {&doc, name, err, errlen};
+    int rc = -EINVAL, have_doc = 0;
+
+    cfg_defaults(cfg);
+    if (!cfg->wal.dir || !cfg->proxy.listen || !cfg->admin.listen || !(cfg->path = cfg_strdup(name))) {
+        cfg_errf(err, errlen, "%s: out of memory", name);
+        cfg_free(cfg);
+        return -ENOMEM;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        cfg_errf(err, errlen, "%s: out of memory", name);
+        cfg_free(cfg);
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, &doc)) goto syntax;
+    have_doc = 1;
+    if ((rc = parse_root(&ld, yaml_document_get_root_node(&doc), cfg))) goto done;
+    /* A second document would be silently ignored by a reader that stops at the first. */
+    rc = -EINVAL;
+    if (!yaml_parser_load(&parser, &extra)) goto syntax;
+    yaml_node_t *xroot = yaml_document_get_root_node(&extra);
+    if (xroot) {
+        cfg_errf(err, errlen, "%s:%zu: (top level): only one YAML document is allowed", name,
+                 line_of(xroot));
+        yaml_document_delete(&extra);
+        goto done;
+    }
+    yaml_document_delete(&extra);
+    rc = 0;
+    goto done;
+syntax:
+    if (parser.error == YAML_MEMORY_ERROR) {
+        cfg_errf(err, errlen, "%s: out of memory", name);
+        rc = -ENOMEM;
+    } else {
+        cfg_errf(err, errlen, "%s:%zu: (yaml): %s%s%s", name,
+                 (size_t)(parser.problem_mark.line + 1),
+                 parser.problem ? parser.problem : "syntax error",
+                 parser.context ? " " : "", parser.context ? parser.context : "");
+        rc = -EINVAL;
+    }
+done:
+    if (have_doc) yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (rc) cfg_free(cfg);
+    return rc;
+}
+
+int cfg_load_string(sluice_cfg_t *cfg, const char *yaml, const char *name, char *err,
+                    size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (!name) name = "config";
+    if (!cfg || !yaml) {
+        if (cfg) memset(cfg, 0, sizeof *cfg);
+        cfg_errf(err, errlen, "%s: no input", name);
+        return -EINVAL;
+    }
+    return load_buffer(cfg, yaml, strlen(yaml), name, err, errlen);
+}
+
+int cfg_load(sluice_cfg_t *cfg, const char *path, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+    FILE *f;
+    if (err && errlen) err[0] = '\0';
+    if (!cfg || !path) {
+        if (cfg) memset(cfg, 0, sizeof *cfg);
+        cfg_errf(err, errlen, "config: no file given");
+        return -EINVAL;
+    }
+    memset(cfg, 0, sizeof *cfg);
+    if (!(f = fopen(path, "rb"))) {
+        rc = -errno;
+        cfg_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return rc;
+    }
+    if (!(buf = malloc(MAX_FILE_BYTES + 1))) {
+        fclose(f);
+        cfg_errf(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    len = fread(buf, 1, MAX_FILE_BYTES + 1, f);
+    if (ferror(f)) {
+        rc = -EIO;
+        cfg_errf(err, errlen, "%s: read error", path);
+    } else if (len > MAX_FILE_BYTES) {
+        rc = -EFBIG;
+        cfg_errf(err, errlen, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
+    } else {
+        buf[len] = '\0';
+        rc = load_buffer(cfg, buf, len, path, err, errlen);
+    }
+    fclose(f);
+    free(buf);
+    return rc;
+}
