@@ -1,7 +1,8 @@
 // validate.mjs - parse YAML files and validate the Kubernetes objects in them against the
 // Kubernetes API schemas (npm kubernetes-models, plus the Prometheus Operator CRDs).
-//   node validate.mjs [--parse-only] FILE...    (FILE "-" reads stdin)
-// Prints one JSON object per YAML document: {file, doc, kind, name, ok, error}.
+//   node validate.mjs [--parse-only] [--dump] FILE...    (FILE "-" reads stdin)
+// Prints one JSON object per YAML document: {file, doc, kind, name, ok, error}, plus the
+// parsed document as "obj" with --dump.
 // Exit status 0 when every document is ok, 1 otherwise. Used by tests/e2e/test_deploy.py.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
@@ -39,8 +40,9 @@ async function checkDoc(obj, parseOnly) {
 }
 
 const args = process.argv.slice(2);
-const parseOnly = args[0] === "--parse-only";
-const files = parseOnly ? args.slice(1) : args;
+const parseOnly = args.includes("--parse-only");
+const dump = args.includes("--dump");
+const files = args.filter((a) => a !== "--parse-only" && a !== "--dump");
 let bad = 0;
 for (const file of files) {
   const text = readFileSync(file === "-" ? 0 : file, "utf8");
@@ -54,6 +56,7 @@ for (const file of files) {
       out.error = d.errors.map((e) => e.message).join("; ");
     } else {
       const obj = d.toJS();
+      if (dump) out.obj = obj;
       if (obj === null && !parseOnly) { i--; continue; }  // empty document (e.g. a false `if`)
       if (obj && typeof obj === "object") {
         out.kind = obj.kind || null;
