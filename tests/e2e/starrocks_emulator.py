@@ -66,8 +66,8 @@ Faults. POST /_emu/faults with one object or a list of objects:
   consumes one count (the head is removed when its count reaches 0); requests it does
   not apply to are served normally and do not look further down the queue. A fault
   applies at its own point: refuse to any non-/_emu/ request on its port(s); 503,
-  running and FE hangs to a request that passed auth (and, at the BE, label format,
-  database and table checks); the other modes only to a BE load that actually starts
+  running and FE hangs to a request that passed auth and Expect (at the BE: auth, label
+  format, database, table and load headers); the other modes only to a BE load that actually starts
   (its label is free), so a resend answered Label Already Exists does not consume them.
 
 Every decision is logged as one line on stdout.
@@ -86,7 +86,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from datetime import date, datetime
+from datetime import datetime
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

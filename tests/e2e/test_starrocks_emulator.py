@@ -446,6 +446,14 @@ def test_fault_503(emu):
 
 
 @with_emu
+def test_fault_hang_at_fe_delays_the_redirect(emu):
+    emu.faults(mode="hang", port="fe", seconds=1)
+    t0 = time.time()
+    assert stream_load(emu, [ROW], "fh").json()["Status"] == "Success"
+    assert time.time() - t0 >= 0.9
+
+
+@with_emu
 def test_fault_publish_timeout_commits(emu):
     emu.faults(mode="publish_timeout")
     j = stream_load(emu, [ROW], "pt").json()
