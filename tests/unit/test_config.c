@@ -906,7 +906,7 @@ static void test_print_round_trip_awkward_strings(void **state)
                 "sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n"
                 "    database: \"null\"\n"
                 "    include: ['~', 'yes', '$${X}']\n"
-                "    settings: {'$$k': \"a\\nb\"}\n"
+                "    settings: {'$$k': \"a\\nb\", u: \"\\x80\\N\\L\\P\\uFEFF\\x7f\\e\u00e9\"}\n"
                 "    max_filter_ratio: 0.1\n");
     char *text = print_to_string(&a);
     if (load(&b, text) != 0) fail_msg("reload failed: %s\n%s", err, text);
@@ -918,6 +918,9 @@ static void test_print_round_trip_awkward_strings(void **state)
     assert_string_equal(b.sinks[0].include[2], "${X}");
     assert_string_equal(b.sinks[0].settings[0].key, "$$k");
     assert_string_equal(b.sinks[0].settings[0].value, "a\nb");
+    /* C1 controls, NEL, line/paragraph separators, BOM, DEL, ESC survive the round trip */
+    assert_string_equal(b.sinks[0].settings[1].value,
+                        "\xc2\x80\xc2\x85\xe2\x80\xa8\xe2\x80\xa9\xef\xbb\xbf\x7f\x1b\xc3\xa9");
     assert_true(b.sinks[0].max_filter_ratio == 0.1);
     assert_string_equal(b.proxy.passthrough_url, "http://h:1");
     free(text);
