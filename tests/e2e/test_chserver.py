@@ -176,6 +176,20 @@ def test_url_settings_apply_per_request():
         assert st == 404 and h["x-clickhouse-exception-code"] == "115", (st, body)
         assert ch.query("SELECT toUInt64(getSetting('max_threads'))", max_threads="3").strip() == "3"
         assert ch.query("SELECT toUInt64(getSetting('max_threads'))").strip() != "3"
+        # a client's SET / USE lasts its request only
+        assert post(ch, "SET max_threads = 3")[0] == 200
+        assert ch.query("SELECT toUInt64(getSetting('max_threads'))").strip() != "3"
+        ch.query("CREATE DATABASE u")
+        assert post(ch, "USE u")[0] == 200
+        assert ch.query("SELECT currentDatabase()").strip() == "default"
+        # insert_deduplication_token (what sluice's clickhouse sink sends) deduplicates
+        ch.query("CREATE TABLE dd (a UInt32) ENGINE = MergeTree ORDER BY a "
+                 "SETTINGS non_replicated_deduplication_window = 100")
+        for rows in (b'{"a":1}\n{"a":2}', b'{"a":1}\n{"a":2}', b'{"a":3}'):
+            st, _, body = post(ch, "INSERT INTO dd FORMAT JSONEachRow", rows,
+                               insert_deduplication_token="log1-sink-dd-1-2")
+            assert st == 200, body
+        assert ch.query("SELECT count() FROM dd").strip() == "2"
         # 64-bit integers quoted only when asked
         assert ch.query("SELECT toUInt64(5) AS x FORMAT JSONEachRow").strip() == '{"x":5}'
         assert ch.query("SELECT toUInt64(5) AS x FORMAT JSONEachRow",
