@@ -86,10 +86,13 @@ static int load_config(int argc, char **argv, sluice_cfg_t *cfg, int allow_defau
 
 typedef struct {
     uv_loop_t *loop;
+    const sluice_cfg_t *cfg;
     proxy_t *proxy;
+    proxy_admin_t *admin;
     sink_t **sinks;
     size_t n_sinks;
     uv_signal_t sigterm, sigint;
+    uv_work_t drain;
     int stopping;
 } app_t;
 
@@ -99,14 +102,37 @@ static uint64_t primary_delivered(void *ctx)
     return sink_delivered_seq(s);
 }
 
-static void on_proxy_drained(void *ctx)
+/* Runs on the thread pool: sinks deliver what they can within shutdown.drain_timeout_s,
+ * persist their cursors and stop; the admin port keeps answering (readyz: 503) meanwhile. */
+static void drain_sinks(uv_work_t *w)
 {
-    app_t *app = ctx;
+    app_t *app = w->data;
+    sinks_stop(app->sinks, app->n_sinks, app->cfg->shutdown.drain_timeout_s * 1000u);
+}
+
+static void on_sinks_drained(uv_work_t *w, int status)
+{
+    app_t *app = w->data;
+    (void)status;
+    app->sinks = NULL;
+    app->n_sinks = 0;
     uv_signal_stop(&app->sigterm);
     uv_signal_stop(&app->sigint);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
-    uv_stop(app->loop); /* proxy_free closes whatever handles the proxy still holds */
+    proxy_admin_stop(app->admin);
+    uv_stop(app->loop); /* proxy_free / proxy_admin_free close the handles they still hold */
+}
+
+/* Every request the proxy read has been answered: everything acked is committed. */
+static void on_proxy_drained(void *ctx)
+{
+    app_t *app = ctx;
+    app->drain.data = app;
+    if (uv_queue_work(app->loop, &app->drain, drain_sinks, on_sinks_drained) != 0) {
+        drain_sinks(&app->drain);
+        on_sinks_drained(&app->drain, 0);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -119,6 +145,7 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     app->stopping = 1;
     log_info("draining", "signal", strsignal(signum));
+    proxy_admin_set_draining(app->admin);
     proxy_shutdown(app->proxy, on_proxy_drained, app);
 }
 
@@ -132,7 +159,7 @@ static int cmd_run(int argc, char **argv)
 
     char err[1024] = "";
     wal_t *w = NULL;
-    app_t app = {0};
+    app_t app = {.cfg = &cfg};
     uv_loop_t loop;
     int loop_ok = 0;
     rc = wal_open(&w, &cfg.wal, err, sizeof err);
@@ -159,8 +186,11 @@ static int cmd_run(int argc, char **argv)
         if (strcmp(sink_name(app.sinks[i]), pcfg->name) == 0) primary = app.sinks[i];
     rc = proxy_start(&app.proxy, &loop, &cfg, w, primary ? primary_delivered : NULL, primary,
                      err, sizeof err);
+    if (rc == 0)
+        rc = proxy_admin_start(&app.admin, &loop, &cfg, w, app.proxy, app.sinks, app.n_sinks,
+                               err, sizeof err);
     if (rc) {
-        log_error("cannot start the proxy", "error", err);
+        log_error("cannot start the listeners", "error", err);
         rc = EXIT_ERR;
         goto out;
     }
@@ -180,18 +210,15 @@ static int cmd_run(int argc, char **argv)
              backlog, "#sinks", nsinks);
 
     uv_run(&loop, UV_RUN_DEFAULT);
-    /* The proxy has answered every request it read; everything acked is committed. Now let
-     * the sinks deliver what they can within the drain timeout, then persist and stop. */
-    sinks_stop(app.sinks, app.n_sinks, cfg.shutdown.drain_timeout_s * 1000u);
-    app.sinks = NULL;
-    app.n_sinks = 0;
     rc = EXIT_OK;
     log_info("sluice stopped");
 out:
     if (app.sinks) sinks_stop(app.sinks, app.n_sinks, 0);
+    if (app.admin) proxy_admin_free(app.admin);
     if (app.proxy) proxy_free(app.proxy);
     if (loop_ok) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        for (int i = 0; i < 4 && uv_run(&loop, UV_RUN_NOWAIT); i++) /* close callbacks */
+            ;
         uv_loop_close(&loop);
     }
     wal_close(w);

@@ -31,4 +31,20 @@ void proxy_shutdown(proxy_t *p, void (*cb)(void *ctx), void *ctx);
 void proxy_free(proxy_t *p);
 void proxy_get_stats(proxy_t *p, proxy_stats_t *out);
 
+
+/* ---- the admin listener (admin.listen): /healthz, /readyz, /metrics, /v1/sinks, /v1/dlq ---- */
+
+#include "sinks/sink.h"
+
+typedef struct proxy_admin proxy_admin_t;
+
+/* Start it (a no-op with *out = NULL when admin.listen is empty). p may be NULL. */
+int proxy_admin_start(proxy_admin_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *w,
+                      proxy_t *p, sink_t **sinks, size_t n_sinks, char *err, size_t errlen);
+/* From now on /readyz answers 503 (SIGTERM received). */
+void proxy_admin_set_draining(proxy_admin_t *a);
+/* Stop accepting and close idle connections. */
+void proxy_admin_stop(proxy_admin_t *a);
+void proxy_admin_free(proxy_admin_t *a);
+
 #endif
