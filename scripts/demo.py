@@ -7,8 +7,8 @@ sends TensorZero-shaped inserts through sluice exactly as the gateway does, show
 arrive; then kills ClickHouse, keeps writing (every write still gets its 200), restarts
 ClickHouse and shows the rows written during the outage arrive too. Cleans up at the end.
 """
-import json
 import os
+import random
 import sys
 import time
 
@@ -40,14 +40,16 @@ def count(ch, table):
     return int(ch.query("SELECT count() FROM tensorzero.%s" % table).strip() or 0)
 
 
-def send(sl, n):
+def send(sl, n, rng):
+    """n inferences, each the gateway's two INSERTs; returns the rows acked."""
     acked = 0
     for _ in range(n):
-        for method, path, headers, body in tz.inference_requests(variant="18"):
-            st, _, resp = harness.http_request(sl.url + path, method, body, headers)
+        inf = tz.make_inference(rng, database="tensorzero", variant="ch18")
+        for req in inf["requests"]:
+            st, _, resp = req.send(sl.url)
             if st != 200:
                 raise SystemExit("sluice answered %d: %s" % (st, resp[:300]))
-            acked += tz.rows_in(body)
+            acked += len(req.rows)
     return acked
 
 
@@ -56,9 +58,7 @@ def main():
     try:
         print("1. starting clickhouse-server (Debian 18.16) on loopback ...", flush=True)
         ch = harness.ClickHouse18(tmp.sub("clickhouse"))
-        ch.query("CREATE DATABASE tensorzero")
-        for stmt in tz.schema_statements("18"):
-            ch.query(stmt, database="tensorzero")
+        tz.create_schema(ch.url, "tensorzero", "schema_18.sql")
         print("   %s up, TensorZero tables created" % ch.url)
 
         print("2. starting sluice in front of it ...", flush=True)
@@ -66,7 +66,8 @@ def main():
         print("   sluice on %s (admin %s), WAL in %s" % (sl.url, sl.admin_url, sl.wal_dir))
 
         print("3. sending 50 inferences the way TensorZero's gateway does ...", flush=True)
-        acked = send(sl, 50)
+        rng = random.Random(42)
+        acked = send(sl, 50, rng)
         harness.wait_until(lambda: count(ch, "ChatInference") + count(ch, "ModelInference") >= acked,
                            timeout=30, what="rows in ClickHouse")
         print("   %d rows acked by sluice, now in ClickHouse: ChatInference=%d ModelInference=%d"
@@ -74,7 +75,7 @@ def main():
 
         print("4. killing ClickHouse (kill -9) and writing 50 more inferences ...", flush=True)
         ch.kill()
-        acked += send(sl, 50)
+        acked += send(sl, 50, rng)
         _, stats, _ = sl.cli("wal", "stats", "--dir", sl.wal_dir)
         print("   every write got 200 while ClickHouse was down; the WAL holds them:")
         print("   " + stats.strip().replace("\n", "\n   "))
@@ -93,7 +94,7 @@ def main():
         rc = sl.stop()
         print("   sluice exited with %s" % rc)
         ch.stop()
-        print("demo done: %d rows acked, %d rows lost" % (acked, 0 if rc == 0 else -1))
+        print("demo done: %d rows acked through sluice, all %d in ClickHouse" % (acked, acked))
     finally:
         harness._kill_all()
         tmp.close()
