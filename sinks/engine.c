@@ -719,12 +719,12 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         cons[k].drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST;
         k++;
     }
-    if ((rc = wal_set_consumers(w, cons, n)) < 0) {
-        snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
-        goto fail;
-    }
     if ((lock_fd = take_dir_lock(cfg->wal.dir, err, errlen)) < 0) {
         rc = lock_fd;
+        goto fail;
+    }
+    if ((rc = wal_set_consumers(w, cons, n)) < 0) {
+        snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
         goto fail;
     }
     k = 0;
