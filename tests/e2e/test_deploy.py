@@ -333,13 +333,23 @@ def _ldd(binary):
     return libs
 
 
-def _owner_package(path):
-    real = os.path.realpath(path)
-    for p in (path, real, real.replace("/usr/lib/", "/lib/", 1), path.replace("/lib/", "/usr/lib/", 1)):
-        r = subprocess.run(["dpkg-query", "-S", p], capture_output=True, timeout=30)
-        if r.returncode == 0:
-            return r.stdout.decode().split(":")[0].strip()
-    raise AssertionError("no Debian package owns %s" % path)
+def _owners(paths):
+    """Debian package owning each library path (one dpkg-query call; merged-/usr aware)."""
+    cands = {}
+    for path in paths:
+        real = os.path.realpath(path)
+        for c in (path, real, real.replace("/usr/lib/", "/lib/", 1),
+                  path.replace("/lib/", "/usr/lib/", 1)):
+            cands.setdefault(c, path)
+    r = subprocess.run(["dpkg-query", "-S"] + list(cands), capture_output=True, timeout=120)
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        pkg, _, f = line.partition(": ")
+        if f.strip() in cands:
+            out.setdefault(cands[f.strip()], pkg.split(":")[0].strip())
+    missing = [p for p in paths if p not in out]
+    assert not missing, "no Debian package owns %s" % missing
+    return out
 
 
 def _dep_closure(pkgs):
@@ -377,14 +387,11 @@ def test_dockerfile_runtime_packages_cover_ldd():
     runtime = _apt_install_list(_dockerfile_stages()[1])
     assert runtime, "no apt-get install in the runtime stage"
     closure = _dep_closure(runtime)
-    missing = {}
-    for name, path in _ldd(harness.SLUICE_BIN).items():
-        pkg = _owner_package(path)
-        if pkg not in closure:
-            missing[name] = pkg
+    owners = _owners(list(_ldd(harness.SLUICE_BIN).values()))
+    missing = {p: pkg for p, pkg in owners.items() if pkg not in closure}
     assert not missing, "libraries the runtime stage would lack: %s" % missing
     # and every listed package is used (by ldd, or is ca-certificates for https sinks)
-    used = {_owner_package(p) for p in _ldd(harness.SLUICE_BIN).values()}
+    used = set(owners.values())
     extra = [p for p in runtime if p not in used and p != "ca-certificates"]
     assert not extra, "runtime packages nothing links: %s" % extra
 
