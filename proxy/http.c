@@ -1,0 +1,886 @@
+/* http.c — the HTTP/1.1 server core behind http_server.h: libuv TCP, http_parser driven
+ * incrementally, every size checked before it is trusted, one request in flight per
+ * connection (the rest of a pipeline stays unread until the answer is written). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "proxy/http_server.h"
+
+#define MAX_HEADERS 256
+#define READ_BUF (64u << 10)
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    http_server_t *srv;
+    http_rp_t rp;
+    http_req_t *cur;          /* handed to the handler, not answered yet */
+    char *pending;            /* read but not parsed (pipelining) */
+    size_t pending_len;
+    size_t writes;            /* uv_write requests in flight */
+    int reading, closing, close_after_write, in_process, open_handles;
+    http_conn_t *prev, *next;
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    int listening, freeing, listener_open;
+    http_server_opts_t o;
+    char *listen;
+    http_conn_t *conns;       /* every open connection */
+    size_t in_flight;
+    http_server_stats_t st;
+    char readbuf[READ_BUF];
+    int readbuf_busy;
+    char date[40];
+    uint64_t date_sec;
+};
+
+/* ---------------------------------------------------------------- requests */
+
+void http_req_ref(http_req_t *r)
+{
+    r->refs++;
+}
+
+void http_req_unref(http_req_t *r)
+{
+    if (!r || --r->refs > 0) return;
+    free(r->hbuf);
+    free(r->hdrs);
+    free(r->body);
+    free(r);
+}
+
+static int hb_put(http_req_t *r, const char *p, size_t n)
+{
+    if (r->hlen + n + 1 > r->hcap) {
+        size_t nc = r->hcap ? r->hcap : 1024;
+        while (nc < r->hlen + n + 1) nc *= 2;
+        char *nb = realloc(r->hbuf, nc);
+        if (!nb) return -1;
+        r->hbuf = nb;
+        r->hcap = nc;
+    }
+    memcpy(r->hbuf + r->hlen, p, n);
+    r->hlen += n;
+    r->hbuf[r->hlen] = '\0';
+    return 0;
+}
+
+const char *http_req_hdr_name(const http_req_t *r, size_t i)
+{
+    return r->hbuf + r->hdrs[i].name_off;
+}
+
+const char *http_req_hdr_value(const http_req_t *r, size_t i)
+{
+    return r->hbuf + r->hdrs[i].value_off;
+}
+
+const char *http_req_header(const http_req_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_hdrs_main; i++)
+        if (strcasecmp(http_req_hdr_name(r, i), name) == 0) return http_req_hdr_value(r, i);
+    return NULL;
+}
+
+int http_req_header_count(const http_req_t *r, const char *name)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->n_hdrs_main; i++)
+        if (strcasecmp(http_req_hdr_name(r, i), name) == 0) n++;
+    return n;
+}
+
+/* ---------------------------------------------------------------- parser */
+
+static int rp_fail(http_rp_t *rp, int status, const char *what)
+{
+    if (!rp->status) {
+        rp->status = status;
+        snprintf(rp->error, sizeof rp->error, "%s", what);
+    }
+    return -1;
+}
+
+static int count_header_bytes(http_rp_t *rp, size_t n)
+{
+    rp->header_bytes += n;
+    if (rp->header_bytes > rp->max_header_bytes)
+        return rp_fail(rp, 431, "request headers are larger than proxy.max_header_bytes");
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = calloc(1, sizeof *r);
+    if (!r) return rp_fail(rp, 503, "out of memory");
+    r->refs = 1;
+    r->srv = rp->srv;
+    r->t_begin_ns = uv_hrtime();
+    rp->req = r;
+    rp->kind = 0;
+    rp->header_bytes = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = rp->req;
+    if (count_header_bytes(rp, n)) return -1;
+    if (rp->kind != 1) {
+        r->url_off = (uint32_t)r->hlen;
+        rp->kind = 1;
+    }
+    if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
+    r->url_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = rp->req;
+    if (count_header_bytes(rp, n + 4)) return -1;
+    if (rp->kind != 2) {
+        if (r->n_hdrs == MAX_HEADERS) return rp_fail(rp, 431, "too many request headers");
+        if (r->n_hdrs == r->hdr_cap) {
+            size_t nc = r->hdr_cap ? r->hdr_cap * 2 : 16;
+            http_hdr_t *nh = realloc(r->hdrs, nc * sizeof *nh);
+            if (!nh) return rp_fail(rp, 503, "out of memory");
+            r->hdrs = nh;
+            r->hdr_cap = nc;
+        }
+        if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory"); /* ends previous */
+        http_hdr_t *h = &r->hdrs[r->n_hdrs++];
+        h->name_off = (uint32_t)r->hlen;
+        h->name_len = 0;
+        h->value_off = 0;
+        h->value_len = 0;
+        rp->kind = 2;
+    }
+    if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
+    r->hdrs[r->n_hdrs - 1].name_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = rp->req;
+    if (count_header_bytes(rp, n)) return -1;
+    if (rp->kind != 3) {
+        if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory");
+        r->hdrs[r->n_hdrs - 1].value_off = (uint32_t)r->hlen;
+        rp->kind = 3;
+    }
+    if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
+    r->hdrs[r->n_hdrs - 1].value_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = rp->req;
+    if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory");
+    rp->kind = 0;
+    /* A header with no value at all ("Name:" then CRLF) has value_off 0: point it at "". */
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        if (!r->hdrs[i].value_off) r->hdrs[i].value_off = (uint32_t)(r->hlen);
+    r->n_hdrs_main = r->n_hdrs;
+    r->method = p->method;
+    r->http_major = p->http_major;
+    r->http_minor = p->http_minor;
+    if (!r->url_len) return rp_fail(rp, 400, "empty request target");
+    const char *url = r->hbuf + r->url_off;
+    const char *q = memchr(url, '?', r->url_len);
+    const char *hash = memchr(url, '#', r->url_len);
+    size_t end = hash ? (size_t)(hash - url) : r->url_len;
+    r->path = url;
+    r->path_len = q && q < url + end ? (size_t)(q - url) : end;
+    if (q && q < url + end) {
+        r->query = q + 1;
+        r->query_len = end - r->path_len - 1;
+    }
+    /* Request smuggling guards: one framing, stated once. */
+    r->n_content_length = http_req_header_count(r, "Content-Length");
+    r->has_transfer_encoding = http_req_header_count(r, "Transfer-Encoding") > 0;
+    if (r->n_content_length > 1) return rp_fail(rp, 400, "duplicate Content-Length header");
+    if (r->n_content_length && r->has_transfer_encoding)
+        return rp_fail(rp, 400, "both Content-Length and Transfer-Encoding");
+    if (r->has_transfer_encoding && !(p->flags & F_CHUNKED))
+        return rp_fail(rp, 501, "unsupported Transfer-Encoding (only chunked)");
+    if (p->method == HTTP_CONNECT) return rp_fail(rp, 405, "CONNECT is not supported");
+    const char *expect = http_req_header(r, "Expect");
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0)
+            return rp_fail(rp, 417, "unsupported Expect header");
+        r->expect_continue = 1;
+    }
+    if (r->n_content_length) {
+        if (p->content_length > rp->max_body_bytes)
+            return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
+        if (p->content_length > 0) {
+            r->body = malloc((size_t)p->content_length + 1);
+            if (!r->body) return rp_fail(rp, 503, "out of memory");
+            r->body_cap = (size_t)p->content_length + 1;
+        }
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = rp->req;
+    if (r->expect_continue == 1) r->expect_continue = 2; /* the client did not wait */
+    if (n > rp->max_body_bytes - r->body_len)
+        return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t nc = r->body_cap ? r->body_cap : 16384;
+        while (nc < r->body_len + n + 1) nc *= 2;
+        if (nc > rp->max_body_bytes + 1) nc = (size_t)rp->max_body_bytes + 1;
+        char *nb = realloc(r->body, nc);
+        if (!nb) return rp_fail(rp, 503, "out of memory");
+        r->body = nb;
+        r->body_cap = nc;
+    }
+    memcpy(r->body + r->body_len, at, n);
+    r->body_len += n;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_rp_t *rp = p->data;
+    http_req_t *r = rp->req;
+    r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+    r->t_complete_ns = uv_hrtime();
+    rp->complete = 1;
+    http_parser_pause(p, 1); /* one request at a time: the rest waits in the buffer */
+    return 0;
+}
+
+static const http_parser_settings rp_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void http_rp_init(http_rp_t *rp, http_server_t *srv, size_t max_header_bytes,
+                  uint64_t max_body_bytes)
+{
+    memset(rp, 0, sizeof *rp);
+    http_parser_init(&rp->p, HTTP_REQUEST);
+    rp->p.data = rp;
+    rp->srv = srv;
+    rp->max_header_bytes = max_header_bytes;
+    rp->max_body_bytes = max_body_bytes;
+}
+
+size_t http_rp_feed(http_rp_t *rp, const char *data, size_t len)
+{
+    if (rp->status || rp->complete) return 0;
+    size_t n = http_parser_execute(&rp->p, &rp_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&rp->p);
+    if (e == HPE_PAUSED) return n;
+    if (e != HPE_OK) {
+        if (e == HPE_HEADER_OVERFLOW)
+            rp_fail(rp, 431, "request headers are too large");
+        else
+            rp_fail(rp, 400, http_errno_description(e));
+        return n;
+    }
+    if (rp->p.upgrade && !rp->complete) rp_fail(rp, 400, "protocol upgrade is not supported");
+    return n;
+}
+
+http_req_t *http_rp_take(http_rp_t *rp)
+{
+    http_req_t *r = rp->complete ? rp->req : NULL;
+    if (!r) return NULL;
+    rp->req = NULL;
+    rp->complete = 0;
+    http_parser_pause(&rp->p, 0);
+    if (rp->p.upgrade) rp_fail(rp, 400, "protocol upgrade is not supported"); /* no more */
+    return r;
+}
+
+void http_rp_free(http_rp_t *rp)
+{
+    http_req_unref(rp->req);
+    rp->req = NULL;
+}
+
+/* ---------------------------------------------------------------- status text, date */
+
+const char *http_status_text(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return s < 300 ? "OK" : s < 500 ? "Bad Request" : "Internal Server Error";
+    }
+}
+
+static const char *http_date(http_server_t *s)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        time_t t = (time_t)now;
+        gmtime_r(&t, &tm);
+        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void conn_close(http_conn_t *c);
+static void conn_process(http_conn_t *c, const char *data, size_t len);
+static void conn_resume(http_conn_t *c);
+static void conn_read_start(http_conn_t *c);
+
+static void server_maybe_free(http_server_t *s)
+{
+    if (s->freeing && !s->listener_open && !s->conns) {
+        free(s->listen);
+        free(s);
+    }
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    if (--c->open_handles > 0) return;
+    http_server_t *s = c->srv;
+    free(c->pending);
+    free(c);
+    server_maybe_free(s);
+}
+
+static void conn_close(http_conn_t *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    http_server_t *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    s->st.connections_open--;
+    if (c->cur) {
+        http_req_t *r = c->cur;
+        c->cur = NULL;
+        r->conn = NULL;
+        s->in_flight--;
+        if (!r->responded && r->on_abort) r->on_abort(r);
+        http_req_unref(r);
+    }
+    http_rp_free(&c->rp);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+typedef struct {
+    uv_write_t w;
+    http_conn_t *c;
+    char mem[]; /* header + copied body */
+} wreq_t;
+
+static void on_write(uv_write_t *w, int status)
+{
+    wreq_t *wr = (wreq_t *)w;
+    http_conn_t *c = wr->c;
+    free(wr);
+    c->writes--;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->close_after_write && c->writes == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->cur && c->cur->on_drain &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < HTTP_WRITE_LOW)
+        c->cur->on_drain(c->cur);
+}
+
+/* Write a + b (copied) to the connection. */
+static int conn_write2(http_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (c->closing) return -1;
+    wreq_t *wr = malloc(sizeof *wr + alen + blen);
+    if (!wr) {
+        conn_close(c);
+        return -1;
+    }
+    wr->c = c;
+    memcpy(wr->mem, a, alen);
+    if (blen) memcpy(wr->mem + alen, b, blen);
+    uv_buf_t buf = uv_buf_init(wr->mem, (unsigned)(alen + blen));
+    c->writes++;
+    int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc) {
+        c->writes--;
+        free(wr);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    http_conn_t *c = t->data;
+    if (c->cur) return; /* the handler owns the time; it has its own bounds */
+    conn_close(c);      /* idle keep-alive, or a client too slow to send its request */
+}
+
+static void arm_timer(http_conn_t *c)
+{
+    if (c->srv->o.idle_timeout_ms && !c->closing)
+        uv_timer_start(&c->timer, on_timeout, c->srv->o.idle_timeout_ms, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    http_conn_t *c = h->data;
+    http_server_t *s = c->srv;
+    /* One buffer for the whole server: read_cb consumes it (parsing copies what it keeps,
+     * leftovers go to c->pending) before the next read happens. */
+    if (s->readbuf_busy) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    s->readbuf_busy = 1;
+    buf->base = s->readbuf;
+    buf->len = sizeof s->readbuf;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn_t *c = st->data;
+    if (buf->base == c->srv->readbuf) c->srv->readbuf_busy = 0;
+    if (nread == UV_ENOBUFS) return;
+    if (nread < 0) {
+        conn_close(c); /* EOF or error: a half-read request is dropped, never handled */
+        return;
+    }
+    if (nread == 0) return;
+    arm_timer(c);
+    conn_process(c, buf->base, (size_t)nread);
+}
+
+static void conn_read_start(http_conn_t *c)
+{
+    if (c->reading || c->closing || c->close_after_write) return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+}
+
+static void conn_read_stop(http_conn_t *c)
+{
+    if (!c->reading) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+/* Answer a protocol error and close: the byte stream can no longer be trusted. */
+static void conn_protocol_error(http_conn_t *c, int status, const char *what)
+{
+    http_server_t *s = c->srv;
+    s->st.protocol_errors++;
+    char body[512], hdrs[256] = "", head[1024];
+    size_t blen;
+    if (s->o.format_error) {
+        blen = s->o.format_error(s->o.ctx, status, what, body, sizeof body, hdrs, sizeof hdrs);
+        if (blen > sizeof body) blen = sizeof body;
+    } else {
+        blen = (size_t)snprintf(body, sizeof body, "%s\n", what);
+        if (blen >= sizeof body) blen = sizeof body - 1;
+    }
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: Close\r\n"
+                      "Content-Type: text/plain; charset=UTF-8\r\n%sContent-Length: %zu\r\n\r\n",
+                      status, http_status_text(status), http_date(s), hdrs, blen);
+    if (hn < 0 || (size_t)hn >= sizeof head) hn = 0;
+    conn_read_stop(c);
+    c->close_after_write = 1;
+    if (conn_write2(c, head, (size_t)hn, body, blen) == 0) return;
+}
+
+static void conn_save_pending(http_conn_t *c, const char *data, size_t len)
+{
+    if (!len) return;
+    char *np = realloc(c->pending, c->pending_len + len);
+    if (!np) {
+        conn_close(c);
+        return;
+    }
+    memcpy(np + c->pending_len, data, len);
+    c->pending = np;
+    c->pending_len += len;
+}
+
+static void conn_process(http_conn_t *c, const char *data, size_t len)
+{
+    http_server_t *s = c->srv;
+    c->in_process = 1;
+    while (len > 0 && !c->cur && !c->closing && !c->close_after_write) {
+        size_t n = http_rp_feed(&c->rp, data, len);
+        if (c->rp.status) {
+            conn_protocol_error(c, c->rp.status, c->rp.error);
+            break;
+        }
+        data += n;
+        len -= n;
+        if (c->rp.req && c->rp.req->expect_continue == 1 && !c->rp.complete) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            c->rp.req->expect_continue = 2;
+            conn_write2(c, cont, sizeof cont - 1, NULL, 0);
+        }
+        if (!c->rp.complete) {
+            if (n == 0) break; /* cannot happen without an error; do not spin */
+            continue;
+        }
+        http_req_t *r = http_rp_take(&c->rp);
+        r->conn = c;
+        c->cur = r;
+        s->in_flight++;
+        s->st.requests++;
+        uv_timer_stop(&c->timer);
+        if (!s->listening) r->keep_alive = 0; /* draining: last request on this connection */
+        s->o.on_request(r, s->o.ctx);
+    }
+    c->in_process = 0;
+    if (c->closing || c->close_after_write) return;
+    if (len > 0) conn_save_pending(c, data, len);
+    if (c->cur)
+        conn_read_stop(c); /* one at a time: the client waits for the answer */
+    else
+        conn_read_start(c);
+}
+
+/* The current request is answered: go on with what the client already sent. */
+static void conn_request_done(http_conn_t *c)
+{
+    http_req_t *r = c->cur;
+    c->cur = NULL;
+    c->srv->in_flight--;
+    if (!r->keep_alive || r->stream_close) c->close_after_write = 1;
+    http_req_unref(r);
+    if (c->close_after_write) {
+        conn_read_stop(c);
+        if (c->writes == 0) conn_close(c);
+        return;
+    }
+    if (c->in_process) return; /* conn_process's loop continues */
+    conn_resume(c);
+}
+
+static void conn_resume(http_conn_t *c)
+{
+    arm_timer(c);
+    if (c->pending_len) {
+        char *p = c->pending;
+        size_t n = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = 0;
+        conn_process(c, p, n);
+        free(p);
+    } else {
+        conn_read_start(c);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    http_server_t *s = server->data;
+    if (status < 0 || !s->listening) return;
+    http_conn_t *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->open_handles = 1;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        s->st.connections_open >= s->o.max_connections) {
+        /* Over proxy.max_connections: refuse by closing at once; the client retries. */
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        return;
+    }
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_rp_init(&c->rp, s, s->o.max_header_bytes, s->o.max_body_bytes);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->st.connections_open++;
+    s->st.connections_total++;
+    arm_timer(c);
+    conn_read_start(c);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static int stream_head(http_req_t *r, int status, const char *headers, const char *framing,
+                       char *out, size_t cap)
+{
+    http_conn_t *c = r->conn;
+    int close = !r->keep_alive || r->stream_close || !c->srv->listening;
+    int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s", status,
+                     http_status_text(status), http_date(c->srv),
+                     close ? "Connection: Close\r\n" : "Connection: Keep-Alive\r\n",
+                     headers ? headers : "", framing);
+    if (n < 0 || (size_t)n >= cap) return -1;
+    if (close) r->keep_alive = 0;
+    return n;
+}
+
+int http_respond(http_req_t *r, int status, const char *headers, const char *body, size_t len)
+{
+    if (r->responded) return -1;
+    r->responded = 1;
+    http_conn_t *c = r->conn;
+    if (!c) return -1;
+    char framing[64], head[8192];
+    snprintf(framing, sizeof framing, "Content-Length: %zu\r\n\r\n", len);
+    int n = stream_head(r, status, headers, framing, head, sizeof head);
+    if (n < 0) {
+        r->keep_alive = 0;
+        n = snprintf(head, sizeof head, "HTTP/1.1 500 Internal Server Error\r\n"
+                                        "Connection: Close\r\nContent-Length: 0\r\n\r\n");
+        len = 0;
+    }
+    if (r->method == HTTP_HEAD) len = 0;
+    conn_write2(c, head, (size_t)n, body, len);
+    if (r->conn) conn_request_done(c);
+    return 0;
+}
+
+int http_stream_begin(http_req_t *r, int status, const char *headers, int64_t content_length)
+{
+    if (r->responded || r->streaming || !r->conn) return -1;
+    r->streaming = 1;
+    char framing[80], head[16384];
+    if (content_length >= 0) {
+        snprintf(framing, sizeof framing, "Content-Length: %lld\r\n\r\n",
+                 (long long)content_length);
+    } else if (r->http_major == 1 && r->http_minor >= 1 && r->method != HTTP_HEAD) {
+        r->stream_chunked = 1;
+        snprintf(framing, sizeof framing, "Transfer-Encoding: chunked\r\n\r\n");
+    } else {
+        r->stream_close = 1; /* HTTP/1.0: the end of the body is the end of the connection */
+        snprintf(framing, sizeof framing, "\r\n");
+    }
+    int n = stream_head(r, status, headers, framing, head, sizeof head);
+    if (n < 0) return -1;
+    return conn_write2(r->conn, head, (size_t)n, NULL, 0);
+}
+
+int http_stream_write(http_req_t *r, const char *data, size_t len)
+{
+    if (!r->conn || !r->streaming || r->responded) return -1;
+    if (!len || r->method == HTTP_HEAD) return 0;
+    if (r->stream_chunked) {
+        char hex[24];
+        int n = snprintf(hex, sizeof hex, "%zx\r\n", len);
+        /* chunk = size line + data + CRLF: one allocation, data copied once */
+        http_conn_t *c = r->conn;
+        wreq_t *wr = malloc(sizeof *wr + (size_t)n + len + 2);
+        if (!wr) {
+            conn_close(c);
+            return -1;
+        }
+        wr->c = c;
+        memcpy(wr->mem, hex, (size_t)n);
+        memcpy(wr->mem + n, data, len);
+        memcpy(wr->mem + n + len, "\r\n", 2);
+        uv_buf_t b = uv_buf_init(wr->mem, (unsigned)((size_t)n + len + 2));
+        c->writes++;
+        if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
+            c->writes--;
+            free(wr);
+            conn_close(c);
+            return -1;
+        }
+        return 0;
+    }
+    return conn_write2(r->conn, data, len, NULL, 0);
+}
+
+int http_stream_end(http_req_t *r)
+{
+    if (r->responded) return -1;
+    r->responded = 1;
+    http_conn_t *c = r->conn;
+    if (!c) return -1;
+    if (r->stream_chunked) conn_write2(c, "0\r\n\r\n", 5, NULL, 0);
+    if (r->conn) conn_request_done(c);
+    return 0;
+}
+
+void http_stream_abort(http_req_t *r)
+{
+    r->responded = 1;
+    if (r->conn) conn_close(r->conn);
+}
+
+size_t http_req_write_queue(const http_req_t *r)
+{
+    return r->conn ? uv_stream_get_write_queue_size((const uv_stream_t *)&r->conn->tcp) : 0;
+}
+
+/* ---------------------------------------------------------------- server */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) goto bad;
+    size_t hl = (size_t)(colon - listen);
+    const char *h = listen;
+    if (h[0] == '[') {
+        if (hl < 2 || h[hl - 1] != ']') goto bad;
+        h++;
+        hl -= 2;
+    }
+    if (hl >= sizeof host) goto bad;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || end == colon + 1) goto bad;
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
+    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
+    if (strcmp(host, "localhost") == 0 || !host[0])
+        return uv_ip4_addr(host[0] ? "127.0.0.1" : "0.0.0.0", (int)port,
+                           (struct sockaddr_in *)ss);
+bad:
+    snprintf(err, errlen, "bad listen address '%s' (want host:port)", listen);
+    return -EINVAL;
+}
+
+int http_server_start(http_server_t **out, uv_loop_t *loop, const http_server_opts_t *o,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    struct sockaddr_storage ss;
+    int rc = parse_listen(o->listen, &ss, err, errlen);
+    if (rc) return rc;
+    http_server_t *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    s->loop = loop;
+    s->o = *o;
+    s->listen = strdup(o->listen);
+    s->o.listen = s->listen;
+    if (!s->o.max_connections) s->o.max_connections = 10000;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = 1;
+    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
+    if (!rc) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc) {
+        snprintf(err, errlen, "cannot listen on %s: %s", o->listen, uv_strerror(rc));
+        s->freeing = 1;
+        http_server_free(s);
+        return rc;
+    }
+    s->listening = 1;
+    *out = s;
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    http_server_t *s = h->data;
+    s->listener_open = 0;
+    server_maybe_free(s);
+}
+
+void http_server_stop(http_server_t *s)
+{
+    if (s->listening) {
+        s->listening = 0;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    }
+    /* Idle connections go now; busy ones close after their answer (keep_alive = 0). */
+    http_conn_t *c = s->conns;
+    while (c) {
+        http_conn_t *next = c->next;
+        if (c->cur)
+            c->cur->keep_alive = 0;
+        else
+            conn_close(c);
+        c = next;
+    }
+}
+
+size_t http_server_in_flight(const http_server_t *s)
+{
+    return s->in_flight;
+}
+
+void http_server_stats(const http_server_t *s, http_server_stats_t *out)
+{
+    *out = s->st;
+}
+
+uv_loop_t *http_server_loop(const http_server_t *s)
+{
+    return s->loop;
+}
+
+void http_server_free(http_server_t *s)
+{
+    if (!s) return;
+    s->freeing = 1;
+    if (s->listener_open && !uv_is_closing((uv_handle_t *)&s->listener)) {
+        s->listening = 0;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    }
+    while (s->conns) conn_close(s->conns);
+    server_maybe_free(s);
+}

@@ -1,0 +1,668 @@
+/* proxy.c — the ClickHouse-compatible front: routes each request (/ping, JSONEachRow INSERT
+ * → WAL, anything else → passthrough), answers INSERTs only from the WAL completion, and
+ * drains on shutdown. Everything here runs on the loop thread except wal_done(), which runs
+ * on the WAL writer thread and only queues. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "proxy/passthrough.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_internal.h"
+#include "proxy/http_server.h"
+
+typedef struct ack_op ack_op_t;
+
+/* WAL completions travel from the writer thread to the loop through this queue. It is
+ * refcounted apart from proxy_t so a completion arriving after proxy_free is still safe. */
+typedef struct {
+    pthread_mutex_t mu;
+    ack_op_t *head, *tail; /* mu */
+    int refs;              /* mu: the proxy's + one per append in flight */
+    uv_async_t *async;     /* mu: NULL once the proxy is gone */
+} acks_t;
+
+struct ack_op {
+    ack_op_t *next;
+    acks_t *acks;
+    http_req_t *req;       /* a ref: the connection may be gone when the WAL answers */
+    int status;
+    uint64_t first_seq, last_seq;
+    uint64_t t_done_ns;    /* set on the writer thread */
+    uint32_t n_rows;
+    size_t bytes;
+    char query_id[64];
+};
+
+typedef struct barrier {
+    http_req_t *req;
+    proxy_t *p;
+    uv_timer_t timer;
+    uint64_t target_seq;
+    uint64_t deadline_ms;
+    struct barrier *prev, *next;
+} barrier_t;
+
+struct proxy {
+    uv_loop_t *loop;
+    const sluice_cfg_t *cfg;
+    wal_t *w;
+    proxy_delivered_fn delivered;
+    void *delivered_ctx;
+    http_server_t *http;
+    pt_t *pt;
+    acks_t *acks;
+    uv_async_t async;
+    uv_timer_t drain_timer;
+    int async_open, drain_timer_open;
+    size_t appends_in_flight, barriers_in_flight;
+    barrier_t *barriers;   /* reads waiting for the read barrier */
+    int shutting;
+    void (*shutdown_cb)(void *ctx);
+    void *shutdown_ctx;
+    proxy_stats_t st;
+    uint64_t rng;
+    proxy_stmt_t stmt; /* scratch: requests are classified one at a time on the loop */
+    int handles_open;
+};
+
+/* ---------------------------------------------------------------- answers */
+
+static uint64_t rng_next(proxy_t *p)
+{
+    uint64_t x = p->rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    p->rng = x;
+    return x * 2685821657736338717ull;
+}
+
+static void make_query_id(proxy_t *p, const char *given, char *out, size_t cap)
+{
+    if (given && *given && strlen(given) < cap && !strpbrk(given, "\r\n")) {
+        snprintf(out, cap, "%s", given);
+        return;
+    }
+    uint64_t a = rng_next(p), b = rng_next(p);
+    snprintf(out, cap, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+             (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+             (unsigned)((b >> 48) & 0x3fff) | 0x8000, (unsigned long long)(b & 0xffffffffffffull));
+}
+
+/* ClickHouse-shaped error: "Code: N. DB::Exception: msg. (NAME)" + X-ClickHouse-Exception-Code. */
+static size_t ch_error_body(char *body, size_t cap, int code, const char *name, const char *msg)
+{
+    int n = snprintf(body, cap, "Code: %d. DB::Exception: %s. (%s)\n", code, msg, name);
+    if (n < 0) return 0;
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+static void ch_error(proxy_t *p, http_req_t *r, int http_status, int code, const char *name,
+                     const char *fmt, ...)
+{
+    char msg[768], body[1024], hdrs[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = ch_error_body(body, sizeof body, code, name, msg);
+    snprintf(hdrs, sizeof hdrs,
+             "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: %d\r\n%s",
+             code, http_status == 503 ? "Retry-After: 1\r\n" : "");
+    p->st.requests_error++;
+    log_debug("request refused", "error", msg);
+    http_respond(r, http_status, hdrs, body, n);
+}
+
+static size_t on_protocol_error(void *ctx, int status, const char *what, char *body, size_t cap,
+                                char *hdrs, size_t hcap)
+{
+    proxy_t *p = ctx;
+    p->st.requests_error++;
+    log_debug("bad HTTP request", "error", what);
+    snprintf(hdrs, hcap, "X-ClickHouse-Exception-Code: 36\r\n");
+    char msg[256];
+    snprintf(msg, sizeof msg, "sluice: %s (HTTP %d)", what, status);
+    return ch_error_body(body, cap, 36, "BAD_ARGUMENTS", msg);
+}
+
+static void respond_ok(http_req_t *r, uint32_t rows, size_t bytes, uint64_t elapsed_ns,
+                       const char *query_id)
+{
+    char hdrs[512];
+    snprintf(hdrs, sizeof hdrs,
+             "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Query-Id: %s\r\n"
+             "X-ClickHouse-Format: JSONEachRow\r\n"
+             "X-ClickHouse-Summary: {\"read_rows\":\"0\",\"read_bytes\":\"0\",\"written_rows\":"
+             "\"%u\",\"written_bytes\":\"%zu\",\"total_rows_to_read\":\"0\",\"result_rows\":\"0\","
+             "\"result_bytes\":\"0\",\"elapsed_ns\":\"%llu\"}\r\n",
+             query_id, rows, bytes, (unsigned long long)elapsed_ns);
+    http_respond(r, 200, hdrs, "", 0);
+}
+
+/* ---------------------------------------------------------------- WAL completions */
+
+static void acks_unref(acks_t *a)
+{
+    pthread_mutex_lock(&a->mu);
+    int left = --a->refs;
+    pthread_mutex_unlock(&a->mu);
+    if (left == 0) {
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+    }
+}
+
+/* Writer thread: the commit holding this request is done (fsync'ed with sync: always). */
+static void wal_done(void *ctx, int status, uint64_t first_seq, uint64_t last_seq)
+{
+    ack_op_t *op = ctx;
+    acks_t *a = op->acks;
+    op->status = status;
+    op->first_seq = first_seq;
+    op->last_seq = last_seq;
+    op->t_done_ns = uv_hrtime();
+    op->next = NULL;
+    pthread_mutex_lock(&a->mu);
+    if (a->async) {
+        if (a->tail)
+            a->tail->next = op;
+        else
+            a->head = op;
+        a->tail = op;
+        uv_async_send(a->async);
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    pthread_mutex_unlock(&a->mu);
+    /* The proxy is gone: its connections are closed, so nobody else holds this request. */
+    http_req_unref(op->req);
+    free(op);
+    acks_unref(a);
+}
+
+static void record_latency(proxy_t *p, uint64_t ns)
+{
+    static const uint64_t bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+    uint64_t us = ns / 1000;
+    size_t i = 0;
+    while (i < 11 && us > bounds_ms[i] * 1000) i++;
+    p->st.ack_latency_hist[i]++;
+    p->st.ack_latency_sum_us += us;
+}
+
+static void on_acks(uv_async_t *h)
+{
+    proxy_t *p = h->data;
+    acks_t *a = p->acks;
+    pthread_mutex_lock(&a->mu);
+    ack_op_t *op = a->head;
+    a->head = a->tail = NULL;
+    pthread_mutex_unlock(&a->mu);
+    while (op) {
+        ack_op_t *next = op->next;
+        http_req_t *r = op->req;
+        p->appends_in_flight--;
+        uint64_t lat = op->t_done_ns > r->t_complete_ns ? op->t_done_ns - r->t_complete_ns : 0;
+        if (op->status == 0) {
+            p->st.rows_ingested += op->n_rows;
+            p->st.bytes_ingested += op->bytes;
+            record_latency(p, lat);
+            /* Durable: the WAL called back after the commit holding these rows. */
+            if (r->conn) respond_ok(r, op->n_rows, op->bytes, uv_hrtime() - r->t_begin_ns,
+                                    op->query_id);
+        } else if (r->conn) {
+            if (op->status == WAL_EFULL) {
+                ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                         "sluice write-ahead log is full (wal.max_bytes reached while sinks "
+                         "catch up); nothing was written, retry later");
+            } else if (op->status == WAL_ETIMEDOUT) {
+                ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                         "sluice write-ahead log stayed full for wal.block_timeout_ms; nothing "
+                         "was written, retry later");
+            } else if (op->status == WAL_ECLOSED) {
+                ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                         "sluice is shutting down; nothing was written, retry");
+            } else {
+                log_error("write-ahead log append failed", "error", wal_strerror(op->status));
+                ch_error(p, r, 500, 1001, "STD_EXCEPTION",
+                         "sluice write-ahead log append failed: %s; nothing was written",
+                         wal_strerror(op->status));
+            }
+        }
+        http_req_unref(r);
+        free(op);
+        acks_unref(a);
+        op = next;
+    }
+}
+
+/* ---------------------------------------------------------------- INSERT */
+
+static int is_ws_only(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n", s[i])) return 0;
+    return 1;
+}
+
+static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const proxy_param_t *pr,
+                      size_t npr, char *rows_in, size_t rows_len, size_t rows_cap)
+{
+    proxy_rows_t rows;
+    int rc = proxy_rows_parse(rows_in, rows_len, rows_cap, &rows);
+    if (rc == -EINVAL) {
+        ch_error(p, r, 400, 26, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+                 "Cannot parse JSON object at row %llu: %s", (unsigned long long)rows.bad_row,
+                 rows.err);
+        return;
+    }
+    if (rc) {
+        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
+        return;
+    }
+    char qid[64];
+    make_query_id(p, proxy_param_get(pr, npr, "query_id"), qid, sizeof qid);
+    p->st.requests_insert++;
+    if (rows.n_rows == 0) {
+        proxy_rows_free(&rows);
+        respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, qid);
+        return;
+    }
+    /* Settings: URL params that are settings, then the SETTINGS clause (which wins). */
+    wal_kv_t kv[PROXY_MAX_PARAMS + PROXY_STMT_MAX_SETTINGS];
+    size_t nkv = 0;
+    for (size_t i = 0; i < npr; i++) {
+        if (!proxy_param_is_setting(pr[i].key)) continue;
+        size_t j;
+        for (j = 0; j < nkv; j++)
+            if (strcmp(kv[j].key, pr[i].key) == 0) break;
+        int in_stmt = 0;
+        for (size_t k = 0; k < st->n_settings; k++)
+            if (strcmp(st->settings[k].key, pr[i].key) == 0) in_stmt = 1;
+        if (in_stmt) continue;
+        kv[j].key = pr[i].key;
+        kv[j].value = pr[i].value;
+        if (j == nkv) nkv++;
+    }
+    for (size_t k = 0; k < st->n_settings; k++) kv[nkv++] = st->settings[k];
+
+    const char *db = st->db;
+    if (!db) db = proxy_param_get(pr, npr, "database");
+    if (!db) db = http_req_header(r, "X-ClickHouse-Database");
+    if (!db) db = "";
+    wal_insert_t ins = {
+        .db = db,
+        .table = st->table,
+        .columns = st->columns,
+        .settings = kv,
+        .n_settings = nkv,
+        .rows = rows.data,
+        .rows_len = rows.len,
+        .n_rows = rows.n_rows,
+        .ts_ms = 0,
+    };
+    ack_op_t *op = calloc(1, sizeof *op);
+    if (!op) {
+        proxy_rows_free(&rows);
+        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
+        return;
+    }
+    op->acks = p->acks;
+    op->req = r;
+    op->n_rows = rows.n_rows;
+    op->bytes = rows.len;
+    snprintf(op->query_id, sizeof op->query_id, "%s", qid);
+    http_req_ref(r);
+    pthread_mutex_lock(&p->acks->mu);
+    p->acks->refs++;
+    pthread_mutex_unlock(&p->acks->mu);
+    p->appends_in_flight++;
+    /* wal_append copies everything it needs before returning and calls wal_done exactly
+     * once, also when it refuses the append synchronously (then on this thread, which only
+     * queues). The 200 is sent only from on_acks, i.e. after the commit holding the rows. */
+    (void)wal_append(p->w, &ins, wal_done, op);
+    proxy_rows_free(&rows);
+}
+
+/* ---------------------------------------------------------------- passthrough, barrier */
+
+static void on_handle_closed(uv_handle_t *h);
+
+static void barrier_closed(uv_handle_t *h)
+{
+    barrier_t *b = h->data;
+    proxy_t *p = b->p;
+    free(b);
+    h->data = p;
+    on_handle_closed(h);
+}
+
+static void barrier_end(barrier_t *b)
+{
+    proxy_t *p = b->p;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        p->barriers = b->next;
+    if (b->next) b->next->prev = b->prev;
+    p->barriers_in_flight--;
+    uv_timer_stop(&b->timer);
+    http_req_unref(b->req);
+    uv_close((uv_handle_t *)&b->timer, barrier_closed);
+}
+
+static void forward(proxy_t *p, http_req_t *r)
+{
+    if (!r->conn) return;
+    if (pt_forward(p->pt, r))
+        ch_error(p, r, 502, 210, "NETWORK_ERROR", "sluice: cannot start the passthrough request");
+}
+
+static void barrier_tick(uv_timer_t *t)
+{
+    barrier_t *b = t->data;
+    proxy_t *p = b->p;
+    uint64_t d = p->delivered(p->delivered_ctx);
+    if (d < b->target_seq && uv_now(p->loop) < b->deadline_ms && b->req->conn) return;
+    /* Delivered, or the bound passed (then forward anyway: reads must not hang). */
+    forward(p, b->req);
+    barrier_end(b);
+}
+
+static void passthrough(proxy_t *p, http_req_t *r, uint64_t seen_seq)
+{
+    p->st.requests_passthrough++;
+    if (p->cfg->proxy.read_barrier_ms && p->delivered && seen_seq &&
+        p->delivered(p->delivered_ctx) < seen_seq) {
+        barrier_t *b = calloc(1, sizeof *b);
+        if (b) {
+            b->req = r;
+            b->p = p;
+            b->target_seq = seen_seq;
+            b->deadline_ms = uv_now(p->loop) + p->cfg->proxy.read_barrier_ms;
+            http_req_ref(r);
+            uv_timer_init(p->loop, &b->timer);
+            b->timer.data = b;
+            p->barriers_in_flight++;
+            p->handles_open++;
+            b->next = p->barriers;
+            if (p->barriers) p->barriers->prev = b;
+            p->barriers = b;
+            uv_timer_start(&b->timer, barrier_tick, 2, 2);
+            return;
+        }
+    }
+    forward(p, r);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static int path_is(const http_req_t *r, const char *path)
+{
+    size_t n = strlen(path);
+    return r->path_len == n && memcmp(r->path, path, n) == 0;
+}
+
+static void on_request(http_req_t *r, void *ctx)
+{
+    proxy_t *p = ctx;
+    uint64_t seen_seq = p->cfg->proxy.read_barrier_ms && p->w ? wal_last_seq(p->w) : 0;
+    if (path_is(r, "/ping") || path_is(r, "/replicas_status")) {
+        if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+            http_respond(r, 405, "Content-Type: text/plain; charset=UTF-8\r\n", "", 0);
+            return;
+        }
+        http_respond(r, 200, "Content-Type: text/plain; charset=UTF-8\r\n", "Ok.\n", 4);
+        return;
+    }
+
+    proxy_param_t pr[PROXY_MAX_PARAMS];
+    size_t npr = 0;
+    char *pstore = NULL, *decoded = NULL, *joined = NULL;
+    if (proxy_params_parse(r->query ? r->query : "", r->query_len, pr, &npr, &pstore)) {
+        ch_error(p, r, 400, 36, "BAD_ARGUMENTS", "Cannot parse the URL query string");
+        return;
+    }
+    proxy_creds_t cr;
+    if (proxy_creds_from(&cr, http_req_header(r, "Authorization"),
+                         http_req_header(r, "X-ClickHouse-User"),
+                         http_req_header(r, "X-ClickHouse-Key"), proxy_param_get(pr, npr, "user"),
+                         proxy_param_get(pr, npr, "password"))) {
+        ch_error(p, r, 403, 516, "AUTHENTICATION_FAILED",
+                 "Invalid authentication: use only one of HTTP Basic, X-ClickHouse-User/Key "
+                 "headers or user/password parameters");
+        goto out;
+    }
+    if (proxy_auth_check(&p->cfg->proxy, &cr)) {
+        /* As ClickHouse: 516 with HTTP 401 (the user is echoed, the password never). */
+        p->st.requests_error++;
+        char body[512], hdrs[160];
+        size_t n = (size_t)snprintf(body, sizeof body,
+                                    "Code: 516. DB::Exception: %s: Authentication failed: password "
+                                    "is incorrect, or there is no user with such name. "
+                                    "(AUTHENTICATION_FAILED)\n",
+                                    cr.user);
+        if (n >= sizeof body) n = sizeof body - 1;
+        snprintf(hdrs, sizeof hdrs,
+                 "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: 516\r\n"
+                 "WWW-Authenticate: Basic realm=\"ClickHouse server HTTP API\"\r\n");
+        http_respond(r, 401, hdrs, body, n);
+        goto out;
+    }
+
+    const char *ctype = http_req_header(r, "Content-Type");
+    const char *decompress = proxy_param_get(pr, npr, "decompress");
+    int classify = (path_is(r, "/") || r->path_len == 0) &&
+                   (r->method == HTTP_POST || r->method == HTTP_PUT) &&
+                   !(ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) &&
+                   !(decompress && strcmp(decompress, "0") != 0);
+    if (!classify) {
+        passthrough(p, r, seen_seq);
+        goto out;
+    }
+
+    proxy_stmt_t *st = &p->stmt;
+    const char *q = proxy_param_get(pr, npr, "query");
+    size_t qlen = q ? strlen(q) : 0;
+    int rc = PROXY_STMT_OTHER;
+    char *rows = NULL;
+    size_t rows_len = 0, rows_cap = 0;
+    int need_body = 1, need_join = 0;
+    if (qlen) {
+        rc = proxy_stmt_parse(q, qlen, st);
+        if (rc == PROXY_STMT_OTHER) {
+            passthrough(p, r, seen_seq);
+            goto out;
+        }
+        if (rc == PROXY_STMT_ESYNTAX) goto syntax;
+        need_join = rc == PROXY_STMT_INCOMPLETE || !is_ws_only(q + st->data_off, qlen - st->data_off);
+    }
+    /* The body: decoded when compressed (passthrough forwards the raw bytes). */
+    char *body = r->body;
+    size_t blen = r->body_len, bcap = r->body_cap;
+    const char *enc = http_req_header(r, "Content-Encoding");
+    if (need_body && enc && *enc && strcasecmp(enc, "identity") != 0) {
+        char err[160];
+        size_t dlen;
+        int drc = proxy_decode(enc, r->body ? r->body : "", r->body_len,
+                               p->cfg->proxy.max_body_bytes, &decoded, &dlen, err, sizeof err);
+        if (drc == PROXY_DECODE_EUNSUPPORTED) {
+            ch_error(p, r, 415, 48, "NOT_IMPLEMENTED", "sluice: %s", err);
+            goto out;
+        }
+        if (drc == PROXY_DECODE_ETOOBIG) {
+            ch_error(p, r, 413, 36, "BAD_ARGUMENTS", "sluice: %s", err);
+            goto out;
+        }
+        if (drc) {
+            ch_error(p, r, 400, 354, "ZLIB_INFLATE_FAILED",
+                     "sluice: cannot decode the %s request body: %s", enc, err);
+            goto out;
+        }
+        body = decoded;
+        blen = bcap = dlen;
+    }
+    if (!body) body = "";
+    if (qlen && !need_join) {
+        rows = body;
+        rows_len = blen;
+        rows_cap = bcap;
+    } else {
+        const char *text = body;
+        size_t tlen = blen;
+        if (qlen) {
+            /* ClickHouse reads the query parameter, a '\n', then the body as one text. */
+            joined = malloc(qlen + 1 + blen + 1);
+            if (!joined) {
+                ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
+                goto out;
+            }
+            memcpy(joined, q, qlen);
+            joined[qlen] = '\n';
+            memcpy(joined + qlen + 1, body, blen);
+            text = joined;
+            tlen = qlen + 1 + blen;
+        }
+        rc = proxy_stmt_parse(text, tlen, st);
+        if (rc == PROXY_STMT_OTHER || (rc == PROXY_STMT_INCOMPLETE && !st->err[0])) {
+            passthrough(p, r, seen_seq);
+            goto out;
+        }
+        if (rc != PROXY_STMT_INSERT) goto syntax;
+        rows = (char *)text + st->data_off;
+        rows_len = tlen - st->data_off;
+        rows_cap = joined ? rows_len + 1 : (text == r->body ? bcap - st->data_off : rows_len);
+    }
+    do_insert(p, r, st, pr, npr, rows, rows_len, rows_cap);
+    goto out;
+syntax:
+    ch_error(p, r, 400, 62, "SYNTAX_ERROR", "Syntax error: %s",
+             st->err[0] ? st->err : "bad INSERT statement");
+out:
+    free(joined);
+    free(decoded);
+    free(pstore);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    proxy_t *p = h->data;
+    if (--p->handles_open == 0) free(p);
+}
+
+int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *w,
+                proxy_delivered_fn delivered, void *delivered_ctx, char *err, size_t errlen)
+{
+    *out = NULL;
+    proxy_t *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    p->loop = loop;
+    p->cfg = cfg;
+    p->w = w;
+    p->delivered = delivered;
+    p->delivered_ctx = delivered_ctx;
+    p->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)p;
+    if (!p->rng) p->rng = 88172645463325252ull;
+    int rc;
+    p->acks = calloc(1, sizeof *p->acks);
+    if (!p->acks) {
+        free(p);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&p->acks->mu, NULL);
+    p->acks->refs = 1;
+    p->acks->async = &p->async;
+    uv_async_init(loop, &p->async, on_acks);
+    p->async.data = p;
+    uv_timer_init(loop, &p->drain_timer);
+    p->drain_timer.data = p;
+    p->handles_open = 2;
+
+    const char *url = cfg->proxy.passthrough_url;
+    if (!url || !*url) {
+        const cfg_sink_t *ps = cfg_primary_sink(cfg);
+        url = ps ? ps->url : NULL;
+    }
+    rc = pt_init(&p->pt, loop, url, cfg->proxy.passthrough_timeout_ms, err, errlen);
+    if (rc) goto fail;
+    http_server_opts_t o = {
+        .listen = cfg->proxy.listen ? cfg->proxy.listen : "127.0.0.1:8123",
+        .max_header_bytes = cfg->proxy.max_header_bytes ? cfg->proxy.max_header_bytes : 65536,
+        .max_body_bytes = cfg->proxy.max_body_bytes ? cfg->proxy.max_body_bytes : 64u << 20,
+        .idle_timeout_ms = cfg->proxy.idle_timeout_ms,
+        .max_connections = cfg->proxy.max_connections,
+        .on_request = on_request,
+        .format_error = on_protocol_error,
+        .ctx = p,
+    };
+    rc = http_server_start(&p->http, loop, &o, err, errlen);
+    if (rc) goto fail;
+    *out = p;
+    return 0;
+fail:
+    proxy_free(p);
+    return rc;
+}
+
+static void drain_check(uv_timer_t *t)
+{
+    proxy_t *p = t->data;
+    if (http_server_in_flight(p->http) || p->appends_in_flight || p->barriers_in_flight) return;
+    uv_timer_stop(t);
+    void (*cb)(void *) = p->shutdown_cb;
+    p->shutdown_cb = NULL;
+    if (cb) cb(p->shutdown_ctx);
+}
+
+void proxy_shutdown(proxy_t *p, void (*cb)(void *ctx), void *ctx)
+{
+    if (p->shutting) return;
+    p->shutting = 1;
+    p->shutdown_cb = cb;
+    p->shutdown_ctx = ctx;
+    http_server_stop(p->http);
+    /* In-flight requests finish (their WAL callbacks included); poll, never block. */
+    uv_timer_start(&p->drain_timer, drain_check, 0, 5);
+}
+
+void proxy_free(proxy_t *p)
+{
+    if (!p) return;
+    if (p->http) http_server_free(p->http); /* aborts what is left: on_abort cancels transfers */
+    p->http = NULL;
+    if (p->pt) pt_close(p->pt);
+    p->pt = NULL;
+    if (p->acks) {
+        pthread_mutex_lock(&p->acks->mu);
+        p->acks->async = NULL;
+        pthread_mutex_unlock(&p->acks->mu);
+        /* Completions already queued: drop them (their connections are closed). */
+        on_acks(&p->async);
+        acks_unref(p->acks);
+        p->acks = NULL;
+    }
+    while (p->barriers) barrier_end(p->barriers);
+    uv_timer_stop(&p->drain_timer);
+    uv_close((uv_handle_t *)&p->async, on_handle_closed);
+    uv_close((uv_handle_t *)&p->drain_timer, on_handle_closed);
+}
+
+void proxy_get_stats(proxy_t *p, proxy_stats_t *out)
+{
+    *out = p->st;
+    if (p->http) {
+        http_server_stats_t hs;
+        http_server_stats(p->http, &hs);
+        out->connections_open = hs.connections_open;
+    }
+}
