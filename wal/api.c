@@ -1,0 +1,274 @@
+/* api.c — the write side of wal.h as seen by callers: validate arguments, encode envelopes on
+ * the caller's thread (so the writer only copies bytes into LMDB), queue a request to the
+ * writer, and for the synchronous calls wait for its commit on a condition variable. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wal/wal_internal.h"
+
+typedef struct {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int done, status;
+    uint64_t a, b;
+} waiter_t;
+
+static void waiter_cb(void *ctx, int status, uint64_t a, uint64_t b)
+{
+    waiter_t *wt = ctx;
+    pthread_mutex_lock(&wt->m);
+    wt->status = status;
+    wt->a = a;
+    wt->b = b;
+    wt->done = 1;
+    pthread_cond_signal(&wt->c);
+    pthread_mutex_unlock(&wt->m);
+}
+
+/* Submit r and wait for its completion (commit done, or refused). */
+static int submit_wait(wal_t *w, wal_req_t *r, uint64_t *a, uint64_t *b)
+{
+    waiter_t wt = {.done = 0};
+    pthread_mutex_init(&wt.m, NULL);
+    pthread_cond_init(&wt.c, NULL);
+    r->cb = waiter_cb;
+    r->ctx = &wt;
+    wal_submit(w, r);
+    pthread_mutex_lock(&wt.m);
+    while (!wt.done) pthread_cond_wait(&wt.c, &wt.m);
+    pthread_mutex_unlock(&wt.m);
+    pthread_mutex_destroy(&wt.m);
+    pthread_cond_destroy(&wt.c);
+    if (a) *a = wt.a;
+    if (b) *b = wt.b;
+    return wt.status;
+}
+
+static int name_ok(const char *s, size_t max)
+{
+    return s && *s && strlen(s) <= max;
+}
+
+static int settings_ok(const wal_kv_t *kv, size_t n)
+{
+    if (n && !kv) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!kv[i].key || !kv[i].value || strlen(kv[i].key) > WAL_MAX_TEXT ||
+            strlen(kv[i].value) > WAL_MAX_TEXT)
+            return 0;
+    return 1;
+}
+
+static int insert_ok(const wal_insert_t *ins)
+{
+    return ins && name_ok(ins->table, WAL_MAX_IDENT) &&
+           (!ins->db || strlen(ins->db) <= WAL_MAX_IDENT) &&
+           (!ins->columns || strlen(ins->columns) <= WAL_MAX_TEXT) && ins->rows &&
+           ins->rows_len > 0 && ins->rows_len <= UINT32_MAX &&
+           settings_ok(ins->settings, ins->n_settings);
+}
+
+static wal_req_t *req_new(wal_req_kind_t kind)
+{
+    wal_req_t *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->kind = kind;
+    r->lens = &r->len1;
+    return r;
+}
+
+int wal_append(wal_t *w, const wal_insert_t *ins, wal_done_cb cb, void *ctx)
+{
+    int rc;
+    wal_req_t *r = NULL;
+    if (!w || w->readonly) {
+        rc = -EROFS;
+        goto fail;
+    }
+    if (!insert_ok(ins)) {
+        rc = WAL_EINVAL;
+        goto fail;
+    }
+    if (!(r = req_new(WAL_REQ_APPEND))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    r->cb = cb;
+    r->ctx = ctx;
+    wal_env_hdr_t h = {.db = wal_slice(ins->db ? ins->db : ""),
+                       .table = wal_slice(ins->table),
+                       .cols = wal_slice(ins->columns),
+                       .settings = ins->settings,
+                       .n_settings = ins->n_settings,
+                       .ts_ms = ins->ts_ms ? ins->ts_ms : wal_clock_ms()};
+    wal_sbuf_t sb = {0};
+    msgpack_sbuffer_init(&sb.sb);
+    size_t est = ins->rows_len + 256 + strlen(ins->table) + (ins->db ? strlen(ins->db) : 0) +
+                 (ins->columns ? strlen(ins->columns) : 0);
+    if (ins->rows_len <= w->cfg.max_record_bytes && (sb.sb.data = malloc(est)))
+        sb.sb.alloc = est; /* one allocation for the usual single-record request */
+    int n = wal_env_pack_records(&sb, &h, ins->rows, ins->rows_len, ins->n_rows,
+                                 w->cfg.max_record_bytes, &r->lens, &r->len1);
+    r->buf = sb.sb.data;
+    if (n < 0) {
+        rc = n;
+        goto fail;
+    }
+    r->n_items = (size_t)n;
+    for (size_t i = 0; i < r->n_items; i++) r->cost += wal_rec_cost(w, r->lens[i]);
+    r->n_rows = ins->n_rows;
+    if (w->cfg.when_full == CFG_FULL_BLOCK) r->deadline = wal_now_ms() + w->cfg.block_timeout_ms;
+    return wal_submit(w, r);
+fail:
+    wal_req_free(r);
+    if (cb) cb(ctx, rc, 0, 0);
+    return rc;
+}
+
+int wal_append_wait(wal_t *w, const wal_insert_t *ins, uint64_t *first_seq, uint64_t *last_seq)
+{
+    waiter_t wt = {.done = 0};
+    pthread_mutex_init(&wt.m, NULL);
+    pthread_cond_init(&wt.c, NULL);
+    wal_append(w, ins, waiter_cb, &wt);
+    pthread_mutex_lock(&wt.m);
+    while (!wt.done) pthread_cond_wait(&wt.c, &wt.m);
+    pthread_mutex_unlock(&wt.m);
+    pthread_mutex_destroy(&wt.m);
+    pthread_cond_destroy(&wt.c);
+    if (first_seq) *first_seq = wt.a;
+    if (last_seq) *last_seq = wt.b;
+    return wt.status;
+}
+
+int wal_cursor_commit(wal_t *w, const char *sink, const wal_cursor_t *c,
+                      const wal_dlq_entry_t *dlq, size_t n_dlq)
+{
+    if (!w || w->readonly) return -EROFS;
+    if (!name_ok(sink, WAL_MAX_NAME) || !c || (n_dlq && !dlq)) return WAL_EINVAL;
+    for (size_t i = 0; i < n_dlq; i++)
+        if (!name_ok(dlq[i].table, WAL_MAX_IDENT) || (!dlq[i].rows && dlq[i].rows_len) ||
+            !settings_ok(dlq[i].settings, dlq[i].n_settings) ||
+            (dlq[i].sink && !name_ok(dlq[i].sink, WAL_MAX_NAME)))
+            return WAL_EINVAL;
+    wal_req_t *r = req_new(WAL_REQ_CURSOR);
+    if (!r) return -ENOMEM;
+    memcpy(r->name, sink, strlen(sink) + 1);
+    r->cursor = *c;
+    if (n_dlq) {
+        wal_sbuf_t sb = {0};
+        msgpack_sbuffer_init(&sb.sb);
+        if (!(r->lens = malloc(n_dlq * sizeof *r->lens))) {
+            r->lens = &r->len1;
+            wal_req_free(r);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_dlq; i++) {
+            wal_dlq_entry_t e = dlq[i];
+            if (!e.sink) e.sink = sink;
+            if (!e.ts_ms) e.ts_ms = wal_clock_ms();
+            size_t before = sb.sb.size;
+            int rc = wal_env_pack_dlq(&sb, &e);
+            if (rc) {
+                msgpack_sbuffer_destroy(&sb.sb);
+                wal_req_free(r);
+                return rc;
+            }
+            r->lens[i] = sb.sb.size - before;
+        }
+        r->buf = sb.sb.data;
+        r->n_items = n_dlq;
+    }
+    return submit_wait(w, r, NULL, NULL);
+}
+
+static wal_req_t *dlq_req(wal_req_kind_t kind, const char *sink, const uint64_t *ids, size_t n)
+{
+    wal_req_t *r = req_new(kind);
+    if (!r) return NULL;
+    if (sink) {
+        memcpy(r->name, sink, strlen(sink) + 1);
+        r->has_name = 1;
+    }
+    if (n) {
+        if (!(r->ids = malloc(n * sizeof *ids))) {
+            wal_req_free(r);
+            return NULL;
+        }
+        memcpy(r->ids, ids, n * sizeof *ids);
+        r->n_items = n;
+    }
+    return r;
+}
+
+int wal_dlq_drop(wal_t *w, const char *sink, const uint64_t *ids, size_t n)
+{
+    if (!w || w->readonly) return -EROFS;
+    if ((sink && !name_ok(sink, WAL_MAX_NAME)) || (n && !ids)) return WAL_EINVAL;
+    wal_req_t *r = dlq_req(WAL_REQ_DLQ_DROP, sink, ids, n);
+    return r ? submit_wait(w, r, NULL, NULL) : -ENOMEM;
+}
+
+int wal_dlq_replay(wal_t *w, const char *sink, const uint64_t *ids, size_t n, size_t *n_out)
+{
+    uint64_t moved = 0;
+    if (n_out) *n_out = 0;
+    if (!w || w->readonly) return -EROFS;
+    if ((sink && !name_ok(sink, WAL_MAX_NAME)) || (n && !ids)) return WAL_EINVAL;
+    wal_req_t *r = dlq_req(WAL_REQ_DLQ_REPLAY, sink, ids, n);
+    if (!r) return -ENOMEM;
+    int rc = submit_wait(w, r, NULL, &moved);
+    if (n_out) *n_out = (size_t)moved;
+    return rc;
+}
+
+static int reserved_meta(const char *key)
+{
+    static const char *const keys[] = {"magic", "format_version", "log_id", "created_ms",
+                                       "trunc_seq"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (strcmp(key, keys[i]) == 0) return 1;
+    return 0;
+}
+
+int wal_meta_put(wal_t *w, const char *key, const void *val, size_t len)
+{
+    if (!w || w->readonly) return -EROFS;
+    if (!name_ok(key, WAL_MAX_NAME) || reserved_meta(key) || (len && !val) ||
+        len > WAL_MAX_TEXT)
+        return WAL_EINVAL;
+    wal_req_t *r = req_new(WAL_REQ_META_PUT);
+    if (!r) return -ENOMEM;
+    memcpy(r->name, key, strlen(key) + 1);
+    if (!(r->buf = malloc(len ? len : 1))) {
+        wal_req_free(r);
+        return -ENOMEM;
+    }
+    if (len) memcpy(r->buf, val, len);
+    r->len1 = len;
+    return submit_wait(w, r, NULL, NULL);
+}
+
+int wal_set_consumers(wal_t *w, const wal_consumer_t *c, size_t n)
+{
+    if (!w || w->readonly) return -EROFS;
+    if (n && !c) return WAL_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!name_ok(c[i].name, WAL_MAX_NAME)) return WAL_EINVAL;
+    wal_req_t *r = req_new(WAL_REQ_CONSUMERS);
+    if (!r || !(r->consumers = calloc(n ? n : 1, sizeof *r->consumers))) {
+        wal_req_free(r);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r->consumers[i] = c[i];
+        if (!(r->consumers[i].name = strdup(c[i].name))) {
+            r->n_items = i;
+            wal_req_free(r);
+            return -ENOMEM;
+        }
+    }
+    r->n_items = n;
+    return submit_wait(w, r, NULL, NULL);
+}

@@ -1,0 +1,253 @@
+/* read.c — the read side of the log: batches of records for sinks and the CLI, cursors, DLQ
+ * listing, meta and stats. Every read is its own read-only LMDB transaction (MDB_NOTLS, so
+ * any thread may read), and everything returned is copied out before it ends. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wal/wal_internal.h"
+
+/* Views gathered inside a read txn: slices point into the txn's snapshot of the map. */
+typedef struct {
+    wal_env_view_t *v;
+    uint64_t *keys;
+    size_t *raw;
+    size_t n, cap, chars, kvs;
+} views_t;
+
+static int views_add(views_t *vs, uint64_t key, size_t raw, const wal_env_view_t *v)
+{
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 64;
+        wal_env_view_t *nv = realloc(vs->v, cap * sizeof *nv);
+        if (!nv) return -ENOMEM;
+        vs->v = nv;
+        uint64_t *nk = realloc(vs->keys, cap * sizeof *nk);
+        if (!nk) return -ENOMEM;
+        vs->keys = nk;
+        size_t *nr = realloc(vs->raw, cap * sizeof *nr);
+        if (!nr) return -ENOMEM;
+        vs->raw = nr;
+        vs->cap = cap;
+    }
+    vs->v[vs->n] = *v;
+    vs->keys[vs->n] = key;
+    vs->raw[vs->n] = raw;
+    vs->n++;
+    vs->chars += wal_env_copy_size(v);
+    vs->kvs += v->n_settings;
+    return 0;
+}
+
+static void views_free(views_t *vs)
+{
+    free(vs->v);
+    free(vs->keys);
+    free(vs->raw);
+}
+
+/* One allocation: [items][wal_kv_t slots][chars]. */
+static void *arena_alloc(const views_t *vs, size_t item_size, wal_kv_t **kv, char **chars)
+{
+    size_t items = vs->n * item_size;
+    items = (items + 15) & ~(size_t)15;
+    char *mem = malloc(items + vs->kvs * sizeof(wal_kv_t) + vs->chars + 1);
+    if (!mem) return NULL;
+    *kv = (wal_kv_t *)(mem + items);
+    *chars = mem + items + vs->kvs * sizeof(wal_kv_t);
+    return mem;
+}
+
+int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal_batch_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    views_t vs = {0};
+    uint8_t kb[8];
+    size_t bytes = 0;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (after == UINT64_MAX) return 0;
+    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn))) goto fail;
+    if ((rc = mdb_cursor_open(txn, w->dbi_log, &c))) goto fail;
+    wal_put_be64(kb, after + 1);
+    MDB_val k = {8, kb}, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (max_records && vs.n >= max_records) break;
+        if (max_bytes && vs.n > 0 && bytes + v.mv_size > max_bytes) break;
+        wal_env_view_t view;
+        if (k.mv_size != 8 || wal_env_parse_record(v.mv_data, v.mv_size, &view)) {
+            rc = WAL_ECORRUPT;
+            goto fail;
+        }
+        if ((rc = views_add(&vs, wal_get_be64(k.mv_data), v.mv_size, &view))) goto fail;
+        bytes += v.mv_size;
+    }
+    if (rc != MDB_NOTFOUND && rc != 0) goto fail;
+    if (vs.n) {
+        wal_kv_t *kv;
+        char *chars;
+        out->mem = arena_alloc(&vs, sizeof(wal_record_t), &kv, &chars);
+        if (!out->mem) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        out->recs = out->mem;
+        for (size_t i = 0; i < vs.n; i++)
+            wal_env_to_record(&vs.v[i], vs.keys[i], vs.raw[i], &out->recs[i], &kv, &chars);
+        out->n = vs.n;
+    }
+    rc = 0;
+fail:
+    if (c) mdb_cursor_close(c);
+    if (txn) mdb_txn_abort(txn);
+    views_free(&vs);
+    return rc > 0 ? -rc : wal_mdb_code(rc);
+}
+
+void wal_batch_free(wal_batch_t *b)
+{
+    if (!b) return;
+    free(b->mem);
+    memset(b, 0, sizeof *b);
+}
+
+int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&w->clock);
+    while (atomic_load(&w->last_seq) <= after) {
+        if (w->closed) {
+            rc = WAL_ECLOSED;
+            break;
+        }
+        if (pthread_cond_timedwait(&w->ccond, &w->clock, &ts) == ETIMEDOUT) {
+            rc = atomic_load(&w->last_seq) > after ? 0 : WAL_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->clock);
+    return rc;
+}
+
+uint64_t wal_last_seq(wal_t *w)
+{
+    return atomic_load(&w->last_seq);
+}
+
+uint64_t wal_log_id(wal_t *w)
+{
+    return w->log_id;
+}
+
+int wal_cursor_get(wal_t *w, const char *sink, wal_cursor_t *out)
+{
+    MDB_txn *txn;
+    if (!sink || !*sink || strlen(sink) > WAL_MAX_NAME) return WAL_EINVAL;
+    int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return wal_mdb_code(rc);
+    MDB_val k = {strlen(sink), (void *)sink}, v;
+    rc = mdb_get(txn, w->dbi_cur, &k, &v);
+    if (rc == 0 && v.mv_size != 24) rc = WAL_ECORRUPT;
+    if (rc == 0) {
+        out->acked = wal_get_be64(v.mv_data);
+        out->inflight_first = wal_get_be64((uint8_t *)v.mv_data + 8);
+        out->inflight_last = wal_get_be64((uint8_t *)v.mv_data + 16);
+    }
+    mdb_txn_abort(txn);
+    return wal_mdb_code(rc);
+}
+
+int wal_dlq_list(wal_t *w, const char *sink, uint64_t after_id, size_t max, wal_dlq_list_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    views_t vs = {0};
+    uint8_t kb[8];
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (after_id == UINT64_MAX) return 0;
+    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn))) goto fail;
+    if ((rc = mdb_cursor_open(txn, w->dbi_dlq, &c))) goto fail;
+    wal_put_be64(kb, after_id + 1);
+    MDB_val k = {8, kb}, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (max && vs.n >= max) break;
+        wal_env_view_t view;
+        if (k.mv_size != 8 || wal_env_parse_dlq(v.mv_data, v.mv_size, &view)) {
+            rc = WAL_ECORRUPT;
+            goto fail;
+        }
+        if (sink && (view.sink.n != strlen(sink) || memcmp(view.sink.p, sink, view.sink.n)))
+            continue;
+        if ((rc = views_add(&vs, wal_get_be64(k.mv_data), v.mv_size, &view))) goto fail;
+    }
+    if (rc != MDB_NOTFOUND && rc != 0) goto fail;
+    if (vs.n) {
+        wal_kv_t *kv;
+        char *chars;
+        out->mem = arena_alloc(&vs, sizeof(wal_dlq_entry_t), &kv, &chars);
+        if (!out->mem) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        out->e = out->mem;
+        for (size_t i = 0; i < vs.n; i++)
+            wal_env_to_dlq(&vs.v[i], vs.keys[i], &out->e[i], &kv, &chars);
+        out->n = vs.n;
+    }
+    rc = 0;
+fail:
+    if (c) mdb_cursor_close(c);
+    if (txn) mdb_txn_abort(txn);
+    views_free(&vs);
+    return rc > 0 ? -rc : wal_mdb_code(rc);
+}
+
+void wal_dlq_free(wal_dlq_list_t *l)
+{
+    if (!l) return;
+    free(l->mem);
+    memset(l, 0, sizeof *l);
+}
+
+int wal_meta_get(wal_t *w, const char *key, char *buf, size_t buflen, size_t *len_out)
+{
+    MDB_txn *txn;
+    if (!key || !*key || strlen(key) > WAL_MAX_NAME) return WAL_EINVAL;
+    int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return wal_mdb_code(rc);
+    MDB_val k = {strlen(key), (void *)key}, v;
+    rc = mdb_get(txn, w->dbi_meta, &k, &v);
+    if (rc == 0) {
+        if (len_out) *len_out = v.mv_size;
+        if (buf && buflen) {
+            size_t n = v.mv_size < buflen - 1 ? v.mv_size : buflen - 1;
+            memcpy(buf, v.mv_data, n);
+            buf[n] = '\0';
+        }
+    }
+    mdb_txn_abort(txn);
+    return wal_mdb_code(rc);
+}
+
+int wal_stats(wal_t *w, wal_stats_t *out)
+{
+    pthread_mutex_lock(&w->slock);
+    *out = w->st;
+    pthread_mutex_unlock(&w->slock);
+    return 0;
+}

@@ -1,0 +1,181 @@
+/* wal_internal.h — what the files of wal/ share and nothing outside wal/ may include: the
+ * wal_t struct, the writer's request queue, the msgpack envelope codec and the live-bytes
+ * cost model. The public contract is wal.h. */
+#ifndef SLUICE_WAL_INTERNAL_H
+#define SLUICE_WAL_INTERNAL_H
+
+#include <lmdb.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "wal/wal.h"
+
+#define WAL_FORMAT_VERSION 1
+#define WAL_MAGIC "sluice-wal"
+#define WAL_MAX_NAME 255        /* sink names, meta keys (LMDB keys are <= 511 bytes) */
+#define WAL_MAX_IDENT 4096      /* db, table */
+#define WAL_MAX_TEXT (1u << 20) /* columns, one setting, a DLQ error message */
+
+/* ---- envelope codec (envelope.c) ---- */
+
+typedef struct {
+    const char *p;
+    size_t n;
+    int present; /* 0 when absent or nil */
+} wal_slice_t;
+
+/* A decoded envelope (log record or DLQ entry) whose slices point into the encoded bytes. */
+typedef struct {
+    uint64_t v, ts_ms, nrows;
+    wal_slice_t db, table, fmt, cols, target, rows, sink, error;
+    const uint8_t *settings; /* first key of the settings map, or NULL */
+    uint32_t n_settings;
+    size_t settings_len; /* encoded bytes of the settings map, header included */
+    const uint8_t *settings_map;
+    size_t settings_chars; /* sum of key and value lengths */
+} wal_env_view_t;
+
+/* Parse one envelope; never reads outside [buf, buf+len). 0 or WAL_ECORRUPT. */
+int wal_env_parse(const void *buf, size_t len, wal_env_view_t *v);
+/* Parse a log record envelope and check its required fields. */
+int wal_env_parse_record(const void *buf, size_t len, wal_env_view_t *v);
+/* Parse a DLQ entry and check its required fields. */
+int wal_env_parse_dlq(const void *buf, size_t len, wal_env_view_t *v);
+
+/* Chars of arena space wal_env_to_record / wal_env_to_dlq need for this view (plus
+ * n_settings wal_kv_t slots). */
+size_t wal_env_copy_size(const wal_env_view_t *v);
+/* Copy a parsed view into the arena (*kv then *chars advance). */
+void wal_env_to_record(const wal_env_view_t *v, uint64_t seq, size_t raw, wal_record_t *r,
+                       wal_kv_t **kv, char **chars);
+void wal_env_to_dlq(const wal_env_view_t *v, uint64_t id, wal_dlq_entry_t *e, wal_kv_t **kv,
+                    char **chars);
+
+/* What a log envelope holds, as slices (so DLQ replay can pass undecoded settings). */
+typedef struct {
+    wal_slice_t db, table, cols, target;
+    const wal_kv_t *settings; /* either this array ... */
+    size_t n_settings;
+    const uint8_t *settings_map; /* ... or an already encoded msgpack map */
+    size_t settings_map_len;
+    uint64_t ts_ms;
+} wal_env_hdr_t;
+
+/* A msgpack-c sbuffer that remembers an allocation failure (checked once after packing). */
+typedef struct {
+    msgpack_sbuffer sb;
+    int oom;
+} wal_sbuf_t;
+
+/* Split rows at '\n' into records of at most max_record rows bytes (one oversize row is a
+ * record by itself) and pack each as an envelope into sb; lens[i] gets record i's size.
+ * Returns the number of records, or a negative code. *lens is malloc'ed when > 1 record. */
+int wal_env_pack_records(wal_sbuf_t *sb, const wal_env_hdr_t *h, const char *rows,
+                         size_t rows_len, uint32_t n_rows, size_t max_record, size_t **lens,
+                         size_t *len1);
+int wal_env_pack_dlq(wal_sbuf_t *sb, const wal_dlq_entry_t *e);
+
+wal_slice_t wal_slice(const char *s);
+
+/* ---- the wal ---- */
+
+typedef enum {
+    WAL_REQ_APPEND = 0,
+    WAL_REQ_CURSOR,
+    WAL_REQ_DLQ_DROP,
+    WAL_REQ_DLQ_REPLAY,
+    WAL_REQ_META_PUT,
+    WAL_REQ_CONSUMERS,
+} wal_req_kind_t;
+
+typedef struct wal_req {
+    struct wal_req *next;
+    wal_req_kind_t kind;
+    wal_done_cb cb;
+    void *ctx;
+    int status;
+    uint64_t a, b; /* results: seq range (append), moved count (replay: b) */
+    /* payload: append = envelopes; cursor = DLQ entries; meta = value */
+    char *buf;
+    size_t *lens; /* n_items sizes within buf */
+    size_t len1;
+    size_t n_items;
+    uint64_t cost;       /* append: live bytes it will hold */
+    uint32_t n_rows;     /* append */
+    uint64_t deadline;   /* append under when_full: block; monotonic ms */
+    char name[WAL_MAX_NAME + 1]; /* sink (cursor, dlq), meta key */
+    int has_name;
+    wal_cursor_t cursor;
+    uint64_t *ids; /* dlq drop/replay */
+    wal_consumer_t *consumers; /* with names strdup'ed */
+} wal_req_t;
+
+typedef struct {
+    char *name;
+    int start_latest, drop_oldest;
+    uint64_t acked; /* writer thread only */
+} wal_cons_t;
+
+struct wal {
+    char *dir;
+    cfg_wal_t cfg; /* dir points to this->dir */
+    int readonly;
+    MDB_env *env;
+    MDB_dbi dbi_log, dbi_cur, dbi_dlq, dbi_meta;
+    unsigned psize;
+    uint64_t log_id;
+
+    /* Queue to the writer: protected by qlock; qcond wakes the writer. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    wal_req_t *q_head, *q_tail;
+    int closing; /* qlock */
+    pthread_t writer;
+    int writer_started;
+
+    /* Commit notification for wal_wait: clock + ccond; closed is under clock. */
+    pthread_mutex_t clock;
+    pthread_cond_t ccond;
+    int closed;
+    _Atomic uint64_t last_seq; /* highest committed seq: written by the writer after commit */
+
+    /* Writer-thread-only state (also filled once at open, before the thread starts). */
+    uint64_t next_seq, first_seq, n_records, live_bytes, trunc_seq, next_dlq_id;
+    uint64_t n_dlq, n_gaps;
+    wal_cons_t *cons;
+    size_t n_cons;
+    int have_cons;
+    wal_req_t *held_head, *held_tail; /* when_full: block */
+    uint64_t last_sync_ms;
+    uint64_t stall_until; /* after a failed txn: no truncation-only txns before this */
+    int unsynced;
+
+    /* Published counters: slock. */
+    pthread_mutex_t slock;
+    wal_stats_t st;
+};
+
+uint64_t wal_now_ms(void);     /* CLOCK_MONOTONIC */
+uint64_t wal_clock_ms(void);   /* CLOCK_REALTIME */
+void wal_put_be64(uint8_t *p, uint64_t v);
+uint64_t wal_get_be64(const uint8_t *p);
+int wal_mdb_code(int rc); /* LMDB error -> wal code (MDB_MAP_FULL -> WAL_EFULL, ...) */
+
+/* Live bytes one log record of len envelope bytes costs in LMDB pages (estimate). */
+uint64_t wal_rec_cost(const wal_t *w, size_t len);
+
+/* Recompute the writer state (seqs, live bytes, counts, consumer acks) from txn. */
+int wal_load_state(wal_t *w, MDB_txn *txn);
+
+/* Copy the writer's state into the stats snapshot (under slock). */
+void wal_publish_state(wal_t *w);
+
+/* writer.c */
+int wal_writer_start(wal_t *w);
+void wal_writer_stop(wal_t *w);
+/* Queue r (cb called exactly once, maybe synchronously on error). */
+int wal_submit(wal_t *w, wal_req_t *r);
+void wal_req_free(wal_req_t *r);
+
+#endif

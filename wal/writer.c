@@ -1,0 +1,759 @@
+/* writer.c — the one thread that writes LMDB. It drains the request queue, applies every
+ * request in one write transaction (group commit), commits (one fsync for the whole group
+ * with sync: always), and only then runs the callbacks. It also truncates the log below the
+ * consumers' cursors, enforces wal.max_bytes, and holds appends under when_full: block. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "wal/wal_internal.h"
+
+#define HELD 1 /* do_append: the request went to the held list */
+
+typedef struct {
+    uint64_t appends, rows, rejected, deleted;
+    int dirty;
+} group_t;
+
+void wal_req_free(wal_req_t *r)
+{
+    if (!r) return;
+    free(r->buf);
+    if (r->lens != &r->len1) free(r->lens);
+    free(r->ids);
+    if (r->consumers) {
+        for (size_t i = 0; i < r->n_items; i++) free((char *)r->consumers[i].name);
+        free(r->consumers);
+    }
+    free(r);
+}
+
+static void complete(wal_req_t *r, int status)
+{
+    if (r->cb) r->cb(r->ctx, status, status ? 0 : r->a, status ? 0 : r->b);
+    wal_req_free(r);
+}
+
+int wal_submit(wal_t *w, wal_req_t *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&w->qlock);
+    if (w->closing) {
+        pthread_mutex_unlock(&w->qlock);
+        complete(r, WAL_ECLOSED);
+        return WAL_ECLOSED;
+    }
+    if (w->q_tail) {
+        w->q_tail->next = r;
+    } else {
+        w->q_head = r;
+        pthread_cond_signal(&w->qcond); /* the writer sleeps only on an empty queue */
+    }
+    w->q_tail = r;
+    pthread_mutex_unlock(&w->qlock);
+    return 0;
+}
+
+/* ---- truncation and room ---- */
+
+static uint64_t min_acked(const wal_t *w)
+{
+    if (!w->have_cons || w->n_cons == 0) return 0; /* nobody declared: keep everything */
+    uint64_t m = UINT64_MAX;
+    for (size_t i = 0; i < w->n_cons; i++)
+        if (w->cons[i].acked < m) m = w->cons[i].acked;
+    return m;
+}
+
+static int truncation_pending(const wal_t *w)
+{
+    return w->n_records && w->first_seq <= min_acked(w) && wal_now_ms() >= w->stall_until;
+}
+
+static int put_u64_meta(wal_t *w, MDB_txn *txn, const char *key, uint64_t val)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%" PRIu64, val);
+    MDB_val k = {strlen(key), (void *)key}, v = {(size_t)n, buf};
+    return mdb_put(txn, w->dbi_meta, &k, &v, 0);
+}
+
+/* Delete log records with seq <= lim from the front, at most max_count of them, stopping
+ * once at least want_bytes were freed (0 = no byte goal). Only ever called with lim <= the
+ * minimum consumer cursor, so no consumer loses a record it has not acked. */
+static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count,
+                        uint64_t want_bytes, group_t *g)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t n = 0, freed = 0, last = 0;
+    int rc = mdb_cursor_open(txn, w->dbi_log, &c);
+    if (rc) return rc;
+    while (n < max_count && (!want_bytes || freed < want_bytes)) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (rc) break;
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t seq = wal_get_be64(k.mv_data);
+        if (seq > lim) break;
+        uint64_t cost = wal_rec_cost(w, v.mv_size);
+        if ((rc = mdb_cursor_del(c, 0))) break;
+        freed += cost;
+        w->live_bytes -= cost < w->live_bytes ? cost : w->live_bytes;
+        w->n_records--;
+        last = seq;
+        n++;
+    }
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        w->first_seq = rc == 0 ? wal_get_be64(k.mv_data) : 0;
+        rc = rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    mdb_cursor_close(c);
+    if (rc || n == 0) return rc;
+    g->deleted += n;
+    g->dirty = 1;
+    if (last > w->trunc_seq) {
+        /* Persisted so that seqs keep growing after the log was emptied: a (log id, seq)
+         * pair names one batch forever (idempotency labels rely on it). */
+        w->trunc_seq = last;
+        rc = put_u64_meta(w, txn, "trunc_seq", last);
+    }
+    return rc;
+}
+
+static int put_cursor(wal_t *w, MDB_txn *txn, const char *name, const wal_cursor_t *c)
+{
+    uint8_t b[24];
+    wal_put_be64(b, c->acked);
+    wal_put_be64(b + 8, c->inflight_first);
+    wal_put_be64(b + 16, c->inflight_last);
+    MDB_val k = {strlen(name), (void *)name}, v = {24, b};
+    return mdb_put(txn, w->dbi_cur, &k, &v, 0);
+}
+
+static int get_cursor(wal_t *w, MDB_txn *txn, const char *name, wal_cursor_t *c)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, w->dbi_cur, &k, &v);
+    if (rc) return rc;
+    if (v.mv_size != 24) return MDB_CORRUPTED;
+    c->acked = wal_get_be64(v.mv_data);
+    c->inflight_first = wal_get_be64((uint8_t *)v.mv_data + 8);
+    c->inflight_last = wal_get_be64((uint8_t *)v.mv_data + 16);
+    return 0;
+}
+
+/* overflow: drop_oldest. When the consumers holding the minimum cursor all drop_oldest, move
+ * them past the oldest records worth `deficit` bytes (never past a block consumer's cursor),
+ * record each skipped range as a gap in meta, so truncation can free the room. */
+static int drop_oldest(wal_t *w, MDB_txn *txn, uint64_t deficit)
+{
+    uint64_t m = min_acked(w), block_min = UINT64_MAX;
+    int any_drop = 0;
+    for (size_t i = 0; i < w->n_cons; i++) {
+        if (!w->cons[i].drop_oldest) {
+            if (w->cons[i].acked == m) return 0; /* a block consumer holds the log */
+            if (w->cons[i].acked < block_min) block_min = w->cons[i].acked;
+        } else if (w->cons[i].acked == m) {
+            any_drop = 1;
+        }
+    }
+    if (!any_drop || !w->n_records) return 0;
+
+    /* Find the seq up to which deleting frees deficit bytes. */
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t target = 0, sum = 0;
+    int rc = mdb_cursor_open(txn, w->dbi_log, &c);
+    if (rc) return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && sum < deficit;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        target = wal_get_be64(k.mv_data);
+        sum += wal_rec_cost(w, v.mv_size);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    if (target > block_min) target = block_min;
+    if (target <= m) return 0;
+
+    for (size_t i = 0; i < w->n_cons; i++) {
+        wal_cons_t *cs = &w->cons[i];
+        if (!cs->drop_oldest || cs->acked >= target) continue;
+        wal_cursor_t cur = {0};
+        rc = get_cursor(w, txn, cs->name, &cur);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        uint64_t first = cs->acked + 1;
+        cur.acked = target;
+        if (cur.inflight_first && cur.inflight_first <= target)
+            cur.inflight_first = cur.inflight_last = 0; /* those records are gone */
+        if ((rc = put_cursor(w, txn, cs->name, &cur))) return rc;
+        char key[WAL_MAX_NAME + 32];
+        snprintf(key, sizeof key, "gap:%s:%020" PRIu64, cs->name, first);
+        if ((rc = put_u64_meta(w, txn, key, target))) return rc;
+        cs->acked = target;
+        w->n_gaps++;
+        char f[24], l[24];
+        snprintf(f, sizeof f, "%" PRIu64, first);
+        snprintf(l, sizeof l, "%" PRIu64, target);
+        log_warn("wal full: dropped a sink's oldest backlog (overflow: drop_oldest)", "sink",
+                 cs->name, "#first_seq", f, "#last_seq", l);
+    }
+    return 0;
+}
+
+/* Try to make room for need more live bytes: truncate what is already acked, then apply
+ * drop_oldest. Sets *ok when the request now fits. */
+static int make_room(wal_t *w, MDB_txn *txn, uint64_t need, group_t *g, int *ok)
+{
+    uint64_t max = w->cfg.max_bytes;
+    int rc;
+    *ok = w->live_bytes + need <= max;
+    if (*ok || !w->have_cons) return 0;
+    uint64_t deficit = w->live_bytes + need - max;
+    if ((rc = delete_front(w, txn, min_acked(w), UINT64_MAX, deficit, g))) return rc;
+    if ((*ok = w->live_bytes + need <= max)) return 0;
+    deficit = w->live_bytes + need - max;
+    if ((rc = drop_oldest(w, txn, deficit))) return rc;
+    if ((rc = delete_front(w, txn, min_acked(w), UINT64_MAX, deficit, g))) return rc;
+    *ok = w->live_bytes + need <= max;
+    return 0;
+}
+
+/* ---- applying requests ---- */
+
+static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r)
+{
+    uint8_t kb[8];
+    size_t off = 0;
+    r->a = w->next_seq;
+    for (size_t i = 0; i < r->n_items; i++) {
+        wal_put_be64(kb, w->next_seq);
+        MDB_val k = {8, kb}, v = {r->lens[i], r->buf + off};
+        /* Seqs only grow, so MDB_APPEND (no tree search, full pages) always applies. */
+        int rc = mdb_put(txn, w->dbi_log, &k, &v, MDB_APPEND);
+        if (rc) return rc;
+        off += r->lens[i];
+        w->next_seq++;
+    }
+    r->b = w->next_seq - 1;
+    if (!w->n_records) w->first_seq = r->a;
+    w->n_records += r->n_items;
+    w->live_bytes += r->cost;
+    return 0;
+}
+
+/* Returns 0 (r->status set), HELD, or an LMDB error that breaks the txn. */
+static int do_append(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
+{
+    int ok = 0, rc;
+    r->status = 0;
+    if (r->cost > w->cfg.max_bytes) { /* can never fit: no point in holding it */
+        r->status = WAL_EFULL;
+        g->rejected++;
+        return 0;
+    }
+    if ((rc = make_room(w, txn, r->cost, g, &ok))) return rc;
+    if (!ok) {
+        if (w->cfg.when_full == CFG_FULL_BLOCK) return HELD;
+        r->status = WAL_EFULL;
+        g->rejected++;
+        return 0;
+    }
+    if ((rc = put_records(w, txn, r))) return rc;
+    g->appends++;
+    g->rows += r->n_rows;
+    g->dirty = 1;
+    return 0;
+}
+
+static wal_cons_t *find_cons(wal_t *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_cons; i++)
+        if (strcmp(w->cons[i].name, name) == 0) return &w->cons[i];
+    return NULL;
+}
+
+static int apply_cursor(wal_t *w, MDB_txn *txn, wal_req_t *r)
+{
+    wal_cursor_t cur, c = r->cursor;
+    int rc = get_cursor(w, txn, r->name, &cur);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    /* acked never goes back: drop_oldest may have moved it past a sink's in-flight batch. */
+    if (rc == 0 && cur.acked > c.acked) c.acked = cur.acked;
+    if ((rc = put_cursor(w, txn, r->name, &c))) return rc;
+    size_t off = 0;
+    uint8_t kb[8];
+    for (size_t i = 0; i < r->n_items; i++) {
+        wal_put_be64(kb, w->next_dlq_id);
+        MDB_val k = {8, kb}, v = {r->lens[i], r->buf + off};
+        if ((rc = mdb_put(txn, w->dbi_dlq, &k, &v, MDB_APPEND))) return rc;
+        off += r->lens[i];
+        w->next_dlq_id++;
+        w->n_dlq++;
+    }
+    wal_cons_t *cs = find_cons(w, r->name);
+    if (cs) cs->acked = c.acked;
+    return 0;
+}
+
+/* The DLQ ids a drop/replay request selects (explicit ids, or all of a sink / all). */
+static int select_dlq(wal_t *w, MDB_txn *txn, wal_req_t *r, uint64_t **ids, size_t *n)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    size_t cap = 0;
+    int rc;
+    *ids = NULL;
+    *n = 0;
+    if (r->n_items) { /* explicit ids: those that exist (and belong to the sink) */
+        uint8_t kb[8];
+        for (size_t i = 0; i < r->n_items; i++) {
+            wal_put_be64(kb, r->ids[i]);
+            k = (MDB_val){8, kb};
+            rc = mdb_get(txn, w->dbi_dlq, &k, &v);
+            if (rc == MDB_NOTFOUND) continue;
+            if (rc) return rc;
+            wal_env_view_t view;
+            if (r->has_name && (wal_env_parse_dlq(v.mv_data, v.mv_size, &view) ||
+                                view.sink.n != strlen(r->name) ||
+                                memcmp(view.sink.p, r->name, view.sink.n)))
+                continue;
+            r->ids[(*n)++] = r->ids[i];
+        }
+        *ids = r->ids;
+        return 0;
+    }
+    if ((rc = mdb_cursor_open(txn, w->dbi_dlq, &c))) return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        wal_env_view_t view;
+        if (k.mv_size != 8) continue;
+        if (r->has_name && (wal_env_parse_dlq(v.mv_data, v.mv_size, &view) ||
+                            view.sink.n != strlen(r->name) ||
+                            memcmp(view.sink.p, r->name, view.sink.n)))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *na = realloc(*ids, cap * sizeof *na);
+            if (!na) {
+                rc = ENOMEM;
+                break;
+            }
+            *ids = na;
+        }
+        (*ids)[(*n)++] = wal_get_be64(k.mv_data);
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND) return 0;
+    free(*ids);
+    *ids = NULL;
+    return rc;
+}
+
+static int del_dlq(wal_t *w, MDB_txn *txn, uint64_t id)
+{
+    uint8_t kb[8];
+    wal_put_be64(kb, id);
+    MDB_val k = {8, kb};
+    int rc = mdb_del(txn, w->dbi_dlq, &k, NULL);
+    if (rc == 0) w->n_dlq--;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int apply_dlq_drop(wal_t *w, MDB_txn *txn, wal_req_t *r)
+{
+    uint64_t *ids;
+    size_t n;
+    int rc = select_dlq(w, txn, r, &ids, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) rc = del_dlq(w, txn, ids[i]);
+    if (ids != r->ids) free(ids);
+    r->b = rc ? 0 : n;
+    return rc;
+}
+
+/* Move DLQ entries back into the log, targeted at the sink that dead-lettered them. */
+static int apply_dlq_replay(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
+{
+    uint64_t *ids;
+    size_t n, moved = 0;
+    int rc = select_dlq(w, txn, r, &ids, &n);
+    r->status = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t kb[8];
+        wal_put_be64(kb, ids[i]);
+        MDB_val k = {8, kb}, v;
+        if ((rc = mdb_get(txn, w->dbi_dlq, &k, &v))) break;
+        wal_env_view_t e;
+        if (wal_env_parse_dlq(v.mv_data, v.mv_size, &e)) {
+            r->status = WAL_ECORRUPT;
+            break;
+        }
+        wal_env_hdr_t h = {.db = e.db, .table = e.table, .cols = e.cols, .target = e.sink,
+                           .settings_map = e.settings_map, .settings_map_len = e.settings_len,
+                           .ts_ms = e.ts_ms};
+        wal_req_t tmp = {0};
+        wal_sbuf_t sb = {0};
+        msgpack_sbuffer_init(&sb.sb);
+        int nrec = wal_env_pack_records(&sb, &h, e.rows.p, e.rows.n, (uint32_t)e.nrows,
+                                        w->cfg.max_record_bytes, &tmp.lens, &tmp.len1);
+        if (nrec < 0) {
+            msgpack_sbuffer_destroy(&sb.sb);
+            r->status = nrec;
+            break;
+        }
+        tmp.buf = sb.sb.data;
+        tmp.n_items = (size_t)nrec;
+        for (size_t j = 0; j < tmp.n_items; j++) tmp.cost += wal_rec_cost(w, tmp.lens[j]);
+        int ok = 0;
+        rc = make_room(w, txn, tmp.cost, g, &ok);
+        if (rc == 0 && !ok) r->status = WAL_EFULL;
+        if (rc == 0 && ok) rc = put_records(w, txn, &tmp);
+        if (rc == 0 && ok) rc = del_dlq(w, txn, ids[i]);
+        free(tmp.buf);
+        if (tmp.lens != &tmp.len1) free(tmp.lens);
+        if (rc || !ok) break;
+        moved++;
+        g->dirty = 1;
+    }
+    if (ids != r->ids) free(ids);
+    if (moved) r->status = 0; /* partial move: the caller learns how many from n_out */
+    r->b = moved;
+    return rc;
+}
+
+static int apply_consumers(wal_t *w, MDB_txn *txn, wal_req_t *r)
+{
+    if (r->consumers) { /* first application: take the list over */
+        for (size_t i = 0; i < w->n_cons; i++) free(w->cons[i].name);
+        free(w->cons);
+        w->cons = calloc(r->n_items ? r->n_items : 1, sizeof *w->cons);
+        if (!w->cons) {
+            w->n_cons = 0;
+            return ENOMEM;
+        }
+        for (size_t i = 0; i < r->n_items; i++) {
+            w->cons[i].name = (char *)r->consumers[i].name;
+            w->cons[i].start_latest = r->consumers[i].start_latest;
+            w->cons[i].drop_oldest = r->consumers[i].drop_oldest;
+        }
+        w->n_cons = r->n_items;
+        free(r->consumers);
+        r->consumers = NULL;
+        w->have_cons = 1;
+    }
+    for (size_t i = 0; i < w->n_cons; i++) {
+        wal_cursor_t c = {0};
+        int rc = get_cursor(w, txn, w->cons[i].name, &c);
+        if (rc == 0) {
+            w->cons[i].acked = c.acked;
+            continue;
+        }
+        if (rc != MDB_NOTFOUND) return rc;
+        /* A new sink starts before the oldest record (earliest) or after the newest. */
+        uint64_t last = w->next_seq - 1;
+        c.acked = w->cons[i].start_latest || !w->n_records ? last : w->first_seq - 1;
+        if ((rc = put_cursor(w, txn, w->cons[i].name, &c))) return rc;
+        w->cons[i].acked = c.acked;
+    }
+    return 0;
+}
+
+static int apply_other(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
+{
+    int rc = 0;
+    r->status = 0;
+    switch (r->kind) {
+    case WAL_REQ_CURSOR: rc = apply_cursor(w, txn, r); break;
+    case WAL_REQ_DLQ_DROP: rc = apply_dlq_drop(w, txn, r); break;
+    case WAL_REQ_DLQ_REPLAY: rc = apply_dlq_replay(w, txn, r, g); break;
+    case WAL_REQ_CONSUMERS: rc = apply_consumers(w, txn, r); break;
+    case WAL_REQ_META_PUT: {
+        MDB_val k = {strlen(r->name), r->name}, v = {r->len1, r->buf};
+        rc = mdb_put(txn, w->dbi_meta, &k, &v, 0);
+        break;
+    }
+    case WAL_REQ_APPEND: break;
+    }
+    g->dirty = 1;
+    return rc;
+}
+
+/* ---- the group commit ---- */
+
+static void push(wal_req_t ***tail, wal_req_t *r)
+{
+    r->next = NULL;
+    **tail = r;
+    *tail = &r->next;
+}
+
+static void hold(wal_t *w, wal_req_t *r)
+{
+    r->next = NULL;
+    if (w->held_tail) w->held_tail->next = r;
+    else w->held_head = r;
+    w->held_tail = r;
+}
+
+static void reload_state(wal_t *w)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) == 0) {
+        int rc = wal_load_state(w, txn);
+        mdb_txn_abort(txn);
+        if (rc) log_error("wal: cannot reload state", "error", mdb_strerror(rc));
+    }
+}
+
+/* Apply held appends (oldest first), then the new requests, then one truncation chunk. */
+static int run_group(wal_t *w, MDB_txn *txn, wal_req_t *in, wal_req_t ***done, group_t *g)
+{
+    int rc = delete_front(w, txn, min_acked(w), w->cfg.truncate_chunk, 0, g);
+    uint64_t now = wal_now_ms();
+    while (rc == 0 && w->held_head) {
+        wal_req_t *r = w->held_head;
+        if (now >= r->deadline) {
+            r->status = WAL_ETIMEDOUT;
+            g->rejected++;
+        } else {
+            rc = do_append(w, txn, r, g);
+            if (rc == HELD) {
+                rc = 0;
+                break;
+            }
+        }
+        w->held_head = r->next;
+        if (!w->held_head) w->held_tail = NULL;
+        push(done, r);
+    }
+    while (in) {
+        wal_req_t *r = in;
+        in = in->next;
+        if (rc) {
+            r->status = rc;
+            push(done, r);
+            continue;
+        }
+        if (r->kind == WAL_REQ_APPEND) {
+            if (w->held_head) { /* keep FIFO order behind the held ones */
+                hold(w, r);
+                continue;
+            }
+            rc = do_append(w, txn, r, g);
+            if (rc == HELD) {
+                rc = 0;
+                hold(w, r);
+                continue;
+            }
+        } else {
+            rc = apply_other(w, txn, r, g);
+        }
+        push(done, r);
+    }
+    return rc;
+}
+
+static unsigned hist_bucket(uint64_t n)
+{
+    unsigned b = 0;
+    while (n > 1 && b < 7) {
+        n >>= 1;
+        b++;
+    }
+    return b;
+}
+
+static void fail_list(wal_req_t *r, int status)
+{
+    for (; r; r = r->next) r->status = status;
+}
+
+static void group_commit(wal_t *w, wal_req_t *in)
+{
+    wal_req_t *done = NULL, **tail = &done;
+    group_t g = {0};
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(w->env, NULL, 0, &txn);
+    if (rc) {
+        tail = &done;
+        for (wal_req_t *r = in, *nx; r; r = nx) {
+            nx = r->next;
+            push(&tail, r);
+        }
+        fail_list(done, wal_mdb_code(rc));
+        log_error("wal: cannot begin a write transaction", "error", mdb_strerror(rc));
+        goto callbacks;
+    }
+    rc = run_group(w, txn, in, &tail, &g);
+    if (rc == 0) {
+        if (g.dirty) {
+            rc = mdb_txn_commit(txn); /* sync: always: data and meta fsync'ed here */
+        } else {
+            mdb_txn_abort(txn);
+        }
+        txn = NULL;
+    }
+    if (rc == MDB_MAP_FULL) {
+        /* The estimate let LMDB's map fill up: nothing of this txn happened. Fail the
+         * appends (and replays) as full, then redo the other requests in a txn of their
+         * own. Acked data is untouched: it was committed by earlier txns. */
+        if (txn) mdb_txn_abort(txn);
+        txn = NULL;
+        reload_state(w);
+        log_warn("wal: LMDB map full; failing this group's appends", "dir", w->dir);
+        g = (group_t){0};
+        rc = mdb_txn_begin(w->env, NULL, 0, &txn);
+        for (wal_req_t *r = done; r; r = r->next) {
+            if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_DLQ_REPLAY) {
+                r->status = WAL_EFULL;
+                g.rejected += r->kind == WAL_REQ_APPEND;
+            } else if (rc == 0) {
+                rc = apply_other(w, txn, r, &g);
+            }
+        }
+        if (rc == 0) rc = g.dirty ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
+        else if (txn) mdb_txn_abort(txn);
+        txn = NULL;
+        if (rc) {
+            for (wal_req_t *r = done; r; r = r->next)
+                if (r->kind != WAL_REQ_APPEND && r->kind != WAL_REQ_DLQ_REPLAY)
+                    r->status = wal_mdb_code(rc);
+            reload_state(w);
+        }
+        g.appends = g.rows = 0;
+        rc = 0;
+        goto publish;
+    }
+    if (rc) {
+        if (txn) mdb_txn_abort(txn);
+        log_error("wal: write transaction failed", "error", mdb_strerror(rc));
+        w->stall_until = wal_now_ms() + 100; /* no busy loop on a persistent error */
+        fail_list(done, wal_mdb_code(rc));
+        reload_state(w);
+        g = (group_t){0};
+        goto callbacks;
+    }
+publish:
+    atomic_store(&w->last_seq, w->next_seq - 1);
+    pthread_mutex_lock(&w->clock);
+    pthread_cond_broadcast(&w->ccond);
+    pthread_mutex_unlock(&w->clock);
+    if (g.dirty && w->cfg.sync == CFG_SYNC_INTERVAL) w->unsynced = 1;
+callbacks:
+    pthread_mutex_lock(&w->slock);
+    if (g.dirty) {
+        w->st.commits++;
+        if (w->cfg.sync == CFG_SYNC_ALWAYS) w->st.fsyncs++;
+    }
+    w->st.appends += g.appends;
+    w->st.appended_rows += g.rows;
+    w->st.rejected_full += g.rejected;
+    if (g.appends) w->st.group_hist[hist_bucket(g.appends)]++;
+    pthread_mutex_unlock(&w->slock);
+    wal_publish_state(w);
+    /* Acked only now: the txn holding these records is committed (and, with sync: always,
+     * on disk), so a crash after any callback cannot lose what it reported. */
+    for (wal_req_t *r = done, *nx; r; r = nx) {
+        nx = r->next;
+        complete(r, r->status);
+    }
+}
+
+/* sync: interval. Acks went out before this fsync: a power loss can lose up to one
+ * interval of acked appends (documented); a process crash loses nothing (page cache). */
+static void maybe_sync(wal_t *w, int force)
+{
+    if (w->cfg.sync != CFG_SYNC_INTERVAL || !w->unsynced) return;
+    uint64_t now = wal_now_ms();
+    if (!force && now < w->last_sync_ms + w->cfg.sync_interval_ms) return;
+    int rc = mdb_env_sync(w->env, 1);
+    if (rc) log_error("wal: fsync failed", "error", mdb_strerror(rc));
+    w->unsynced = 0;
+    w->last_sync_ms = now;
+    pthread_mutex_lock(&w->slock);
+    w->st.fsyncs++;
+    pthread_mutex_unlock(&w->slock);
+}
+
+/* When the writer must wake up without a request: 0 = not before one arrives. */
+static uint64_t next_wake(const wal_t *w)
+{
+    uint64_t t = 0;
+    if (w->held_head) t = w->held_head->deadline;
+    if (w->cfg.sync == CFG_SYNC_INTERVAL && w->unsynced) {
+        uint64_t s = w->last_sync_ms + w->cfg.sync_interval_ms;
+        if (!t || s < t) t = s;
+    }
+    return t;
+}
+
+static void *writer_main(void *arg)
+{
+    wal_t *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->qlock);
+        while (!w->q_head && !w->closing && !truncation_pending(w)) {
+            uint64_t wake = next_wake(w);
+            if (!wake) {
+                pthread_cond_wait(&w->qcond, &w->qlock);
+                continue;
+            }
+            if (wal_now_ms() >= wake) break;
+            struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000L};
+            if (pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == ETIMEDOUT) break;
+        }
+        wal_req_t *in = w->q_head;
+        w->q_head = w->q_tail = NULL;
+        int closing = w->closing;
+        pthread_mutex_unlock(&w->qlock);
+
+        group_commit(w, in);
+        maybe_sync(w, 0);
+        if (closing) {
+            pthread_mutex_lock(&w->qlock);
+            int empty = w->q_head == NULL;
+            pthread_mutex_unlock(&w->qlock);
+            if (empty) break;
+        }
+    }
+    /* Closing: appends still held for room will not get it. */
+    wal_req_t *r = w->held_head;
+    w->held_head = w->held_tail = NULL;
+    for (wal_req_t *nx; r; r = nx) {
+        nx = r->next;
+        complete(r, WAL_ECLOSED);
+    }
+    maybe_sync(w, 1);
+    return NULL;
+}
+
+int wal_writer_start(wal_t *w)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&w->qcond);
+    pthread_cond_init(&w->qcond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&w->writer, NULL, writer_main, w);
+    if (rc) return -rc;
+    w->writer_started = 1;
+    return 0;
+}
+
+void wal_writer_stop(wal_t *w)
+{
+    pthread_mutex_lock(&w->qlock);
+    w->closing = 1;
+    pthread_cond_signal(&w->qcond);
+    pthread_mutex_unlock(&w->qlock);
+    pthread_join(w->writer, NULL);
+    w->writer_started = 0;
+}
