@@ -16,6 +16,7 @@
 #define MAX_FILE_BYTES (4u << 20)
 #define MAX_FIELDS 32
 #define PATH_LEN 192
+#define MAX_DEPTH 32
 
 typedef struct {
     yaml_document_t *doc;
@@ -280,20 +281,35 @@ static void store_str(char **dst, char *v)
     *dst = v;
 }
 
+/* Common start of a list or map value: null is empty; else check the node kind, the item
+ * cap, and allocate zeroed room. *cnt is 0 (and *out untouched) for an empty collection. */
+static int items_alloc(ld_t *ld, const yaml_node_t *n, const char *key, yaml_node_type_t t,
+                       size_t elem, void **out, size_t *cnt)
+{
+    int rc;
+    *cnt = 0;
+    if (is_null(n)) return 0;
+    if ((rc = expect(ld, n, key, t))) return rc;
+    size_t c = t == YAML_SEQUENCE_NODE
+                   ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+                   : (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (c > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d entries", CFG_MAX_ITEMS);
+    if (c == 0) return 0;
+    if (!(*out = calloc(c, elem))) return oom(ld, n, key);
+    *cnt = c;
+    return 0;
+}
+
 static int parse_strlist(ld_t *ld, const yaml_node_t *n, const char *key, char ***out,
                          size_t *nout)
 {
     char sub[PATH_LEN];
     int rc;
-    if (is_null(n)) return 0;
-    if ((rc = expect(ld, n, key, YAML_SEQUENCE_NODE))) return rc;
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (cnt > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d items", CFG_MAX_ITEMS);
-    if (cnt == 0) return 0;
-    char **v = calloc(cnt, sizeof *v);
-    if (!v) return oom(ld, n, key);
+    size_t cnt;
     /* Owned by the caller's struct from here on, so every failure below is freed by cfg_free. */
-    *out = v;
+    void *mem = NULL;
+    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt) return rc;
+    char **v = *out = mem;
     for (size_t i = 0; i < cnt; i++) {
         const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
         pathf(sub, "%s[%zu]", key, i);
@@ -309,14 +325,10 @@ static int parse_kvmap(ld_t *ld, const yaml_node_t *n, const char *key, int need
 {
     char sub[PATH_LEN];
     int rc;
-    if (is_null(n)) return 0;
-    if ((rc = expect(ld, n, key, YAML_MAPPING_NODE))) return rc;
-    size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    if (cnt > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d entries", CFG_MAX_ITEMS);
-    if (cnt == 0) return 0;
-    cfg_kv_t *v = calloc(cnt, sizeof *v);
-    if (!v) return oom(ld, n, key);
-    *out = v;
+    size_t cnt;
+    void *mem = NULL;
+    if ((rc = items_alloc(ld, n, key, YAML_MAPPING_NODE, sizeof **out, &mem, &cnt)) || !cnt) return rc;
+    cfg_kv_t *v = *out = mem;
     for (size_t i = 0; i < cnt; i++) {
         const yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
         const yaml_node_t *k = node(ld, pr->key), *val = node(ld, pr->value);
@@ -339,14 +351,10 @@ static int parse_users(ld_t *ld, const yaml_node_t *n, const char *key, cfg_user
     static const char *const known[] = {"user", "password"};
     char sub[PATH_LEN], full[PATH_LEN];
     int rc;
-    if (is_null(n)) return 0;
-    if ((rc = expect(ld, n, key, YAML_SEQUENCE_NODE))) return rc;
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (cnt > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d users", CFG_MAX_ITEMS);
-    if (cnt == 0) return 0;
-    cfg_user_t *v = calloc(cnt, sizeof *v);
-    if (!v) return oom(ld, n, key);
-    *out = v;
+    size_t cnt;
+    void *mem = NULL;
+    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt) return rc;
+    cfg_user_t *v = *out = mem;
     for (size_t i = 0; i < cnt; i++) {
         const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
         pathf(sub, "%s[%zu]", key, i);
@@ -702,6 +710,35 @@ static int parse_root(ld_t *ld, const yaml_node_t *root, sluice_cfg_t *cfg)
     return 0;
 }
 
+/* libyaml's scanner costs O(depth) per token inside flow collections, so "[[[[…" is
+ * quadratic (200k levels take minutes). A config never nests deeper than a handful of
+ * levels: one cheap event pass refuses deep input before the document is built. */
+static int check_depth(const char *yaml, size_t len, const char *name, char *err, size_t errlen)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    int depth = 0, rc = 0, done = 0;
+    if (!yaml_parser_initialize(&p)) return 0; /* the loader reports it */
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
+    while (!done && yaml_parser_parse(&p, &ev)) {
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH) {
+                cfg_errf(err, errlen, "%s:%zu: (yaml): nested deeper than %d levels", name,
+                         (size_t)ev.start_mark.line + 1, MAX_DEPTH);
+                rc = -EINVAL;
+                done = 1;
+            }
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (ev.type == YAML_STREAM_END_EVENT) {
+            done = 1;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc; /* a syntax error is left to the loader, which reports it the same way */
+}
+
 static int load_buffer(sluice_cfg_t *cfg, const char *yaml, size_t len, const char *name,
                        char *err, size_t errlen)
 {
@@ -715,6 +752,10 @@ static int load_buffer(sluice_cfg_t *cfg, const char *yaml, size_t len, const ch
         cfg_errf(err, errlen, "%s: out of memory", name);
         cfg_free(cfg);
         return -ENOMEM;
+    }
+    if ((rc = check_depth(yaml, len, name, err, errlen))) {
+        cfg_free(cfg);
+        return rc;
     }
     if (!yaml_parser_initialize(&parser)) {
         cfg_errf(err, errlen, "%s: out of memory", name);

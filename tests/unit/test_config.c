@@ -541,6 +541,22 @@ static void test_error_yaml_syntax_and_documents(void **state)
     expect_error("wal: *nope\n", "t.yaml:1: (yaml): found undefined alias");
 }
 
+/* libyaml is quadratic in flow nesting depth: 200k levels used to take minutes. */
+static void test_error_deep_nesting_refused_quickly(void **state)
+{
+    (void)state;
+    size_t depth = 200000;
+    char *y = malloc(2 * depth + 32);
+    assert_non_null(y);
+    strcpy(y, "wal: {dir: ");
+    size_t o = strlen(y);
+    memset(y + o, '[', depth);
+    memset(y + o + depth, ']', depth);
+    strcpy(y + o + 2 * depth, "}\n");
+    expect_error(y, "t.yaml:1: (yaml): nested deeper than 32 levels");
+    free(y);
+}
+
 static void test_error_file_not_found(void **state)
 {
     (void)state;
@@ -1020,6 +1036,7 @@ int main(void)
         cmocka_unit_test_setup(test_error_missing_required, setup),
         cmocka_unit_test_setup(test_error_primary_rules, setup),
         cmocka_unit_test_setup(test_error_yaml_syntax_and_documents, setup),
+        cmocka_unit_test_setup(test_error_deep_nesting_refused_quickly, setup),
         cmocka_unit_test_setup(test_error_file_not_found, setup),
         cmocka_unit_test_setup(test_file_name_in_messages, setup),
         cmocka_unit_test_setup(test_interpolation_forms, setup),
