@@ -429,8 +429,10 @@ static void batch_free(batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Append the records of one wal_read (taking ownership), those <= upto only. */
-static int batch_add(batch_t *b, wal_batch_t *wb, uint64_t upto, uint32_t *rows, size_t *bytes)
+/* Append the records of one wal_read (taking ownership): those <= upto only, and no more
+ * once max_rows is reached (the batch always takes at least one record). */
+static int batch_add(batch_t *b, wal_batch_t *wb, uint64_t upto, uint32_t max_rows,
+                     uint32_t *rows, size_t *bytes)
 {
     if (b->n_chunks == b->cap_chunks) {
         size_t nc = b->cap_chunks ? b->cap_chunks * 2 : 8;
@@ -448,6 +450,7 @@ static int batch_add(batch_t *b, wal_batch_t *wb, uint64_t upto, uint32_t *rows,
     }
     b->chunks[b->n_chunks++] = *wb;
     for (size_t i = 0; i < wb->n && wb->recs[i].seq <= upto; i++) {
+        if (b->n > 0 && *rows + wb->recs[i].n_rows > max_rows) break;
         b->recs[b->n++] = &wb->recs[i];
         *rows += wb->recs[i].n_rows;
         *bytes += wb->recs[i].raw_bytes;
@@ -481,11 +484,11 @@ static int read_batch(sink_t *s, uint64_t after, batch_t *b)
         if (rc < 0) return rc;
         if (wb.n > 0) {
             size_t before = b->n;
-            if ((rc = batch_add(b, &wb, upto, &rows, &bytes)) < 0) {
+            if ((rc = batch_add(b, &wb, upto, max_rows, &rows, &bytes)) < 0) {
                 wal_batch_free(&wb);
                 return rc;
             }
-            if (b->n == before) break; /* everything past the drain target */
+            if (b->n == before) break; /* past the drain target, or the batch is full */
             last = b->recs[b->n - 1]->seq;
         } else {
             wal_batch_free(&wb);
@@ -509,7 +512,7 @@ static int read_range(sink_t *s, uint64_t after, uint64_t last, batch_t *b)
     size_t bytes = 0;
     int rc = wal_read(s->w, after, (size_t)(last - after), SIZE_MAX, &wb);
     if (rc < 0) return rc;
-    if ((rc = batch_add(b, &wb, last, &rows, &bytes)) < 0) wal_batch_free(&wb);
+    if ((rc = batch_add(b, &wb, last, UINT32_MAX, &rows, &bytes)) < 0) wal_batch_free(&wb);
     return rc;
 }
 

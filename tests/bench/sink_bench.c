@@ -42,24 +42,23 @@ static uint64_t rnd(uint64_t *s)
 static void uuid(char *out, uint64_t *s, uint64_t ms)
 {
     uint64_t a = rnd(s), b = rnd(s);
-    snprintf(out, 37, "%08" PRIx64 "-%04" PRIx64 "-7%03" PRIx64 "-%04" PRIx64 "-%012" PRIx64,
-             ms >> 16, ms & 0xffff, a & 0xfff, 0x8000 | ((a >> 12) & 0x3fff), b & 0xffffffffffffull);
+    snprintf(out, 48, "%08" PRIx64 "-%04" PRIx64 "-7%03" PRIx64 "-%04" PRIx64 "-%012" PRIx64,
+             (ms >> 16) & 0xffffffffu, ms & 0xffff, a & 0xfff, 0x8000 | ((a >> 12) & 0x3fff), (uint64_t)(b & 0xffffffffffffull));
 }
 
 /* One ChatInference-shaped row (~400 bytes) ending in '\n'. */
 static int make_row(char *buf, size_t cap, uint64_t i, uint64_t *s)
 {
-    char id[40], ep[40];
+    char id[48], ep[48];
     uint64_t ms = 1767225600000ull + i * 7;
     uuid(id, s, ms);
     uuid(ep, s, ms - 1000);
     static const char *fn[] = {"draft_email", "summarize", "classify", "extract_entities"};
     return snprintf(buf, cap,
                     "{\"id\":\"%s\",\"function_name\":\"%s\",\"variant_name\":\"gpt_4o_mini_v%d\","
-                    "\"episode_id\":\"%s\",\"input\":\"{\\\"system\\\":\\\"You are a helpful "
-                    "assistant.\\\",\\\"messages\\\":[{\\\"role\\\":\\\"user\\\",\\\"content\\\":"
+                    "\"episode_id\":\"%s\",\"input\":\"{\\\"messages\\\":[{\\\"role\\\":\\\"user\\\",\\\"content\\\":"
                     "\\\"Write item %" PRIu64 " please\\\"}]}\",\"output\":\"[{\\\"type\\\":\\\"text"
-                    "\\\",\\\"text\\\":\\\"Sure, here is item %" PRIu64 ": lorem ipsum dolor sit amet"
+                    "\\\",\\\"text\\\":\\\"Sure, here is item %" PRIu64 "."
                     "\\\"}]\",\"inference_params\":\"{\\\"chat_completion\\\":{}}\","
                     "\"processing_time_ms\":%d,\"tags\":\"{\\\"user\\\":\\\"u%d\\\"}\","
                     "\"timestamp\":\"2026-01-01 00:%02d:%02d\"}\n",
