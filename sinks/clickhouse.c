@@ -125,6 +125,8 @@ static int ch_prepare(void *state, sink_result_t *res)
         memcpy(res->msg, m, sizeof m);
         return -EAGAIN;
     }
+    while (c->resp.len && (c->resp.body[c->resp.len - 1] == '\n' || c->resp.body[c->resp.len - 1] == '\r'))
+        c->resp.body[--c->resp.len] = '\0';
     c->version = sink_ch_parse_version(c->resp.body);
     c->dedup = sink_ch_dedup_enabled(c->cfg->dedup, c->version);
     log_info("clickhouse server version", "sink", c->cfg->name, "version",
