@@ -2,6 +2,7 @@
  * checks that refuse a damaged, foreign or newer file (never re-creating it), the meta
  * records made at creation, and recovery of the writer's state from what is on disk. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -301,6 +302,70 @@ static int check_file_size(wal_t *w, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+static uint64_t map_size(const wal_t *w)
+{
+    /* Room for max_bytes of live records plus pages LMDB cannot reuse yet (still seen by a
+     * reader, or on the free list), the DLQ, cursors and meta. */
+    uint64_t map = w->cfg.max_bytes + w->cfg.max_bytes / 2 + (64u << 20);
+    return (map + 65535) & ~(uint64_t)65535;
+}
+
+/* Make a new log in a private directory and move its data.mdb into place with one rename:
+ * a crash during creation leaves either no data.mdb or a complete one, never an empty file
+ * (which open refuses as damaged). RENAME_NOREPLACE: an existing log is never overwritten. */
+static int create_atomically(wal_t *w, const char *path, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX - 32], tmpdata[PATH_MAX], tmplock[PATH_MAX];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) < 0) r = (uint64_t)getpid();
+    snprintf(tmp, sizeof tmp, "%s/.sluice-new-%d-%016" PRIx64, w->dir, (int)getpid(), r);
+    snprintf(tmpdata, sizeof tmpdata, "%s/data.mdb", tmp);
+    snprintf(tmplock, sizeof tmplock, "%s/lock.mdb", tmp);
+    if (mkdir(tmp, 0755)) {
+        int e = errno;
+        seterr(err, errlen, "cannot create %s: %s", tmp, strerror(e));
+        return -e;
+    }
+    int rc = mdb_env_create(&env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(env, 8);
+        mdb_env_set_mapsize(env, (size_t)map_size(w));
+        rc = mdb_env_open(env, tmp, 0, 0644);
+    }
+    if (rc == 0) rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0) rc = init_new(w, txn);
+    if (rc == 0) rc = mdb_txn_commit(txn); /* fsyncs the new file */
+    else if (txn) mdb_txn_abort(txn);
+    if (env) mdb_env_close(env);
+    if (rc) {
+        seterr(err, errlen, "cannot create a new log in %s: %s", tmp, mdb_strerror(rc));
+        rc = wal_mdb_code(rc);
+    } else if (renameat2(AT_FDCWD, tmpdata, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST) {
+            rc = 0; /* someone else created it meanwhile: use theirs */
+        } else if ((errno == EINVAL || errno == ENOSYS) && link(tmpdata, path) == 0) {
+            rc = 0; /* file system without renameat2: link() does not replace either */
+        } else if (errno != EEXIST) {
+            rc = -errno;
+            seterr(err, errlen, "cannot move the new log to %s: %s", path, strerror(errno));
+        }
+    }
+    unlink(tmpdata);
+    unlink(tmplock);
+    rmdir(tmp);
+    if (rc == 0) {
+        int dfd = open(w->dir, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd); /* the new name is durable before anything is acked in it */
+            close(dfd);
+        }
+        log_info("created write-ahead log", "dir", w->dir);
+    }
+    return rc;
+}
+
 static int open_env(wal_t *w, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -331,6 +396,8 @@ static int open_env(wal_t *w, char *err, size_t errlen)
         rc = -errno;
         seterr(err, errlen, "no write-ahead log at %s: %s", path, strerror(errno));
         return rc;
+    } else if ((rc = create_atomically(w, path, err, errlen))) {
+        return rc;
     }
 
     if ((rc = mdb_env_create(&w->env))) goto lmdb_fail;
@@ -340,11 +407,7 @@ static int open_env(wal_t *w, char *err, size_t errlen)
     if (w->readonly) {
         flags |= MDB_RDONLY;
     } else {
-        /* Room for max_bytes of live records plus pages LMDB cannot reuse yet (still seen
-         * by a reader, or on the free list), the DLQ, cursors and meta. */
-        uint64_t map = w->cfg.max_bytes + w->cfg.max_bytes / 2 + (64u << 20);
-        map = (map + 65535) & ~(uint64_t)65535;
-        if ((rc = mdb_env_set_mapsize(w->env, (size_t)map))) goto lmdb_fail;
+        if ((rc = mdb_env_set_mapsize(w->env, (size_t)map_size(w)))) goto lmdb_fail;
         /* sync: always keeps LMDB's fsync on commit (acked = durable); interval and none
          * trade the last moments of acks for speed, as documented in DESIGN.md §3. */
         if (w->cfg.sync != CFG_SYNC_ALWAYS) flags |= MDB_NOSYNC;
@@ -364,6 +427,10 @@ static int open_env(wal_t *w, char *err, size_t errlen)
         return wal_mdb_code(rc);
     }
     if ((rc = check_file_size(w, path, err, errlen))) return rc;
+    if (!w->readonly) {
+        int dead = 0;
+        mdb_reader_check(w->env, &dead); /* slots of killed readers would pin old pages */
+    }
     if (!w->psize) {
         MDB_stat st;
         mdb_env_stat(w->env, &st);
@@ -376,14 +443,10 @@ static int open_env(wal_t *w, char *err, size_t errlen)
     if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) || (rc = mdb_stat(txn, main_dbi, &ms)))
         goto lmdb_fail;
     if (ms.ms_entries == 0) {
-        if (w->readonly) {
-            seterr(err, errlen, "%s is an empty LMDB environment, not a sluice write-ahead log",
-                   path);
-            rc = WAL_EFOREIGN;
-            goto fail;
-        }
-        if ((rc = init_new(w, txn))) goto lmdb_fail;
-        log_info("created write-ahead log", "dir", w->dir);
+        seterr(err, errlen, "%s is an empty LMDB environment, not a sluice write-ahead log; "
+               "refusing to use it", path);
+        rc = WAL_EFOREIGN;
+        goto fail;
     } else if ((rc = check_existing(w, txn, path, err, errlen))) {
         goto fail;
     }

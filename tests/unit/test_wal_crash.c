@@ -1,0 +1,299 @@
+/* test_wal_crash.c — acked means durable, under kill -9. The test re-executes itself as a
+ * child that appends from several threads (sync: always) and reports every acknowledged
+ * request (seq range, content hash) on a pipe after its ack; the parent kills it at a random
+ * moment, reopens the log and checks each acknowledged request is there byte for byte, and
+ * that every request in the log is whole (split requests are all-or-nothing). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "wal/wal.h"
+
+#define ROUNDS 50
+#define THREADS 6
+#define MAX_RECORD 2048 /* small, so that many requests are split into several records */
+
+typedef struct {
+    uint64_t first, last, hash;
+} ack_t;
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
+    return h;
+}
+#define FNV0 14695981039346656037ull
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static cfg_wal_t crash_cfg(const char *dir)
+{
+    return (cfg_wal_t){.dir = (char *)dir, .max_bytes = 1ull << 30,
+                       .max_record_bytes = MAX_RECORD, .sync = CFG_SYNC_ALWAYS,
+                       .sync_interval_ms = 100, .when_full = CFG_FULL_REJECT,
+                       .block_timeout_ms = 1000, .truncate_chunk = 1000};
+}
+
+/* ---- child ---- */
+
+typedef struct {
+    wal_t *w;
+    int fd;
+    uint64_t seed;
+} child_arg_t;
+
+/* Rows of one request: every row names the request and its row count, so the parent can
+ * tell a whole request from a torn one. */
+static size_t make_request(uint64_t *s, const char *id, char *buf, size_t cap, uint32_t *n_rows)
+{
+    uint32_t n = 1 + (uint32_t)(rnd(s) % (rnd(s) % 4 == 0 ? 40 : 3));
+    size_t len = 0;
+    for (uint32_t i = 0; i < n && len + 1200 < cap; i++) {
+        int pad = (int)(rnd(s) % 300);
+        len += (size_t)snprintf(buf + len, cap - len, "{\"r\":\"%s\",\"n\":%u,\"i\":%u,\"p\":\"%.*s\"}\n",
+                                id, n, i, pad,
+                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    }
+    *n_rows = n;
+    return len;
+}
+
+static void *child_thread(void *arg)
+{
+    child_arg_t *a = arg;
+    uint64_t s = a->seed;
+    static __thread char buf[64 << 10];
+    for (uint64_t i = 0;; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%" PRIx64 "-%" PRIu64, a->seed, i);
+        uint32_t n;
+        size_t len = make_request(&s, id, buf, sizeof buf, &n);
+        wal_insert_t ins = {.db = "crash", .table = "t", .rows = buf, .rows_len = len,
+                            .n_rows = n};
+        ack_t ack;
+        if (wal_append_wait(a->w, &ins, &ack.first, &ack.last) != 0) _exit(3);
+        /* Reported only after the ack: the parent may rely on it being durable. */
+        ack.hash = fnv(buf, len, FNV0);
+        if (write(a->fd, &ack, sizeof ack) != (ssize_t)sizeof ack) _exit(4);
+    }
+    return NULL;
+}
+
+static int child_main(const char *dir, int fd, uint64_t seed)
+{
+    cfg_wal_t cfg = crash_cfg(dir);
+    char err[1024];
+    wal_t *w;
+    if (wal_open(&w, &cfg, err, sizeof err)) {
+        fprintf(stderr, "child: %s\n", err);
+        return 2;
+    }
+    child_arg_t args[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (child_arg_t){w, fd, seed * 1000 + (uint64_t)i + 1};
+        pthread_create(&th[i], NULL, child_thread, &args[i]);
+    }
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL); /* killed before this ends */
+    return 0;
+}
+
+/* ---- parent ---- */
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void read_acks(int fd, ack_t **acks, size_t *n, size_t *cap, char *part, size_t *plen)
+{
+    char buf[4096];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < r; i++) {
+            part[(*plen)++] = buf[i];
+            if (*plen == sizeof(ack_t)) {
+                if (*n == *cap) {
+                    *cap = *cap ? *cap * 2 : 1024;
+                    *acks = realloc(*acks, *cap * sizeof **acks);
+                }
+                memcpy(&(*acks)[(*n)++], part, sizeof(ack_t));
+                *plen = 0;
+            }
+        }
+    }
+}
+
+/* Every request in (after, end] is whole: its records are contiguous and hold n rows. */
+static void check_requests_whole(wal_t *w, uint64_t after, uint64_t *records)
+{
+    char cur[64] = "";
+    uint32_t want = 0, got = 0;
+    for (;;) {
+        wal_batch_t b;
+        assert_int_equal(wal_read(w, after, 2000, 8u << 20, &b), 0);
+        if (b.n == 0) break;
+        for (size_t i = 0; i < b.n; i++) {
+            const char *r = b.recs[i].rows;
+            char id[64];
+            unsigned n;
+            assert_int_equal(sscanf(r, "{\"r\":\"%63[^\"]\",\"n\":%u", id, &n), 2);
+            if (strcmp(id, cur) != 0) {
+                assert_int_equal(got, want); /* previous request complete */
+                snprintf(cur, sizeof cur, "%s", id);
+                want = n;
+                got = 0;
+            }
+            got += b.recs[i].n_rows;
+            (*records)++;
+        }
+        after = b.recs[b.n - 1].seq;
+        wal_batch_free(&b);
+    }
+    assert_int_equal(got, want);
+}
+
+static void verify_acks(wal_t *w, const ack_t *acks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wal_batch_t b;
+        const ack_t *a = &acks[i];
+        assert_true(a->first >= 1 && a->last >= a->first);
+        assert_int_equal(wal_read(w, a->first - 1, a->last - a->first + 1, 0, &b), 0);
+        assert_int_equal(b.n, a->last - a->first + 1);
+        uint64_t h = FNV0;
+        for (size_t j = 0; j < b.n; j++) {
+            assert_int_equal(b.recs[j].seq, a->first + j);
+            h = fnv(b.recs[j].rows, b.recs[j].rows_len, h);
+        }
+        if (h != a->hash)
+            fprintf(stderr, "acked request %" PRIu64 "-%" PRIu64 " differs\n", a->first, a->last);
+        assert_true(h == a->hash);
+        wal_batch_free(&b);
+    }
+}
+
+static void test_acked_appends_survive_kill_9(void **state)
+{
+    (void)state;
+    char base[] = "/tmp/sluice-wal-crash-XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/log", base);
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20), s = seed;
+    fprintf(stderr, "crash test seed %" PRIu64 "\n", seed);
+    ack_t *acks = NULL;
+    size_t n_acks = 0, cap = 0, killed_with_acks = 0;
+    uint64_t last_seen = 0;
+
+    for (int round = 0; round < ROUNDS; round++) {
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        char fdarg[16], seedarg[32];
+        snprintf(fdarg, sizeof fdarg, "%d", p[1]);
+        snprintf(seedarg, sizeof seedarg, "%" PRIu64, seed + (uint64_t)round);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(p[0]);
+            execl("/proc/self/exe", "test_wal_crash", "--crash-child", dir, fdarg, seedarg,
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(p[1]);
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        size_t before = n_acks, plen = 0;
+        char part[sizeof(ack_t)];
+        /* Kill at a random moment: sometimes during startup, mostly under load. */
+        int delay = round % 8 == 0 ? (int)(rnd(&s) % 30) : 40 + (int)(rnd(&s) % 200);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+            if (ms >= delay) break;
+            struct pollfd pfd = {p[0], POLLIN, 0};
+            poll(&pfd, 1, (int)(delay - ms));
+            read_acks(p[0], &acks, &n_acks, &cap, part, &plen);
+        }
+        kill(pid, SIGKILL);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+            fprintf(stderr, "child exited early: status %d\n", st);
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        read_acks(p[0], &acks, &n_acks, &cap, part, &plen); /* what it wrote before dying */
+        close(p[0]);
+        assert_int_equal(plen, 0); /* acks are written whole (< PIPE_BUF) */
+        if (n_acks > before) killed_with_acks++;
+
+        struct stat sb;
+        char data[320];
+        snprintf(data, sizeof data, "%s/data.mdb", dir);
+        if (stat(data, &sb) != 0) { /* killed before the log existed: nothing acked */
+            assert_int_equal(n_acks, 0);
+            continue;
+        }
+        cfg_wal_t cfg = crash_cfg(dir);
+        char err[1024] = "";
+        wal_t *w;
+        int rc = wal_open(&w, &cfg, err, sizeof err);
+        if (rc) fprintf(stderr, "reopen after kill: %s\n", err);
+        assert_int_equal(rc, 0);
+        verify_acks(w, acks + before, n_acks - before);
+        uint64_t records = 0;
+        check_requests_whole(w, last_seen, &records);
+        last_seen = wal_last_seq(w);
+        wal_close(w);
+    }
+    /* Finally every ack of every round, once more. */
+    cfg_wal_t cfg = crash_cfg(dir);
+    char err[1024];
+    wal_t *w;
+    assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
+    verify_acks(w, acks, n_acks);
+    wal_close(w);
+    fprintf(stderr, "crash test: %d rounds, %zu acked requests checked, %zu rounds killed "
+                    "with acks in flight\n", ROUNDS, n_acks, killed_with_acks);
+    assert_true(killed_with_acks >= ROUNDS / 2);
+    free(acks);
+    nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "--crash-child") == 0)
+        return child_main(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_acked_appends_survive_kill_9),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
