@@ -41,12 +41,12 @@ typedef enum {
 typedef struct cfg_field {
     const char *key;
     cfg_type_t type;
-    size_t off;                   /* offset in the section's struct */
-    size_t off_n;                 /* count offset for lists and maps */
-    uint64_t min, max;            /* integer and size ranges */
-    const char *const *names;     /* CFG_T_ENUM: NULL-terminated value names */
-    const struct cfg_field *sub;  /* CFG_T_SECTION: its keys, terminated by key == NULL */
-    int secret;                   /* printed as "***" */
+    size_t off;                  /* offset in the section's struct */
+    size_t off_n;                /* count offset for lists and maps */
+    uint64_t min, max;           /* integer and size ranges */
+    const char *const *names;    /* CFG_T_ENUM: NULL-terminated value names */
+    const struct cfg_field *sub; /* CFG_T_SECTION: its keys, terminated by key == NULL */
+    int secret;                  /* printed as "***" */
 } cfg_field_t;
 
 extern const cfg_field_t cfg_wal_fields[];
@@ -79,8 +79,7 @@ int cfg_check_name(const char *s, char *why, size_t whylen);
 void cfg_quote(char *out, size_t outlen, const char *s);
 
 /* Write "prefix: " + formatted message into err (never overflows, always terminated). */
-void cfg_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void cfg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 char *cfg_strdup(const char *s);
 

@@ -30,11 +30,14 @@ static const char *const overflow_names[] = {"block", "drop_oldest", NULL};
 static const char *const dedup_names[] = {"auto", "on", "off", NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 
+/* One table row per key: positional initializers keep each row on one line. */
+/* clang-format off */
 #define F(st, k, t, field, lo, hi) {#k, t, offsetof(st, field), 0, lo, hi, NULL, NULL, 0}
 #define FE(st, k, field, nm) {#k, CFG_T_ENUM, offsetof(st, field), 0, 0, 0, nm, NULL, 0}
 #define FL(st, k, t, field, nfield) {#k, t, offsetof(st, field), offsetof(st, nfield), 0, 0, NULL, NULL, 0}
 #define FS(st, k, t, field) {#k, t, offsetof(st, field), 0, 0, 0, NULL, NULL, 1}
 #define FEND {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0}
+/* clang-format on */
 
 const cfg_field_t cfg_wal_fields[] = {
     F(cfg_wal_t, dir, CFG_T_STR, dir, 0, 0),
@@ -185,8 +188,8 @@ int cfg_parse_bytes(const char *s, uint64_t *out)
         const char *unit;
         uint64_t mult;
     } units[] = {
-        {"", 1},           {"b", 1},          {"kb", 1000},        {"kib", KiB},
-        {"mb", 1000000},   {"mib", MiB},      {"gb", 1000000000},  {"gib", GiB},
+        {"", 1},         {"b", 1},     {"kb", 1000},       {"kib", KiB},
+        {"mb", 1000000}, {"mib", MiB}, {"gb", 1000000000}, {"gib", GiB},
     };
     uint64_t v = 0;
     const char *p = s;
@@ -226,8 +229,7 @@ int cfg_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
         if (!colon || colon == s) return -EINVAL;
         hl = (size_t)(colon - s);
         for (const char *q = s; q < colon; q++)
-            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
-                return -EINVAL;
+            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_') return -EINVAL;
     }
     const char *p = colon + 1;
     unsigned long v = 0;
@@ -260,25 +262,29 @@ typedef struct {
     const char *scheme_end; /* after "://" */
     const char *user;       /* userinfo start or NULL */
     size_t user_len;
-    const char *host;       /* host[:port] start */
-    size_t host_len;        /* including :port */
-    const char *port;       /* digits or NULL */
+    const char *host; /* host[:port] start */
+    size_t host_len;  /* including :port */
+    const char *port; /* digits or NULL */
     size_t port_len;
-    const char *path;       /* "/..." or "" */
+    const char *path; /* "/..." or "" */
 } cfg_url_t;
 
 static int url_split(const char *s, cfg_url_t *u, const char **why)
 {
     memset(u, 0, sizeof *u);
-    if (strncasecmp(s, "http://", 7) == 0) u->scheme_end = s + 7;
-    else if (strncasecmp(s, "https://", 8) == 0) u->scheme_end = s + 8;
-    else return *why = "expected an http:// or https:// URL", -EINVAL;
+    if (strncasecmp(s, "http://", 7) == 0)
+        u->scheme_end = s + 7;
+    else if (strncasecmp(s, "https://", 8) == 0)
+        u->scheme_end = s + 8;
+    else
+        return *why = "expected an http:// or https:// URL", -EINVAL;
     const char *auth = u->scheme_end;
     size_t alen = strcspn(auth, "/?#");
     u->path = auth + alen;
     if (strpbrk(u->path, "?#")) return *why = "a query string or fragment is not allowed", -EINVAL;
     for (const char *p = u->path; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f) return *why = "spaces or control characters in URL", -EINVAL;
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return *why = "spaces or control characters in URL", -EINVAL;
     const char *at = memrchr(auth, '@', alen);
     if (at) {
         u->user = auth;
@@ -293,7 +299,8 @@ static int url_split(const char *s, cfg_url_t *u, const char **why)
         const char *rb = memchr(h, ']', u->host_len);
         if (!rb || rb == h + 1) return *why = "bad [IPv6] host in URL", -EINVAL;
         for (const char *q = h + 1; q < rb; q++)
-            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') return *why = "bad [IPv6] host in URL", -EINVAL;
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
+                return *why = "bad [IPv6] host in URL", -EINVAL;
         if (rb + 1 < hend) {
             if (rb[1] != ':') return *why = "bad [IPv6] host in URL", -EINVAL;
             pc = rb + 1;
@@ -375,7 +382,8 @@ int cfg_sink_defaults(cfg_sink_t *s)
 
 static void free_strs(char **v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(v[i]);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -415,7 +423,8 @@ void cfg_free(sluice_cfg_t *cfg)
         free(cfg->proxy.users[i].password);
     }
     free(cfg->proxy.users);
-    for (size_t i = 0; i < cfg->n_sinks; i++) cfg_sink_free(&cfg->sinks[i]);
+    for (size_t i = 0; i < cfg->n_sinks; i++)
+        cfg_sink_free(&cfg->sinks[i]);
     free(cfg->sinks);
     free(cfg->admin.listen);
     free(cfg->admin.token);
@@ -530,10 +539,13 @@ static int apply_clickhouse_url(sluice_cfg_t *cfg, const char *val, char *err, s
         if (!bad && user && !*user) bad = 2;
     }
     const char *path = u.path;
-    while (*path == '/') path++;
+    while (*path == '/')
+        path++;
     if (!bad && *path) {
-        if (strchr(path, '/')) bad = 3;
-        else db = pct_decode(path, strlen(path), &bad);
+        if (strchr(path, '/'))
+            bad = 3;
+        else
+            db = pct_decode(path, strlen(path), &bad);
     }
     if (bad) {
         cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: %s, got %s",
@@ -552,7 +564,9 @@ static int apply_clickhouse_url(sluice_cfg_t *cfg, const char *val, char *err, s
     if (!base) goto done;
     int https = strncasecmp(val, "https", 5) == 0;
     snprintf(base, blen, "%s://%.*s%s", https ? "https" : "http", (int)u.host_len, u.host,
-             u.port ? "" : https ? ":8443" : ":8123");
+             u.port  ? ""
+             : https ? ":8443"
+                     : ":8123");
 
     target = (cfg_sink_t *)cfg_primary_sink(cfg);
     if (!target) {
@@ -640,8 +654,8 @@ static int is_loopback(const char *listen)
 
 /* Check one table's values (ranges, formats) on a config that may have been built in
  * code rather than loaded, so cfg_finish is the one gate every config passes. */
-static int check_fields(const char *name, const char *path, const void *base,
-                        const cfg_field_t *f, char *err, size_t errlen)
+static int check_fields(const char *name, const char *path, const void *base, const cfg_field_t *f,
+                        char *err, size_t errlen)
 {
     char why[200];
     for (; f->key; f++) {
@@ -664,8 +678,10 @@ static int check_fields(const char *name, const char *path, const void *base,
             cfg_check_listen(s, why, sizeof why);
             break;
         case CFG_T_LISTEN0:
-            if (!s) snprintf(why, sizeof why, "missing (use \"\" to disable)");
-            else if (*s) cfg_check_listen(s, why, sizeof why);
+            if (!s)
+                snprintf(why, sizeof why, "missing (use \"\" to disable)");
+            else if (*s)
+                cfg_check_listen(s, why, sizeof why);
             break;
         case CFG_T_URL:
             cfg_check_url(s, why, sizeof why);
@@ -681,17 +697,18 @@ static int check_fields(const char *name, const char *path, const void *base,
             v = *(const uint64_t *)p;
         range:
             if (v < f->min || v > f->max)
-                snprintf(why, sizeof why, "%llu is out of range %llu..%llu",
-                         (unsigned long long)v, (unsigned long long)f->min,
-                         (unsigned long long)f->max);
+                snprintf(why, sizeof why, "%llu is out of range %llu..%llu", (unsigned long long)v,
+                         (unsigned long long)f->min, (unsigned long long)f->max);
             break;
         case CFG_T_BOOL:
         case CFG_T_COMPRESS:
-            if (*(const int *)p != 0 && *(const int *)p != 1) snprintf(why, sizeof why, "must be 0 or 1");
+            if (*(const int *)p != 0 && *(const int *)p != 1)
+                snprintf(why, sizeof why, "must be 0 or 1");
             break;
         case CFG_T_ENUM: {
             int e = *(const int *)p, n = 0;
-            while (f->names[n]) n++;
+            while (f->names[n])
+                n++;
             if (e < 0 || e >= n) snprintf(why, sizeof why, "invalid value %d", e);
             break;
         }
@@ -747,7 +764,8 @@ static int validate(sluice_cfg_t *cfg, char *err, size_t errlen)
     if (cfg->n_sinks == 0) {
         cfg_errf(err, errlen,
                  "%s: sinks: no sinks configured (add one under sinks, or set "
-                 "SLUICE_CLICKHOUSE_URL)", name);
+                 "SLUICE_CLICKHOUSE_URL)",
+                 name);
         return -EINVAL;
     }
     for (size_t i = 0; i < cfg->n_sinks; i++) {
@@ -774,8 +792,9 @@ static int validate(sluice_cfg_t *cfg, char *err, size_t errlen)
             return -EINVAL;
         }
         if (s->type != CFG_SINK_CLICKHOUSE || !s->enabled) {
-            cfg_errf(err, errlen, "%s: %s.primary: the primary sink must be an enabled clickhouse sink",
-                     name, path);
+            cfg_errf(err, errlen,
+                     "%s: %s.primary: the primary sink must be an enabled clickhouse sink", name,
+                     path);
             return -EINVAL;
         }
         primary = s;
@@ -785,7 +804,8 @@ static int validate(sluice_cfg_t *cfg, char *err, size_t errlen)
         if (!primary) {
             cfg_errf(err, errlen,
                      "%s: proxy.passthrough_url: required when there is no primary clickhouse "
-                     "sink (queries other than INSERT need somewhere to go)", name);
+                     "sink (queries other than INSERT need somewhere to go)",
+                     name);
             return -EINVAL;
         }
         if (!(cfg->proxy.passthrough_url = cfg_strdup(primary->url))) return -ENOMEM;
@@ -793,8 +813,8 @@ static int validate(sluice_cfg_t *cfg, char *err, size_t errlen)
     if (cfg->admin.listen && *cfg->admin.listen && !is_loopback(cfg->admin.listen) &&
         (!cfg->admin.token || !*cfg->admin.token)) {
         cfg_errf(err, errlen,
-                 "%s: admin.token: required when admin.listen (%s) is not a loopback address",
-                 name, cfg->admin.listen);
+                 "%s: admin.token: required when admin.listen (%s) is not a loopback address", name,
+                 cfg->admin.listen);
         return -EINVAL;
     }
     return 0;

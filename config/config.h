@@ -55,7 +55,7 @@ typedef struct {
     char *name;                 /* required, unique, [A-Za-z0-9_-]+ */
     cfg_sink_type_t type;       /* required: clickhouse | starrocks */
     int enabled;                /* default 1 */
-    int primary;                /* default: 1 for the first clickhouse sink */
+    int primary;                /* default: 1 for the first enabled clickhouse sink */
     char *url;                  /* required: http://host:port (StarRocks: the FE http port) */
     char *user;                 /* default "default" (clickhouse) / "root" (starrocks) */
     char *password;             /* default "" */
@@ -121,7 +121,8 @@ int cfg_load_string(sluice_cfg_t *cfg, const char *yaml, const char *name, char 
 
 /* Apply SLUICE_LISTEN, SLUICE_ADMIN_LISTEN, SLUICE_WAL_DIR, SLUICE_CLICKHOUSE_URL (which may
  * carry user:pass@ and a /database path, as TensorZero takes it) on top of *cfg, then
- * validate the whole config. Returns 0 or negative with a message in err. */
+ * validate the whole config. Returns 0 or negative with a message in err; either way *cfg
+ * stays allocated (cfg_free it). Also fills proxy.passthrough_url from the primary sink. */
 int cfg_finish(sluice_cfg_t *cfg, char *err, size_t errlen);
 
 /* Write the effective config as YAML to out, passwords and tokens masked as "***". */

@@ -65,10 +65,14 @@ static yaml_node_t *node(ld_t *ld, int index)
 static const char *kind(const yaml_node_t *n)
 {
     switch (n->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a list";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
     }
 }
 
@@ -98,7 +102,8 @@ static int sb_put(sbuf_t *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) return -ENOMEM;
         b->p = p;
@@ -112,8 +117,7 @@ static int sb_put(sbuf_t *b, const char *s, size_t n)
 
 /* ${VAR} (unset is an error), ${VAR:-default} (unset or empty takes default), $$ -> $.
  * A '$' followed by anything else is kept as is, so passwords with a lone '$' survive. */
-static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const char *in,
-                       char **out)
+static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const char *in, char **out)
 {
     sbuf_t b = {0};
     int rc = -ENOMEM;
@@ -133,7 +137,8 @@ static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const ch
             continue;
         }
         const char *name = dollar + 2, *e = name;
-        while (isalnum((unsigned char)*e) || *e == '_') e++;
+        while (isalnum((unsigned char)*e) || *e == '_')
+            e++;
         const char *close = strchr(e, '}');
         cfg_quote(q, sizeof q, in);
         if (!close) {
@@ -203,7 +208,8 @@ static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b), d[40];
     if (la > 38 || lb > 38) return 99;
-    for (size_t j = 0; j <= lb; j++) d[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        d[j] = j;
     for (size_t i = 1; i <= la; i++) {
         size_t prev = d[0];
         d[0] = i;
@@ -300,15 +306,15 @@ static int items_alloc(ld_t *ld, const yaml_node_t *n, const char *key, yaml_nod
     return 0;
 }
 
-static int parse_strlist(ld_t *ld, const yaml_node_t *n, const char *key, char ***out,
-                         size_t *nout)
+static int parse_strlist(ld_t *ld, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
 {
     char sub[PATH_LEN];
     int rc;
     size_t cnt;
     /* Owned by the caller's struct from here on, so every failure below is freed by cfg_free. */
     void *mem = NULL;
-    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt) return rc;
+    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt)
+        return rc;
     char **v = *out = mem;
     for (size_t i = 0; i < cnt; i++) {
         const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
@@ -327,7 +333,8 @@ static int parse_kvmap(ld_t *ld, const yaml_node_t *n, const char *key, int need
     int rc;
     size_t cnt;
     void *mem = NULL;
-    if ((rc = items_alloc(ld, n, key, YAML_MAPPING_NODE, sizeof **out, &mem, &cnt)) || !cnt) return rc;
+    if ((rc = items_alloc(ld, n, key, YAML_MAPPING_NODE, sizeof **out, &mem, &cnt)) || !cnt)
+        return rc;
     cfg_kv_t *v = *out = mem;
     for (size_t i = 0; i < cnt; i++) {
         const yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
@@ -340,7 +347,8 @@ static int parse_kvmap(ld_t *ld, const yaml_node_t *n, const char *key, int need
         if (!(v[i].key = cfg_strdup(ks))) return oom(ld, k, sub);
         *nout = i + 1;
         if ((rc = scalar(ld, val, sub, &v[i].value, NULL))) return rc;
-        if (need_value && !*v[i].value) return fail(ld, val, sub, -EINVAL, "expected a non-empty string");
+        if (need_value && !*v[i].value)
+            return fail(ld, val, sub, -EINVAL, "expected a non-empty string");
     }
     return 0;
 }
@@ -353,14 +361,16 @@ static int parse_users(ld_t *ld, const yaml_node_t *n, const char *key, cfg_user
     int rc;
     size_t cnt;
     void *mem = NULL;
-    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt) return rc;
+    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt)
+        return rc;
     cfg_user_t *v = *out = mem;
     for (size_t i = 0; i < cnt; i++) {
         const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
         pathf(sub, "%s[%zu]", key, i);
         if ((rc = expect(ld, it, sub, YAML_MAPPING_NODE))) return rc;
         *nout = i + 1;
-        for (yaml_node_pair_t *pr = it->data.mapping.pairs.start; pr < it->data.mapping.pairs.top; pr++) {
+        for (yaml_node_pair_t *pr = it->data.mapping.pairs.start; pr < it->data.mapping.pairs.top;
+             pr++) {
             const yaml_node_t *k = node(ld, pr->key), *val = node(ld, pr->value);
             const char *ks;
             int null;
@@ -373,7 +383,8 @@ static int parse_users(ld_t *ld, const yaml_node_t *n, const char *key, cfg_user
             if (*dst) return fail(ld, k, full, -EINVAL, "duplicate key");
             if ((rc = scalar(ld, val, full, &s, &null))) return rc;
             *dst = s;
-            if (which == 0 && !*s) return fail(ld, val, full, -EINVAL, "expected a non-empty user name");
+            if (which == 0 && !*s)
+                return fail(ld, val, full, -EINVAL, "expected a non-empty user name");
         }
         if (!v[i].user) {
             pathf(full, "%s.user", sub);
@@ -403,7 +414,8 @@ static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *ba
     case CFG_T_STRLIST:
         return parse_strlist(ld, n, key, (char ***)p, (size_t *)((char *)base + f->off_n));
     case CFG_T_KVMAP:
-        return parse_kvmap(ld, n, key, f->min > 0, (cfg_kv_t **)p, (size_t *)((char *)base + f->off_n));
+        return parse_kvmap(ld, n, key, f->min > 0, (cfg_kv_t **)p,
+                           (size_t *)((char *)base + f->off_n));
     case CFG_T_USERS:
         return parse_users(ld, n, key, (cfg_user_t **)p, (size_t *)((char *)base + f->off_n));
     case CFG_T_SECTION: {
@@ -491,15 +503,18 @@ static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *ba
         if (rc == -EINVAL) {
             fail(ld, n, key, rc,
                  "expected a size in bytes (an integer, or with a unit B, KB, KiB, MB, MiB, GB, "
-                 "GiB), got %s", q);
+                 "GiB), got %s",
+                 q);
             break;
         }
         if (rc || v < f->min || v > f->max) {
             rc = fail(ld, n, key, -EINVAL, "%s is out of range %s..%s", q, lo, hi);
             break;
         }
-        if (f->type == CFG_T_SIZE32) *(uint32_t *)p = (uint32_t)v;
-        else *(uint64_t *)p = v;
+        if (f->type == CFG_T_SIZE32)
+            *(uint32_t *)p = (uint32_t)v;
+        else
+            *(uint64_t *)p = v;
         free(s);
         return 0;
     case CFG_T_BOOL:
@@ -510,8 +525,10 @@ static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *ba
         free(s);
         return 0;
     case CFG_T_COMPRESS:
-        if (strcmp(s, "gzip") == 0) *(int *)p = 1;
-        else if (strcmp(s, "none") == 0) *(int *)p = 0;
+        if (strcmp(s, "gzip") == 0)
+            *(int *)p = 1;
+        else if (strcmp(s, "none") == 0)
+            *(int *)p = 0;
         else if (parse_bool(s, (int *)p)) {
             fail(ld, n, key, rc, "expected gzip, none, true or false, got %s", q);
             break;
@@ -527,7 +544,8 @@ static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *ba
                 free(s);
                 return 0;
             }
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", f->names[i]);
+            len +=
+                (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", f->names[i]);
         }
         fail(ld, n, key, rc, "expected one of %s, got %s", list, q);
         break;
@@ -562,7 +580,8 @@ static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *
     char full[PATH_LEN];
     size_t nf = 0;
     int rc;
-    while (fields[nf].key) known[nf] = fields[nf].key, nf++;
+    while (fields[nf].key)
+        known[nf] = fields[nf].key, nf++;
     if ((rc = expect(ld, n, path, YAML_MAPPING_NODE))) return rc;
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         const yaml_node_t *k = node(ld, pr->key), *v = node(ld, pr->value);
@@ -584,7 +603,8 @@ static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *
 static size_t field_index(const cfg_field_t *fields, const char *key)
 {
     size_t i = 0;
-    while (fields[i].key && strcmp(fields[i].key, key) != 0) i++;
+    while (fields[i].key && strcmp(fields[i].key, key) != 0)
+        i++;
     return i;
 }
 
@@ -601,7 +621,8 @@ static int parse_sinks(ld_t *ld, const yaml_node_t *n, sluice_cfg_t *cfg)
     if (is_null(n)) return 0;
     if ((rc = expect(ld, n, "sinks", YAML_SEQUENCE_NODE))) return rc;
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (cnt > CFG_MAX_SINKS) return fail(ld, n, "sinks", -EINVAL, "more than %d sinks", CFG_MAX_SINKS);
+    if (cnt > CFG_MAX_SINKS)
+        return fail(ld, n, "sinks", -EINVAL, "more than %d sinks", CFG_MAX_SINKS);
     if (cnt == 0) return 0;
     if (!(cfg->sinks = calloc(cnt, sizeof *cfg->sinks))) return oom(ld, n, "sinks");
     for (size_t i = 0; i < cnt; i++) {
@@ -662,7 +683,8 @@ static int parse_sinks(ld_t *ld, const yaml_node_t *n, sluice_cfg_t *cfg)
         cfg_sink_t *s = &cfg->sinks[i];
         if (s->primary == -1 && s->enabled && s->type == CFG_SINK_CLICKHOUSE) chosen = i;
     }
-    for (size_t i = 0; i < cnt; i++) cfg->sinks[i].primary = i == chosen;
+    for (size_t i = 0; i < cnt; i++)
+        cfg->sinks[i].primary = i == chosen;
     return 0;
 }
 
@@ -671,13 +693,15 @@ static int parse_root(ld_t *ld, const yaml_node_t *root, sluice_cfg_t *cfg)
     const char *known[8];
     size_t nsec = 0, lines[8] = {0};
     int rc;
-    while (cfg_sections[nsec].key) known[nsec] = cfg_sections[nsec].key, nsec++;
+    while (cfg_sections[nsec].key)
+        known[nsec] = cfg_sections[nsec].key, nsec++;
     known[nsec] = "sinks";
     if (!root || is_null(root)) return 0;
     if (root->type != YAML_MAPPING_NODE)
         return fail(ld, root, "(top level)", -EINVAL, "expected a mapping of sections, got %s",
                     kind(root));
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
+         pr++) {
         const yaml_node_t *k = node(ld, pr->key), *v = node(ld, pr->value);
         const char *ks;
         size_t i;
@@ -685,7 +709,8 @@ static int parse_root(ld_t *ld, const yaml_node_t *root, sluice_cfg_t *cfg)
         for (i = 0; i <= nsec && strcmp(ks, known[i]) != 0; i++)
             ;
         if (i > nsec) return unknown_key(ld, k, "", ks, known, nsec + 1);
-        if (lines[i]) return fail(ld, k, ks, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
+        if (lines[i])
+            return fail(ld, k, ks, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
         lines[i] = line_of(k);
         if (i == nsec) {
             rc = parse_sinks(ld, v, cfg);
@@ -739,8 +764,8 @@ static int check_depth(const char *yaml, size_t len, const char *name, char *err
     return rc; /* a syntax error is left to the loader, which reports it the same way */
 }
 
-static int load_buffer(sluice_cfg_t *cfg, const char *yaml, size_t len, const char *name,
-                       char *err, size_t errlen)
+static int load_buffer(sluice_cfg_t *cfg, const char *yaml, size_t len, const char *name, char *err,
+                       size_t errlen)
 {
     yaml_parser_t parser;
     yaml_document_t doc, extra;
@@ -748,7 +773,8 @@ static int load_buffer(sluice_cfg_t *cfg, const char *yaml, size_t len, const ch
     int rc = -EINVAL, have_doc = 0;
 
     cfg_defaults(cfg);
-    if (!cfg->wal.dir || !cfg->proxy.listen || !cfg->admin.listen || !(cfg->path = cfg_strdup(name))) {
+    if (!cfg->wal.dir || !cfg->proxy.listen || !cfg->admin.listen ||
+        !(cfg->path = cfg_strdup(name))) {
         cfg_errf(err, errlen, "%s: out of memory", name);
         cfg_free(cfg);
         return -ENOMEM;
@@ -786,8 +812,8 @@ syntax:
     } else {
         cfg_errf(err, errlen, "%s:%zu: (yaml): %s%s%s", name,
                  (size_t)(parser.problem_mark.line + 1),
-                 parser.problem ? parser.problem : "syntax error",
-                 parser.context ? " " : "", parser.context ? parser.context : "");
+                 parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                 parser.context ? parser.context : "");
         rc = -EINVAL;
     }
 done:
@@ -797,8 +823,7 @@ done:
     return rc;
 }
 
-int cfg_load_string(sluice_cfg_t *cfg, const char *yaml, const char *name, char *err,
-                    size_t errlen)
+int cfg_load_string(sluice_cfg_t *cfg, const char *yaml, const char *name, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     if (!name) name = "config";

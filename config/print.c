@@ -10,10 +10,14 @@ static size_t utf8_seq(const unsigned char *s, unsigned *cp)
 {
     size_t n;
     unsigned c = s[0], min;
-    if (c >= 0xf0 && c <= 0xf4) n = 4, c &= 0x07, min = 0x10000;
-    else if (c >= 0xe0) n = (c <= 0xef) ? 3 : 0, c &= 0x0f, min = 0x800;
-    else if (c >= 0xc2) n = 2, c &= 0x1f, min = 0x80;
-    else return 0;
+    if (c >= 0xf0 && c <= 0xf4)
+        n = 4, c &= 0x07, min = 0x10000;
+    else if (c >= 0xe0)
+        n = (c <= 0xef) ? 3 : 0, c &= 0x0f, min = 0x800;
+    else if (c >= 0xc2)
+        n = 2, c &= 0x1f, min = 0x80;
+    else
+        return 0;
     if (n == 0) return 0;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xc0) != 0x80) return 0;
@@ -65,9 +69,12 @@ static void put_quoted(FILE *out, const char *str, int is_value)
 
 static void put_str(FILE *out, const char *s, int secret)
 {
-    if (!s) fputs("null", out);
-    else if (secret && *s) fputs("\"***\"", out);
-    else put_quoted(out, s, 1);
+    if (!s)
+        fputs("null", out);
+    else if (secret && *s)
+        fputs("\"***\"", out);
+    else
+        put_quoted(out, s, 1);
 }
 
 static void put_size(FILE *out, uint64_t v)
@@ -123,7 +130,8 @@ static void put_fields(FILE *out, const void *base, const cfg_field_t *f, int in
             break;
         case CFG_T_ENUM: {
             int e = *(const int *)p, k = 0;
-            while (f->names[k] && k < e) k++;
+            while (f->names[k] && k < e)
+                k++;
             fputs(e >= 0 && f->names[k] ? f->names[k] : "null", out);
             break;
         }
@@ -190,6 +198,7 @@ void cfg_print(const sluice_cfg_t *cfg, FILE *out)
         fputs("sinks:", out);
         if (cfg->n_sinks == 0) fputs(" []", out);
         fputc('\n', out);
-        for (size_t i = 0; i < cfg->n_sinks; i++) put_fields(out, &cfg->sinks[i], cfg_sink_fields, 4, 1);
+        for (size_t i = 0; i < cfg->n_sinks; i++)
+            put_fields(out, &cfg->sinks[i], cfg_sink_fields, 4, 1);
     }
 }

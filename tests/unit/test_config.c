@@ -18,10 +18,18 @@ static char err[1024];
 
 static void clear_env(void)
 {
-    static const char *vars[] = {"SLUICE_LISTEN", "SLUICE_ADMIN_LISTEN", "SLUICE_WAL_DIR",
-                                 "SLUICE_CLICKHOUSE_URL", "CFGT_A", "CFGT_B", "CFGT_EMPTY",
-                                 "CLICKHOUSE_PASSWORD", "SLUICE_ADMIN_TOKEN", "CLICKHOUSE_URL"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
+    static const char *vars[] = {"SLUICE_LISTEN",
+                                 "SLUICE_ADMIN_LISTEN",
+                                 "SLUICE_WAL_DIR",
+                                 "SLUICE_CLICKHOUSE_URL",
+                                 "CFGT_A",
+                                 "CFGT_B",
+                                 "CFGT_EMPTY",
+                                 "CLICKHOUSE_PASSWORD",
+                                 "SLUICE_ADMIN_TOKEN",
+                                 "CLICKHOUSE_URL"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
 }
 
 static int setup(void **state)
@@ -44,13 +52,13 @@ static int is_zero(const sluice_cfg_t *cfg)
 }
 
 /* Load must fail with a message that starts with want; cfg must come back zeroed. */
-#define expect_error(yaml, want)                                                                  \
-    do {                                                                                          \
-        sluice_cfg_t c_;                                                                          \
-        int rc_ = load(&c_, (yaml));                                                              \
-        if (rc_ >= 0 || strncmp(err, (want), strlen(want)) != 0)                                  \
-            fail_msg("rc=%d\n got:  %s\n want: %s", rc_, err, (want));                            \
-        assert_true(is_zero(&c_));                                                                \
+#define expect_error(yaml, want)                                                                   \
+    do {                                                                                           \
+        sluice_cfg_t c_;                                                                           \
+        int rc_ = load(&c_, (yaml));                                                               \
+        if (rc_ >= 0 || strncmp(err, (want), strlen(want)) != 0)                                   \
+            fail_msg("rc=%d\n got:  %s\n want: %s", rc_, err, (want));                             \
+        assert_true(is_zero(&c_));                                                                 \
     } while (0)
 
 /* Load and finish must succeed. */
@@ -115,8 +123,8 @@ static void test_sink_defaults_and_empty_sections(void **state)
     assert_int_equal(ch->enabled, 1);
     assert_int_equal(ch->primary, 1);
     assert_int_equal(sr->primary, 0);
-    assert_int_equal(ch->n_include + ch->n_exclude + ch->n_rename + ch->n_settings +
-                         ch->n_drop_settings, 0);
+    assert_int_equal(
+        ch->n_include + ch->n_exclude + ch->n_rename + ch->n_settings + ch->n_drop_settings, 0);
     assert_int_equal(ch->batch_max_rows, 10000);
     assert_int_equal(ch->batch_max_bytes, 8ULL << 20);
     assert_int_equal(ch->batch_max_wait_ms, 200);
@@ -139,70 +147,69 @@ static void test_sink_defaults_and_empty_sections(void **state)
 
 /* ---- every key ---- */
 
-static const char *FULL =
-    "wal:\n"
-    "  dir: /var/wal\n"
-    "  max_bytes: 2GiB\n"
-    "  max_record_bytes: 512KiB\n"
-    "  sync: interval\n"
-    "  sync_interval_ms: 250\n"
-    "  when_full: block\n"
-    "  block_timeout_ms: 7000\n"
-    "  truncate_chunk: 500\n"
-    "  ready_below_pct: 80\n"
-    "proxy:\n"
-    "  listen: 0.0.0.0:9000\n"
-    "  passthrough_url: http://reads:8123\n"
-    "  max_body_bytes: 100MB\n"
-    "  max_header_bytes: 32KiB\n"
-    "  idle_timeout_ms: 1000\n"
-    "  passthrough_timeout_ms: 2000\n"
-    "  read_barrier_ms: 300\n"
-    "  max_connections: 42\n"
-    "  users:\n"
-    "    - {user: alice, password: a$$b}\n"
-    "    - user: bob\n"
-    "sinks:\n"
-    "  - name: ch_1\n"
-    "    type: clickhouse\n"
-    "    enabled: yes\n"
-    "    primary: false\n"
-    "    url: http://ch:8123\n"
-    "    user: writer\n"
-    "    password: \"s3cr\\\"et\"\n"
-    "    database: analytics\n"
-    "    include: [A, B]\n"
-    "    exclude: [C]\n"
-    "    rename: {A: A_v2}\n"
-    "    settings: {max_insert_threads: \"4\", empty: \"\"}\n"
-    "    drop_settings: [async_insert]\n"
-    "    batch: {max_rows: 500, max_bytes: 1MiB, max_wait_ms: 0}\n"
-    "    retry: {initial_backoff_ms: 50, max_backoff_ms: 60000}\n"
-    "    connect_timeout_ms: 1500\n"
-    "    request_timeout_ms: 45000\n"
-    "    compress: gzip\n"
-    "    start_from: latest\n"
-    "    overflow: drop_oldest\n"
-    "    dedup: off\n"
-    "    max_filter_ratio: 0\n"
-    "  - name: ch-2\n"
-    "    type: clickhouse\n"
-    "    url: https://ch2:8443/prefix\n"
-    "    dedup: on\n"
-    "    compress: true\n"
-    "  - name: SR\n"
-    "    type: starrocks\n"
-    "    enabled: off\n"
-    "    url: http://fe:8030\n"
-    "    max_filter_ratio: 0.25\n"
-    "    compress: none\n"
-    "admin:\n"
-    "  listen: '[::1]:8124'\n"
-    "  token: tok\n"
-    "log:\n"
-    "  level: debug\n"
-    "shutdown:\n"
-    "  drain_timeout_s: 5\n";
+static const char *FULL = "wal:\n"
+                          "  dir: /var/wal\n"
+                          "  max_bytes: 2GiB\n"
+                          "  max_record_bytes: 512KiB\n"
+                          "  sync: interval\n"
+                          "  sync_interval_ms: 250\n"
+                          "  when_full: block\n"
+                          "  block_timeout_ms: 7000\n"
+                          "  truncate_chunk: 500\n"
+                          "  ready_below_pct: 80\n"
+                          "proxy:\n"
+                          "  listen: 0.0.0.0:9000\n"
+                          "  passthrough_url: http://reads:8123\n"
+                          "  max_body_bytes: 100MB\n"
+                          "  max_header_bytes: 32KiB\n"
+                          "  idle_timeout_ms: 1000\n"
+                          "  passthrough_timeout_ms: 2000\n"
+                          "  read_barrier_ms: 300\n"
+                          "  max_connections: 42\n"
+                          "  users:\n"
+                          "    - {user: alice, password: a$$b}\n"
+                          "    - user: bob\n"
+                          "sinks:\n"
+                          "  - name: ch_1\n"
+                          "    type: clickhouse\n"
+                          "    enabled: yes\n"
+                          "    primary: false\n"
+                          "    url: http://ch:8123\n"
+                          "    user: writer\n"
+                          "    password: \"s3cr\\\"et\"\n"
+                          "    database: analytics\n"
+                          "    include: [A, B]\n"
+                          "    exclude: [C]\n"
+                          "    rename: {A: A_v2}\n"
+                          "    settings: {max_insert_threads: \"4\", empty: \"\"}\n"
+                          "    drop_settings: [async_insert]\n"
+                          "    batch: {max_rows: 500, max_bytes: 1MiB, max_wait_ms: 0}\n"
+                          "    retry: {initial_backoff_ms: 50, max_backoff_ms: 60000}\n"
+                          "    connect_timeout_ms: 1500\n"
+                          "    request_timeout_ms: 45000\n"
+                          "    compress: gzip\n"
+                          "    start_from: latest\n"
+                          "    overflow: drop_oldest\n"
+                          "    dedup: off\n"
+                          "    max_filter_ratio: 0\n"
+                          "  - name: ch-2\n"
+                          "    type: clickhouse\n"
+                          "    url: https://ch2:8443/prefix\n"
+                          "    dedup: on\n"
+                          "    compress: true\n"
+                          "  - name: SR\n"
+                          "    type: starrocks\n"
+                          "    enabled: off\n"
+                          "    url: http://fe:8030\n"
+                          "    max_filter_ratio: 0.25\n"
+                          "    compress: none\n"
+                          "admin:\n"
+                          "  listen: '[::1]:8124'\n"
+                          "  token: tok\n"
+                          "log:\n"
+                          "  level: debug\n"
+                          "shutdown:\n"
+                          "  drain_timeout_s: 5\n";
 
 static void check_full(const sluice_cfg_t *c, int masked)
 {
@@ -301,13 +308,31 @@ static void test_bytes_units(void **state)
         const char *s;
         uint64_t v;
     } good[] = {
-        {"0", 0},          {"1000", 1000},           {"1B", 1},
-        {"2KB", 2000},     {"2KiB", 2048},           {"3 MB", 3000000},
-        {"3MiB", 3145728}, {"1GB", 1000000000},      {"1GiB", 1073741824},
-        {"64mib", 64ULL << 20}, {"18446744073709551615", UINT64_MAX},
+        {"0", 0},
+        {"1000", 1000},
+        {"1B", 1},
+        {"2KB", 2000},
+        {"2KiB", 2048},
+        {"3 MB", 3000000},
+        {"3MiB", 3145728},
+        {"1GB", 1000000000},
+        {"1GiB", 1073741824},
+        {"64mib", 64ULL << 20},
+        {"18446744073709551615", UINT64_MAX},
     };
-    static const char *bad[] = {"", "-1", "+1", "1.5MiB", "MiB", "1 ", " 1", "1TiB", "1 2",
-                                "1MiBs", "18446744073709551616", "17179869184GiB", "ten"};
+    static const char *bad[] = {"",
+                                "-1",
+                                "+1",
+                                "1.5MiB",
+                                "MiB",
+                                "1 ",
+                                " 1",
+                                "1TiB",
+                                "1 2",
+                                "1MiBs",
+                                "18446744073709551616",
+                                "17179869184GiB",
+                                "ten"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         uint64_t v = 7;
         assert_int_equal(cfg_parse_bytes(good[i].s, &v), 0);
@@ -327,11 +352,15 @@ static void test_booleans_every_spelling(void **state)
     char y[256];
     sluice_cfg_t c;
     for (size_t i = 0; i < 6; i++) {
-        snprintf(y, sizeof y, "sinks:\n  - {name: a, type: clickhouse, url: http://h:1, enabled: %s}\n", t[i]);
+        snprintf(y, sizeof y,
+                 "sinks:\n  - {name: a, type: clickhouse, url: http://h:1, enabled: %s}\n", t[i]);
         load_ok(&c, y);
         assert_int_equal(c.sinks[0].enabled, 1);
         cfg_free(&c);
-        snprintf(y, sizeof y, "proxy: {passthrough_url: http://x:1}\nsinks:\n  - {name: a, type: clickhouse, url: http://h:1, enabled: %s}\n", f[i]);
+        snprintf(y, sizeof y,
+                 "proxy: {passthrough_url: http://x:1}\nsinks:\n  - {name: a, type: clickhouse, "
+                 "url: http://h:1, enabled: %s}\n",
+                 f[i]);
         load_ok(&c, y);
         assert_int_equal(c.sinks[0].enabled, 0);
         assert_null(cfg_primary_sink(&c));
@@ -352,10 +381,11 @@ static void test_listen_forms(void **state)
     assert_int_equal(port, 1);
     assert_int_equal(cfg_parse_listen("localhost:65535", host, sizeof host, &port), 0);
     assert_int_equal(port, 65535);
-    static const char *bad[] = {"", "8123", ":8123", "h:0", "h:65536", "h:", "h:12x",
-                                "::1:8123", "[::1]8123", "[]:1", "h h:1", "h:123456"};
+    static const char *bad[] = {"",      "8123",     ":8123",     "h:0",  "h:65536", "h:",
+                                "h:12x", "::1:8123", "[::1]8123", "[]:1", "h h:1",   "h:123456"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (cfg_parse_listen(bad[i], host, sizeof host, &port) >= 0) fail_msg("accepted %s", bad[i]);
+        if (cfg_parse_listen(bad[i], host, sizeof host, &port) >= 0)
+            fail_msg("accepted %s", bad[i]);
     assert_true(cfg_parse_listen("averyveryverylonghostname:1", host, 4, &port) < 0);
 }
 
@@ -384,34 +414,42 @@ static void test_error_bad_values(void **state)
                  "t.yaml:2: wal.truncate_chunk: expected a positive integer, got \"-5\"");
     expect_error("proxy:\n  read_barrier_ms: 1.5\n",
                  "t.yaml:2: proxy.read_barrier_ms: expected a non-negative integer, got \"1.5\"");
-    expect_error("proxy:\n  max_connections: 99999999999999999999999\n",
-                 "t.yaml:2: proxy.max_connections: \"99999999999999999999999\" is out of range 1..1000000");
+    expect_error(
+        "proxy:\n  max_connections: 99999999999999999999999\n",
+        "t.yaml:2: proxy.max_connections: \"99999999999999999999999\" is out of range 1..1000000");
     expect_error("proxy:\n  max_connections: 4294967296\n",
                  "t.yaml:2: proxy.max_connections: \"4294967296\" is out of range");
     expect_error("proxy:\n  max_connections: \"\"\n",
                  "t.yaml:2: proxy.max_connections: expected a positive integer, got \"\"");
     expect_error("proxy:\n  max_connections:\n",
                  "t.yaml:2: proxy.max_connections: expected a positive integer, got \"\"");
-    expect_error("wal:\n  ready_below_pct: 0\n", "t.yaml:2: wal.ready_below_pct: \"0\" is out of range 1..100");
-    expect_error("wal:\n  ready_below_pct: 101\n", "t.yaml:2: wal.ready_below_pct: \"101\" is out of range 1..100");
+    expect_error("wal:\n  ready_below_pct: 0\n",
+                 "t.yaml:2: wal.ready_below_pct: \"0\" is out of range 1..100");
+    expect_error("wal:\n  ready_below_pct: 101\n",
+                 "t.yaml:2: wal.ready_below_pct: \"101\" is out of range 1..100");
     expect_error("wal:\n  max_bytes: lots\n", "t.yaml:2: wal.max_bytes: expected a size in bytes");
     expect_error("wal:\n  max_bytes: -1GiB\n", "t.yaml:2: wal.max_bytes: expected a size in bytes");
     expect_error("wal:\n  max_bytes: 99999999999999GiB\n",
                  "t.yaml:2: wal.max_bytes: \"99999999999999GiB\" is out of range 1MiB..16TiB");
     expect_error("wal:\n  max_record_bytes: 512\n",
                  "t.yaml:2: wal.max_record_bytes: \"512\" is out of range 1KiB..1GiB");
-    expect_error("wal:\n  max_record_bytes: 512MiB\n  max_bytes: 256MiB\n",
-                 "t.yaml:2: wal.max_record_bytes: 536870912 is larger than wal.max_bytes (268435456)");
+    expect_error(
+        "wal:\n  max_record_bytes: 512MiB\n  max_bytes: 256MiB\n",
+        "t.yaml:2: wal.max_record_bytes: 536870912 is larger than wal.max_bytes (268435456)");
     expect_error("wal:\n  sync: sometimes\n",
                  "t.yaml:2: wal.sync: expected one of always, interval, none, got \"sometimes\"");
-    expect_error("wal:\n  when_full: wait\n", "t.yaml:2: wal.when_full: expected one of reject, block");
-    expect_error("log:\n  level: verbose\n", "t.yaml:2: log.level: expected one of debug, info, warn, error");
+    expect_error("wal:\n  when_full: wait\n",
+                 "t.yaml:2: wal.when_full: expected one of reject, block");
+    expect_error("log:\n  level: verbose\n",
+                 "t.yaml:2: log.level: expected one of debug, info, warn, error");
     expect_error("proxy:\n  listen: 8123\n", "t.yaml:2: proxy.listen: expected host:port");
-    expect_error("proxy:\n  listen: 'h:0'\n", "t.yaml:2: proxy.listen: expected host:port with port 1-65535");
+    expect_error("proxy:\n  listen: 'h:0'\n",
+                 "t.yaml:2: proxy.listen: expected host:port with port 1-65535");
     expect_error("proxy:\n  listen: 'h:65536'\n", "t.yaml:2: proxy.listen: expected host:port");
     expect_error("admin:\n  listen: nope\n", "t.yaml:2: admin.listen: expected host:port");
-    expect_error("proxy:\n  passthrough_url: ftp://x\n",
-                 "t.yaml:2: proxy.passthrough_url: expected an http:// or https:// URL, got \"ftp://x\"");
+    expect_error(
+        "proxy:\n  passthrough_url: ftp://x\n",
+        "t.yaml:2: proxy.passthrough_url: expected an http:// or https:// URL, got \"ftp://x\"");
     expect_error("shutdown:\n  drain_timeout_s: 100000\n",
                  "t.yaml:2: shutdown.drain_timeout_s: \"100000\" is out of range 0..86400");
     expect_error("sinks:\n  - {name: a, type: mysql, url: http://h:1}\n",
@@ -426,10 +464,12 @@ static void test_error_bad_values(void **state)
                  "t.yaml:2: sinks[0].start_from: expected one of earliest, latest");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, overflow: spill}\n",
                  "t.yaml:2: sinks[0].overflow: expected one of block, drop_oldest");
-    expect_error("sinks:\n  - {name: a, type: starrocks, url: http://h:1, max_filter_ratio: 1.5}\n",
-                 "t.yaml:2: sinks[0].max_filter_ratio: expected a number between 0 and 1, got \"1.5\"");
-    expect_error("sinks:\n  - {name: a, type: starrocks, url: http://h:1, max_filter_ratio: -0.1}\n",
-                 "t.yaml:2: sinks[0].max_filter_ratio: expected a number between 0 and 1");
+    expect_error(
+        "sinks:\n  - {name: a, type: starrocks, url: http://h:1, max_filter_ratio: 1.5}\n",
+        "t.yaml:2: sinks[0].max_filter_ratio: expected a number between 0 and 1, got \"1.5\"");
+    expect_error(
+        "sinks:\n  - {name: a, type: starrocks, url: http://h:1, max_filter_ratio: -0.1}\n",
+        "t.yaml:2: sinks[0].max_filter_ratio: expected a number between 0 and 1");
     expect_error("sinks:\n  - {name: a, type: starrocks, url: http://h:1, max_filter_ratio: nan}\n",
                  "t.yaml:2: sinks[0].max_filter_ratio: expected a number between 0 and 1");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: 'h:8123'}\n",
@@ -440,18 +480,21 @@ static void test_error_bad_values(void **state)
                  "t.yaml:2: sinks[0].url: bad port in URL (1-65535)");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: 'http://h:1/?x=1'}\n",
                  "t.yaml:2: sinks[0].url: a query string or fragment is not allowed");
-    expect_error("sinks:\n  - {name: 'a b', type: clickhouse, url: http://h:1}\n",
-                 "t.yaml:2: sinks[0].name: expected a name of 1-64 characters [A-Za-z0-9_-], got \"a b\"");
-    expect_error("sinks:\n  - {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, "
-                 "type: clickhouse, url: http://h:1}\n",
-                 "t.yaml:2: sinks[0].name: expected a name of 1-64 characters");
+    expect_error(
+        "sinks:\n  - {name: 'a b', type: clickhouse, url: http://h:1}\n",
+        "t.yaml:2: sinks[0].name: expected a name of 1-64 characters [A-Za-z0-9_-], got \"a b\"");
+    expect_error(
+        "sinks:\n  - {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, "
+        "type: clickhouse, url: http://h:1}\n",
+        "t.yaml:2: sinks[0].name: expected a name of 1-64 characters");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, include: [A, \"\"]}\n",
                  "t.yaml:2: sinks[0].include[1]: expected a non-empty string");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, rename: {A: \"\"}}\n",
                  "t.yaml:2: sinks[0].rename.A: expected a non-empty string");
-    expect_error("sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n"
-                 "    retry: {initial_backoff_ms: 500, max_backoff_ms: 100}\n",
-                 "t.yaml:2: sinks[0].retry.max_backoff_ms: 100 is smaller than initial_backoff_ms (500)");
+    expect_error(
+        "sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n"
+        "    retry: {initial_backoff_ms: 500, max_backoff_ms: 100}\n",
+        "t.yaml:2: sinks[0].retry.max_backoff_ms: 100 is smaller than initial_backoff_ms (500)");
     expect_error("wal:\n  dir: \"\"\n", "t.yaml:2: wal.dir: expected a non-empty string");
     expect_error("wal:\n  dir: \"a\\0b\"\n", "t.yaml:2: wal.dir: NUL character in value");
 }
@@ -461,11 +504,13 @@ static void test_error_unknown_keys(void **state)
     (void)state;
     expect_error("wal: {}\nsinkz: []\n", "t.yaml:2: sinkz: unknown key (did you mean sinks?)");
     expect_error("zzzz: 1\n", "t.yaml:1: zzzz: unknown key");
-    expect_error("wal:\n  dir: x\n  max_byte: 1GiB\n", "t.yaml:3: wal.max_byte: unknown key (did you mean max_bytes?)");
+    expect_error("wal:\n  dir: x\n  max_byte: 1GiB\n",
+                 "t.yaml:3: wal.max_byte: unknown key (did you mean max_bytes?)");
     expect_error("sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n    bogus: 1\n",
                  "t.yaml:5: sinks[0].bogus: unknown key");
-    expect_error("sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n    batch: {max_row: 1}\n",
-                 "t.yaml:5: sinks[0].batch.max_row: unknown key (did you mean max_rows?)");
+    expect_error(
+        "sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n    batch: {max_row: 1}\n",
+        "t.yaml:5: sinks[0].batch.max_row: unknown key (did you mean max_rows?)");
     expect_error("proxy:\n  users:\n    - {user: a, pass: b}\n",
                  "t.yaml:3: proxy.users[0].pass: unknown key");
 }
@@ -475,17 +520,20 @@ static void test_error_wrong_node_kinds(void **state)
     (void)state;
     expect_error("- a\n- b\n", "t.yaml:1: (top level): expected a mapping of sections, got a list");
     expect_error("wal: [1, 2]\n", "t.yaml:1: wal: expected a mapping, got a list");
-    expect_error("wal:\n  dir: {a: 1}\n", "t.yaml:2: wal.dir: expected a scalar value, got a mapping");
+    expect_error("wal:\n  dir: {a: 1}\n",
+                 "t.yaml:2: wal.dir: expected a scalar value, got a mapping");
     expect_error("wal:\n  dir: [a]\n", "t.yaml:2: wal.dir: expected a scalar value, got a list");
     expect_error("sinks: {name: a}\n", "t.yaml:1: sinks: expected a list, got a mapping");
-    expect_error("sinks:\n  - just-a-string\n", "t.yaml:2: sinks[0]: expected a mapping, got a scalar");
+    expect_error("sinks:\n  - just-a-string\n",
+                 "t.yaml:2: sinks[0]: expected a mapping, got a scalar");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, include: A}\n",
                  "t.yaml:2: sinks[0].include: expected a list, got a scalar");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, rename: [A]}\n",
                  "t.yaml:2: sinks[0].rename: expected a mapping, got a list");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, settings: {k: [1]}}\n",
                  "t.yaml:2: sinks[0].settings.k: expected a scalar value, got a list");
-    expect_error("proxy:\n  users: {user: a}\n", "t.yaml:2: proxy.users: expected a list, got a mapping");
+    expect_error("proxy:\n  users: {user: a}\n",
+                 "t.yaml:2: proxy.users: expected a list, got a mapping");
     expect_error("wal:\n  ? [a]\n  : 1\n", "t.yaml:2: wal: expected a plain key, got a list");
 }
 
@@ -493,15 +541,18 @@ static void test_error_duplicates(void **state)
 {
     (void)state;
     expect_error("wal: {}\nwal: {}\n", "t.yaml:2: wal: duplicate key (first at line 1)");
-    expect_error("wal:\n  dir: a\n  dir: b\n", "t.yaml:3: wal.dir: duplicate key (first at line 2)");
-    expect_error("sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n    url: http://h:2\n",
-                 "t.yaml:5: sinks[0].url: duplicate key (first at line 4)");
+    expect_error("wal:\n  dir: a\n  dir: b\n",
+                 "t.yaml:3: wal.dir: duplicate key (first at line 2)");
+    expect_error(
+        "sinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n    url: http://h:2\n",
+        "t.yaml:5: sinks[0].url: duplicate key (first at line 4)");
     expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, rename: {A: B, A: C}}\n",
                  "t.yaml:2: sinks[0].rename.A: duplicate key");
-    expect_error("sinks:\n"
-                 "  - name: dup\n    type: clickhouse\n    url: http://h:1\n"
-                 "  - name: dup\n    type: starrocks\n    url: http://h:2\n",
-                 "t.yaml:5: sinks[1].name: duplicate sink name \"dup\" (first at line 2, sinks[0])");
+    expect_error(
+        "sinks:\n"
+        "  - name: dup\n    type: clickhouse\n    url: http://h:1\n"
+        "  - name: dup\n    type: starrocks\n    url: http://h:2\n",
+        "t.yaml:5: sinks[1].name: duplicate sink name \"dup\" (first at line 2, sinks[0])");
     expect_error("proxy:\n  users:\n    - {user: a}\n    - {user: a, password: x}\n",
                  "t.yaml:4: proxy.users[1]: duplicate user \"a\" (also proxy.users[0])");
     expect_error("proxy:\n  users:\n    - {user: a, user: b}\n",
@@ -513,30 +564,37 @@ static void test_error_missing_required(void **state)
     (void)state;
     expect_error("sinks:\n  - type: clickhouse\n    url: http://h:1\n",
                  "t.yaml:2: sinks[0].name: missing required key");
-    expect_error("sinks:\n  - {name: a, url: http://h:1}\n", "t.yaml:2: sinks[0].type: missing required key");
-    expect_error("sinks:\n  - {name: a, type: clickhouse}\n", "t.yaml:2: sinks[0].url: missing required key");
-    expect_error("proxy:\n  users:\n    - {password: x}\n", "t.yaml:3: proxy.users[0].user: missing required key");
+    expect_error("sinks:\n  - {name: a, url: http://h:1}\n",
+                 "t.yaml:2: sinks[0].type: missing required key");
+    expect_error("sinks:\n  - {name: a, type: clickhouse}\n",
+                 "t.yaml:2: sinks[0].url: missing required key");
+    expect_error("proxy:\n  users:\n    - {password: x}\n",
+                 "t.yaml:3: proxy.users[0].user: missing required key");
 }
 
 static void test_error_primary_rules(void **state)
 {
     (void)state;
-    expect_error("sinks:\n"
-                 "  - {name: a, type: clickhouse, url: http://h:1, primary: true}\n"
-                 "  - {name: b, type: clickhouse, url: http://h:1, primary: true}\n",
-                 "t.yaml:3: sinks[1].primary: only one sink may be primary (sinks[0] at line 2 is too)");
+    expect_error(
+        "sinks:\n"
+        "  - {name: a, type: clickhouse, url: http://h:1, primary: true}\n"
+        "  - {name: b, type: clickhouse, url: http://h:1, primary: true}\n",
+        "t.yaml:3: sinks[1].primary: only one sink may be primary (sinks[0] at line 2 is too)");
     expect_error("sinks:\n  - {name: a, type: starrocks, url: http://h:1, primary: true}\n",
                  "t.yaml:2: sinks[0].primary: the primary sink must be an enabled clickhouse sink");
-    expect_error("sinks:\n  - {name: a, type: clickhouse, url: http://h:1, enabled: false, primary: true}\n",
-                 "t.yaml:2: sinks[0].primary: the primary sink must be an enabled clickhouse sink");
+    expect_error(
+        "sinks:\n  - {name: a, type: clickhouse, url: http://h:1, enabled: false, primary: true}\n",
+        "t.yaml:2: sinks[0].primary: the primary sink must be an enabled clickhouse sink");
 }
 
 static void test_error_yaml_syntax_and_documents(void **state)
 {
     (void)state;
-    expect_error("wal:\n  dir: x\n  bad: [unclosed\n", "t.yaml:4: (yaml): did not find expected ',' or ']'");
+    expect_error("wal:\n  dir: x\n  bad: [unclosed\n",
+                 "t.yaml:4: (yaml): did not find expected ',' or ']'");
     expect_error("wal:\n  dir: a: b\n", "t.yaml:2: (yaml): mapping values are not allowed");
-    expect_error("wal: {}\n---\nproxy: {}\n", "t.yaml:3: (top level): only one YAML document is allowed");
+    expect_error("wal: {}\n---\nproxy: {}\n",
+                 "t.yaml:3: (top level): only one YAML document is allowed");
     expect_error("wal: {}\n---\n[\n", "t.yaml:4: (yaml): ");
     expect_error("wal: *nope\n", "t.yaml:1: (yaml): found undefined alias");
 }
@@ -592,17 +650,18 @@ static void test_interpolation_forms(void **state)
     setenv("CFGT_A", "alpha", 1);
     setenv("CFGT_B", "250", 1);
     setenv("CFGT_EMPTY", "", 1);
-    load_ok(&c, "wal:\n"
-                "  dir: /x/${CFGT_A}/${CFGT_UNSET:-dflt}/${CFGT_EMPTY:-e}/${CFGT_EMPTY}/$$HOME/a$b/$\n"
-                "  sync_interval_ms: ${CFGT_B}\n"
-                "  max_bytes: ${CFGT_UNSET:-2}GiB\n"
-                "sinks:\n"
-                "  - name: ${CFGT_A}\n"
-                "    type: clickhouse\n"
-                "    url: http://${CFGT_A}:8123\n"
-                "    password: ${CFGT_UNSET:-}\n"
-                "    include: [\"${CFGT_A}\", t]\n"
-                "    settings: {\"${CFGT_A}\": \"${CFGT_B}\"}\n");
+    load_ok(&c,
+            "wal:\n"
+            "  dir: /x/${CFGT_A}/${CFGT_UNSET:-dflt}/${CFGT_EMPTY:-e}/${CFGT_EMPTY}/$$HOME/a$b/$\n"
+            "  sync_interval_ms: ${CFGT_B}\n"
+            "  max_bytes: ${CFGT_UNSET:-2}GiB\n"
+            "sinks:\n"
+            "  - name: ${CFGT_A}\n"
+            "    type: clickhouse\n"
+            "    url: http://${CFGT_A}:8123\n"
+            "    password: ${CFGT_UNSET:-}\n"
+            "    include: [\"${CFGT_A}\", t]\n"
+            "    settings: {\"${CFGT_A}\": \"${CFGT_B}\"}\n");
     assert_string_equal(c.wal.dir, "/x/alpha/dflt/e//$HOME/a$b/$");
     assert_int_equal(c.wal.sync_interval_ms, 250);
     assert_int_equal(c.wal.max_bytes, 2ULL << 30);
@@ -619,9 +678,10 @@ static void test_interpolation_forms(void **state)
 static void test_interpolation_errors(void **state)
 {
     (void)state;
-    expect_error("wal:\n  dir: x\nsinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n"
-                 "    password: ${CLICKHOUSE_PASSWORD}\n",
-                 "t.yaml:7: sinks[0].password: environment variable CLICKHOUSE_PASSWORD is not set");
+    expect_error(
+        "wal:\n  dir: x\nsinks:\n  - name: a\n    type: clickhouse\n    url: http://h:1\n"
+        "    password: ${CLICKHOUSE_PASSWORD}\n",
+        "t.yaml:7: sinks[0].password: environment variable CLICKHOUSE_PASSWORD is not set");
     expect_error("wal:\n  dir: ${CFGT_A\n", "t.yaml:2: wal.dir: unterminated ${ in \"${CFGT_A\"");
     expect_error("wal:\n  dir: ${}\n", "t.yaml:2: wal.dir: bad ${...} in \"${}\"");
     expect_error("wal:\n  dir: ${1A}\n", "t.yaml:2: wal.dir: bad ${...}");
@@ -650,7 +710,9 @@ static void test_env_overrides_listen_and_wal_dir(void **state)
     setenv("SLUICE_LISTEN", "nope", 1);
     assert_int_equal(load(&c, MIN_SINK), 0);
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
-    assert_string_equal(err, "SLUICE_LISTEN: expected host:port with port 1-65535 (IPv6 as [::1]:port), got \"nope\"");
+    assert_string_equal(
+        err,
+        "SLUICE_LISTEN: expected host:port with port 1-65535 (IPv6 as [::1]:port), got \"nope\"");
     cfg_free(&c);
 
     unsetenv("SLUICE_LISTEN");
@@ -737,7 +799,9 @@ static void test_env_clickhouse_url_overrides_primary(void **state)
 
     /* user without password means an empty password */
     setenv("SLUICE_CLICKHOUSE_URL", "http://bob@h:1", 1);
-    load_ok(&c, "sinks:\n  - {name: main, type: clickhouse, url: http://old:8123, user: u, password: p}\n");
+    load_ok(
+        &c,
+        "sinks:\n  - {name: main, type: clickhouse, url: http://old:8123, user: u, password: p}\n");
     assert_string_equal(c.sinks[0].user, "bob");
     assert_string_equal(c.sinks[0].password, "");
     cfg_free(&c);
@@ -749,10 +813,13 @@ static void test_env_clickhouse_url_errors(void **state)
     static const struct {
         const char *url, *want;
     } cases[] = {
-        {"clickhouse:8123", "SLUICE_CLICKHOUSE_URL: expected an http:// or https:// URL, got \"clickhouse:8123\""},
-        {"http://u:p%zz@h:1", "SLUICE_CLICKHOUSE_URL: malformed %-escape in user, password or database"},
+        {"clickhouse:8123",
+         "SLUICE_CLICKHOUSE_URL: expected an http:// or https:// URL, got \"clickhouse:8123\""},
+        {"http://u:p%zz@h:1",
+         "SLUICE_CLICKHOUSE_URL: malformed %-escape in user, password or database"},
         {"http://u:p%2@h:1", "SLUICE_CLICKHOUSE_URL: malformed %-escape"},
-        {"http://u:p@h:1/db/x", "SLUICE_CLICKHOUSE_URL: expected at most one path segment (the database)"},
+        {"http://u:p@h:1/db/x",
+         "SLUICE_CLICKHOUSE_URL: expected at most one path segment (the database)"},
         {"http://:p@h:1", "SLUICE_CLICKHOUSE_URL: empty user name"},
         {"http://h:1/db?x=1", "SLUICE_CLICKHOUSE_URL: a query string or fragment is not allowed"},
         {"http://h:0", "SLUICE_CLICKHOUSE_URL: bad port in URL (1-65535)"},
@@ -770,15 +837,18 @@ static void test_env_clickhouse_url_errors(void **state)
     sluice_cfg_t c;
     setenv("SLUICE_CLICKHOUSE_URL", "http://h:1", 1);
     assert_int_equal(load(&c, "proxy: {passthrough_url: http://x:1}\nsinks:\n"
-                              "  - {name: a, type: clickhouse, url: http://h:1, enabled: false}\n"), 0);
+                              "  - {name: a, type: clickhouse, url: http://h:1, enabled: false}\n"),
+                     0);
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
     assert_string_equal(err, "SLUICE_CLICKHOUSE_URL: no primary clickhouse sink to apply it to "
                              "(sinks[0] \"a\" is a clickhouse sink but not the primary)");
     cfg_free(&c);
     /* a starrocks sink already named "clickhouse" collides with the one added */
-    assert_int_equal(load(&c, "sinks:\n  - {name: clickhouse, type: starrocks, url: http://h:1}\n"), 0);
+    assert_int_equal(load(&c, "sinks:\n  - {name: clickhouse, type: starrocks, url: http://h:1}\n"),
+                     0);
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
-    assert_string_equal(err, "t.yaml: sinks[1].name: duplicate sink name \"clickhouse\" (also sinks[0])");
+    assert_string_equal(
+        err, "t.yaml: sinks[1].name: duplicate sink name \"clickhouse\" (also sinks[0])");
     cfg_free(&c);
 }
 
@@ -795,7 +865,8 @@ static void test_finish_cross_field_rules(void **state)
     /* no primary and no passthrough_url */
     assert_int_equal(load(&c, "sinks:\n  - {name: sr, type: starrocks, url: http://h:1}\n"), 0);
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
-    assert_memory_equal(err, "t.yaml: proxy.passthrough_url: required when there is no primary", 64);
+    assert_memory_equal(err, "t.yaml: proxy.passthrough_url: required when there is no primary",
+                        64);
     cfg_free(&c);
     /* explicit passthrough_url is kept */
     load_ok(&c, "proxy: {passthrough_url: 'https://reads:8443'}\n"
@@ -805,14 +876,17 @@ static void test_finish_cross_field_rules(void **state)
     cfg_free(&c);
     /* admin off loopback requires a token */
     static const char *open_admin[] = {"0.0.0.0:8124", "10.1.2.3:1", "[::]:8124", "example.com:80"};
-    static const char *loop_admin[] = {"127.0.0.1:8124", "127.9.9.9:1", "'[::1]:8124'", "localhost:8124", "\"\""};
+    static const char *loop_admin[] = {"127.0.0.1:8124", "127.9.9.9:1", "'[::1]:8124'",
+                                       "localhost:8124", "\"\""};
     char y[256];
     for (size_t i = 0; i < 4; i++) {
         snprintf(y, sizeof y, "admin: {listen: '%s'}\n%s", open_admin[i], MIN_SINK);
         assert_int_equal(load(&c, y), 0);
         assert_true(cfg_finish(&c, err, sizeof err) < 0);
         char want[128];
-        snprintf(want, sizeof want, "t.yaml: admin.token: required when admin.listen (%s) is not a loopback address", open_admin[i]);
+        snprintf(want, sizeof want,
+                 "t.yaml: admin.token: required when admin.listen (%s) is not a loopback address",
+                 open_admin[i]);
         assert_string_equal(err, want);
         cfg_free(&c);
         snprintf(y, sizeof y, "admin: {listen: '%s', token: t0k}\n%s", open_admin[i], MIN_SINK);
@@ -844,14 +918,17 @@ static void test_finish_validates_configs_built_in_code(void **state)
     c.wal.max_record_bytes = 1u << 30;
     c.wal.max_bytes = 1u << 20;
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
-    assert_string_equal(err, "config: wal.max_record_bytes: 1073741824 is larger than wal.max_bytes (1048576)");
+    assert_string_equal(
+        err, "config: wal.max_record_bytes: 1073741824 is larger than wal.max_bytes (1048576)");
     cfg_free(&c);
     /* two primaries set by hand */
     assert_int_equal(load(&c, "sinks:\n  - {name: a, type: clickhouse, url: http://h:1}\n"
-                              "  - {name: b, type: clickhouse, url: http://h:1}\n"), 0);
+                              "  - {name: b, type: clickhouse, url: http://h:1}\n"),
+                     0);
     c.sinks[1].primary = 1;
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
-    assert_string_equal(err, "t.yaml: sinks[1].primary: only one sink may be primary (also sinks[0])");
+    assert_string_equal(err,
+                        "t.yaml: sinks[1].primary: only one sink may be primary (also sinks[0])");
     c.sinks[1].primary = 0;
     c.sinks[1].batch_max_rows = 0;
     assert_true(cfg_finish(&c, err, sizeof err) < 0);
@@ -993,7 +1070,8 @@ static void test_examples_load(void **state)
 
     example_path(path, sizeof path, "sidecar.yaml");
     assert_true(cfg_load(&c, path, err, sizeof err) < 0);
-    assert_non_null(strstr(err, "sinks[0].password: environment variable CLICKHOUSE_PASSWORD is not set"));
+    assert_non_null(
+        strstr(err, "sinks[0].password: environment variable CLICKHOUSE_PASSWORD is not set"));
     setenv("CLICKHOUSE_PASSWORD", "pw", 1);
     setenv("SLUICE_ADMIN_TOKEN", "tk", 1);
     setenv("SLUICE_CLICKHOUSE_URL", "http://tz:tzpw@ch:8123/tensorzero", 1);
