@@ -821,6 +821,10 @@ void sink_get_stats(sink_t *s, sink_stats_t *out)
     else if (s->paused) out->state = SINK_PAUSED;
     pthread_mutex_unlock(&s->mu);
     out->cursor = atomic_load(&s->delivered);
+    /* overflow: drop_oldest moves the durable cursor past records this sink never sent */
+    wal_cursor_t cur;
+    if (wal_cursor_get(s->w, s->cfg->name, &cur) == 0 && cur.acked > out->cursor)
+        out->cursor = cur.acked;
     uint64_t last = wal_last_seq(s->w);
     out->lag_records = last > out->cursor ? last - out->cursor : 0;
     if (out->lag_records) {
