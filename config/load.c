@@ -858,10 +858,11 @@ int cfg_load(sluice_cfg_t *cfg, const char *path, char *err, size_t errlen)
         cfg_errf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
+    errno = 0;
     len = fread(buf, 1, MAX_FILE_BYTES + 1, f);
     if (ferror(f)) {
-        rc = -EIO;
-        cfg_errf(err, errlen, "%s: read error", path);
+        rc = errno ? -errno : -EIO;
+        cfg_errf(err, errlen, "%s: cannot read: %s", path, strerror(-rc));
     } else if (len > MAX_FILE_BYTES) {
         rc = -EFBIG;
         cfg_errf(err, errlen, "%s: larger than %u bytes", path, MAX_FILE_BYTES);

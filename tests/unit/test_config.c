@@ -622,6 +622,9 @@ static void test_error_file_not_found(void **state)
     assert_true(cfg_load(&c, "/nonexistent/sluice.yaml", err, sizeof err) < 0);
     assert_string_equal(err, "/nonexistent/sluice.yaml: cannot open: No such file or directory");
     assert_true(is_zero(&c));
+    assert_true(cfg_load(&c, "/tmp", err, sizeof err) < 0);
+    assert_string_equal(err, "/tmp: cannot read: Is a directory");
+    assert_true(is_zero(&c));
 }
 
 static void test_file_name_in_messages(void **state)
