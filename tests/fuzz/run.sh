@@ -14,7 +14,7 @@ for src in tests/fuzz/fuzz_*.c; do
   corpus=tests/fuzz/corpus/$short
   work=$(mktemp -d); mkdir -p "$corpus"
   # New inputs go to a scratch dir so the committed corpus only changes on purpose.
-  if build-fuzz/"$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  if build-fuzz/"$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix=tests/fuzz/artifacts/"$name"- "$work" "$corpus" >"$work.log" 2>&1; then
     echo "fuzz $name: ok ($(grep -Eo 'stat::number_of_executed_units: [0-9]+' "$work.log" | grep -Eo '[0-9]+' || echo '?') runs in ${secs}s)"
   else
