@@ -23,6 +23,9 @@ struct http_conn {
     size_t pending_len;
     size_t writes;            /* uv_write requests in flight */
     int reading, closing, close_after_write, in_process, open_handles;
+    int lingering;            /* after a protocol error: discard input until EOF or timeout */
+    uint64_t discarded;
+    uv_shutdown_t shut;
     http_conn_t *prev, *next;
 };
 
@@ -369,6 +372,7 @@ static const char *http_date(http_server_t *s)
 /* ---------------------------------------------------------------- connections */
 
 static void conn_close(http_conn_t *c);
+static void on_linger_timeout(uv_timer_t *t);
 static void conn_process(http_conn_t *c, const char *data, size_t len);
 static void conn_resume(http_conn_t *c);
 static void conn_read_start(http_conn_t *c);
@@ -417,6 +421,29 @@ static void conn_close(http_conn_t *c)
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *sh, int status)
+{
+    (void)sh;
+    (void)status; /* the timer or the client's EOF ends the connection */
+}
+
+/* Everything is written and nothing more will be: close. After a protocol error the client
+ * may still be sending (e.g. a body over the limit): closing with unread input would make
+ * the kernel send RST and the client could lose our answer, so half-close and drain first
+ * (bounded by 2 s and 16 MiB). */
+static void conn_finish(http_conn_t *c)
+{
+    if (!c->lingering) {
+        conn_close(c);
+        return;
+    }
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_linger_timeout, 2000, 0);
+}
+
 typedef struct {
     uv_write_t w;
     http_conn_t *c;
@@ -435,7 +462,7 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     if (c->close_after_write && c->writes == 0) {
-        conn_close(c);
+        conn_finish(c);
         return;
     }
     if (c->cur && c->cur->on_drain &&
@@ -465,6 +492,11 @@ static int conn_write2(http_conn_t *c, const char *a, size_t alen, const char *b
         return -1;
     }
     return 0;
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -507,13 +539,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return;
+    if (c->lingering) {
+        c->discarded += (uint64_t)nread;
+        if (c->discarded > (16u << 20)) conn_close(c);
+        return;
+    }
     arm_timer(c);
     conn_process(c, buf->base, (size_t)nread);
 }
 
 static void conn_read_start(http_conn_t *c)
 {
-    if (c->reading || c->closing || c->close_after_write) return;
+    if (c->reading || c->closing || (c->close_after_write && !c->lingering)) return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
 }
 
@@ -543,8 +580,10 @@ static void conn_protocol_error(http_conn_t *c, int status, const char *what)
                       "Content-Type: text/plain; charset=UTF-8\r\n%sContent-Length: %zu\r\n\r\n",
                       status, http_status_text(status), http_date(s), hdrs, blen);
     if (hn < 0 || (size_t)hn >= sizeof head) hn = 0;
-    conn_read_stop(c);
     c->close_after_write = 1;
+    c->lingering = 1;
+    uv_timer_stop(&c->timer);
+    conn_read_start(c); /* keep draining what the client still sends */
     if (conn_write2(c, head, (size_t)hn, body, blen) == 0) return;
 }
 
@@ -610,7 +649,7 @@ static void conn_request_done(http_conn_t *c)
     http_req_unref(r);
     if (c->close_after_write) {
         conn_read_stop(c);
-        if (c->writes == 0) conn_close(c);
+        if (c->writes == 0) conn_finish(c);
         return;
     }
     if (c->in_process) return; /* conn_process's loop continues */
