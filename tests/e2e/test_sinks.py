@@ -347,5 +347,41 @@ def test_dead_drop_oldest_sink_does_not_block_ingest():
         tmp.close()
 
 
+def sinks_state(s):
+    st, _, body = H.http_request(s.admin_url + "/v1/sinks")
+    assert st == 200, (st, body)
+    d = json.loads(body)
+    lst = d["sinks"] if isinstance(d, dict) else d
+    return {x["name"]: x for x in lst}
+
+
+def test_auth_failure_degrades_without_dlq_then_delivers_after_fix():
+    tmp = H.TempDir()
+    try:
+        ch = H.ClickHouse18(tmp.sub("ch"), password="secret")
+        ch.query("CREATE DATABASE IF NOT EXISTS " + DB, password="secret")
+        ch.query(CH_DDL, password="secret")
+        wrong = config(ch=ch.url, ch_extra='    password: "wrong"\n')
+        s = H.Sluice(tmp.sub("sluice"), wrong)
+        insert_ok(s, rows_range(0, 10))
+        st = H.wait_until(lambda: (lambda x: x if x["state"] == "degraded" else None)(
+            sinks_state(s)["ch"]), timeout=30, what="sink degraded")
+        assert "192" in st["last_error"] or "516" in st["last_error"] or \
+            "assword" in st["last_error"], st
+        assert st["dlq_rows"] == 0, st
+        s.stop()
+        _, out, _ = s.cli("dlq", "list", "--config", s.config_path)
+        assert "0 entries" in out, out
+        s.config_yaml = wrong.replace('password: "wrong"', 'password: "secret"')
+        s.write_config()
+        s.start()
+        H.wait_until(lambda: int(ch.query("SELECT count() FROM %s.events" % DB,
+                                          password="secret")) == 10, timeout=30,
+                     what="rows after the credentials were fixed")
+        s.stop()
+    finally:
+        tmp.close()
+
+
 if __name__ == "__main__":
     H.run_tests(globals())
