@@ -15,19 +15,18 @@
 typedef struct {
     const cfg_sink_t *cfg;
     CURL *h;
-    struct curl_slist *hdrs;    /* auth (+ gzip) headers */
+    struct curl_slist *hdrs; /* auth (+ gzip) headers */
     sink_http_resp_t resp;
     char errbuf[CURL_ERROR_SIZE];
-    int version;                /* major*1000+minor, -1 unknown */
-    int dedup;                  /* send insert_deduplication_token */
-    char *url;                  /* request URL, reused */
+    int version; /* major*1000+minor, -1 unknown */
+    int dedup;   /* send insert_deduplication_token */
+    char *url;   /* request URL, reused */
     size_t url_len, url_cap;
-    unsigned char *gz;          /* compressed body, reused */
+    unsigned char *gz; /* compressed body, reused */
     size_t gz_cap;
 } ch_t;
 
-static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err,
-                   size_t errlen)
+static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
 {
     sink_http_global_init();
     ch_t *c = calloc(1, sizeof *c);
@@ -83,9 +82,12 @@ static int url_base(ch_t *c)
     c->url_len = 0;
     const char *u = c->cfg->url;
     size_t n = strlen(u);
-    while (n && u[n - 1] == '/') n--;
+    while (n && u[n - 1] == '/')
+        n--;
     return sink_buf_put(&c->url, &c->url_len, &c->url_cap, u, n) < 0 ||
-           sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/?query=", 8) < 0 ? -ENOMEM : 0;
+                   sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/?query=", 8) < 0
+               ? -ENOMEM
+               : 0;
 }
 
 static void perform(ch_t *c, int *status, int *failed)
@@ -125,7 +127,8 @@ static int ch_prepare(void *state, sink_result_t *res)
         memcpy(res->msg, m, sizeof m);
         return -EAGAIN;
     }
-    while (c->resp.len && (c->resp.body[c->resp.len - 1] == '\n' || c->resp.body[c->resp.len - 1] == '\r'))
+    while (c->resp.len &&
+           (c->resp.body[c->resp.len - 1] == '\n' || c->resp.body[c->resp.len - 1] == '\r'))
         c->resp.body[--c->resp.len] = '\0';
     c->version = sink_ch_parse_version(c->resp.body);
     c->dedup = sink_ch_dedup_enabled(c->cfg->dedup, c->version);
@@ -148,9 +151,11 @@ static int put_ident(char **b, size_t *l, size_t *cap, const char *name)
 static int put_param(ch_t *c, const char *k, const char *v)
 {
     return sink_buf_put(&c->url, &c->url_len, &c->url_cap, "&", 1) < 0 ||
-           sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, k) < 0 ||
-           sink_buf_put(&c->url, &c->url_len, &c->url_cap, "=", 1) < 0 ||
-           sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, v ? v : "") < 0 ? -ENOMEM : 0;
+                   sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, k) < 0 ||
+                   sink_buf_put(&c->url, &c->url_len, &c->url_cap, "=", 1) < 0 ||
+                   sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, v ? v : "") < 0
+               ? -ENOMEM
+               : 0;
 }
 
 static int build_url(ch_t *c, const sink_batch_t *b)

@@ -16,12 +16,11 @@
 
 static void usage(FILE *err)
 {
-    fprintf(err,
-            "usage: sluice dlq list [--sink S]\n"
-            "       sluice dlq show ID\n"
-            "       sluice dlq replay [--sink S] [ID...]   (no ID: every entry [of S])\n"
-            "       sluice dlq drop [--sink S] [--all] [ID...]\n"
-            "options: --dir D (wal directory, default wal.dir of the config)\n");
+    fprintf(err, "usage: sluice dlq list [--sink S]\n"
+                 "       sluice dlq show ID\n"
+                 "       sluice dlq replay [--sink S] [ID...]   (no ID: every entry [of S])\n"
+                 "       sluice dlq drop [--sink S] [--all] [ID...]\n"
+                 "options: --dir D (wal directory, default wal.dir of the config)\n");
 }
 
 static void fmt_time(uint64_t ts_ms, char *buf, size_t len)
@@ -168,15 +167,20 @@ int sink_dlq_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE
     char e[512] = "";
     if (!pos) return 1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--sink") == 0 && i + 1 < argc) sink = argv[++i];
-        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) i++; /* read by main */
-        else if (strcmp(argv[i], "--all") == 0) all = 1;
+        if (strcmp(argv[i], "--sink") == 0 && i + 1 < argc)
+            sink = argv[++i];
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            i++; /* read by main */
+        else if (strcmp(argv[i], "--all") == 0)
+            all = 1;
         else if (strncmp(argv[i], "--", 2) == 0) {
             fprintf(err, "sluice dlq: unknown option %s\n", argv[i]);
             usage(err);
             goto out;
-        } else pos[npos++] = argv[i];
+        } else
+            pos[npos++] = argv[i];
     }
     if (!dir) {
         fprintf(err, "sluice dlq: no wal directory (config wal.dir or --dir)\n");
@@ -209,8 +213,10 @@ int sink_dlq_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE
     rc = 4; /* the wal is refused: in use, or cannot be opened */
     if ((lock_fd = lock_dir(dir, err)) < 0) goto out;
     cfg_wal_t wc;
-    if (cfg) wc = cfg->wal;
-    else memset(&wc, 0, sizeof wc);
+    if (cfg)
+        wc = cfg->wal;
+    else
+        memset(&wc, 0, sizeof wc);
     wc.dir = (char *)dir;
     int r = wal_open(&w, &wc, e, sizeof e);
     if (r < 0) {

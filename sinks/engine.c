@@ -25,16 +25,16 @@ struct sink {
     const cfg_sink_t *cfg; /* owned by the caller's sluice_cfg_t, which outlives the sinks */
     wal_t *w;
     const sink_backend_t *be;
-    void *be_state;        /* touched only by the sink thread (and by sinks_stop after join) */
+    void *be_state; /* touched only by the sink thread (and by sinks_stop after join) */
     pthread_t thread;
     int thread_started;
     uint64_t logid;
-    uint64_t rnd;          /* sink thread only */
-    int lock_fd;           /* sinks.lock in the wal dir, held by the first sink; -1 if none */
+    uint64_t rnd; /* sink thread only */
+    int lock_fd;  /* sinks.lock in the wal dir, held by the first sink; -1 if none */
 
     /* Control, protected by mu; cv is signalled on every change and when the thread ends. */
     pthread_mutex_t mu;
-    pthread_cond_t cv;     /* CLOCK_MONOTONIC */
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
     int paused;
     int draining;
     uint64_t drain_target; /* with draining: exit once delivered >= this */
@@ -132,9 +132,8 @@ static void note_failure(sink_t *s, const sink_result_t *res)
         s->retries_at_degrade = s->retries - 1;
         s->last_summary_ms = t;
         pthread_mutex_unlock(&s->stats_mu);
-        log_warn("sink degraded, retrying", "sink", s->cfg->name, "#http_status", status,
-                 "kind", res->kind == SINK_RES_CONFIG ? "configuration" : "transient",
-                 "error", res->msg);
+        log_warn("sink degraded, retrying", "sink", s->cfg->name, "#http_status", status, "kind",
+                 res->kind == SINK_RES_CONFIG ? "configuration" : "transient", "error", res->msg);
         return;
     }
     if (t - s->last_summary_ms >= SINK_SUMMARY_EVERY_MS) {
@@ -199,7 +198,7 @@ typedef struct {
     sink_t *s;
     const sink_group_t *g;
     const char *body;
-    size_t *off;      /* row i is body[off[i] .. off[i+1]) */
+    size_t *off; /* row i is body[off[i] .. off[i+1]) */
     uint32_t n_rows;
     char base_key[SINK_KEY_MAX + 1];
     dlq_vec_t *dlq;
@@ -230,8 +229,8 @@ static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
     wal_dlq_entry_t *e = &v->e[v->n++];
     memset(e, 0, sizeof *e);
     e->sink = c->s->cfg->name;
-    e->db = r0->db ? r0->db : "";   /* the original names: a replay goes through the same */
-    e->table = r0->table;           /* database override and rename again */
+    e->db = r0->db ? r0->db : ""; /* the original names: a replay goes through the same */
+    e->table = r0->table;         /* database override and rename again */
     e->columns = r0->columns;
     e->settings = r0->settings;
     e->n_settings = r0->n_settings;
@@ -245,8 +244,8 @@ static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
     pthread_mutex_unlock(&c->s->stats_mu);
     char n[16];
     snprintf(n, sizeof n, "%" PRIu32, hi - lo);
-    log_warn("rows dead-lettered", "sink", c->s->cfg->name, "table", r0->table, "#rows", n,
-             "error", err);
+    log_warn("rows dead-lettered", "sink", c->s->cfg->name, "table", r0->table, "#rows", n, "error",
+             err);
     return 0;
 }
 
@@ -259,13 +258,18 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
     if (lo == 0 && hi == c->n_rows)
         memcpy(key, c->base_key, sizeof key);
     else
-        sink_build_key(key, s->logid, s->cfg->name, c->g->table, c->g->first_seq,
-                       c->g->last_seq, lo, hi);
+        sink_build_key(key, s->logid, s->cfg->name, c->g->table, c->g->first_seq, c->g->last_seq,
+                       lo, hi);
     sink_batch_t b = {
-        .db = c->g->db, .table = c->g->table, .columns = c->g->recs[0]->columns,
-        .settings = c->g->recs[0]->settings, .n_settings = c->g->recs[0]->n_settings,
-        .body = c->body + c->off[lo], .body_len = c->off[hi] - c->off[lo],
-        .n_rows = hi - lo, .key = key,
+        .db = c->g->db,
+        .table = c->g->table,
+        .columns = c->g->recs[0]->columns,
+        .settings = c->g->recs[0]->settings,
+        .n_settings = c->g->recs[0]->n_settings,
+        .body = c->body + c->off[lo],
+        .body_len = c->off[hi] - c->off[lo],
+        .n_rows = hi - lo,
+        .key = key,
     };
     for (;;) {
         if (should_abort(s)) return -1;
@@ -280,8 +284,8 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
             s->batches_sent++;
             pthread_mutex_unlock(&s->stats_mu);
             if (res.msg[0] && strncmp(res.msg, "Label Already Exists", 20) == 0)
-                log_info("batch already loaded under its label", "sink", s->cfg->name,
-                         "label", key);
+                log_info("batch already loaded under its label", "sink", s->cfg->name, "label",
+                         key);
             return 0;
         }
         if (res.kind == SINK_RES_PERMANENT) {
@@ -383,8 +387,8 @@ static int process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, i
         /* Durability: the range is on disk before the first byte is sent, so after a crash
          * the resend covers exactly these records, grouped the same way, under the same
          * keys: the backend deduplicates instead of doubling. */
-        wal_cursor_t inflight = {.acked = first - 1, .inflight_first = first,
-                                 .inflight_last = last};
+        wal_cursor_t inflight = {
+            .acked = first - 1, .inflight_first = first, .inflight_last = last};
         if (commit_cursor(s, &inflight, NULL, 0) < 0) goto out;
     }
     for (size_t i = 0; i < ng; i++) {
@@ -416,7 +420,8 @@ typedef struct {
 
 static void batch_clear(batch_t *b)
 {
-    for (size_t i = 0; i < b->n_chunks; i++) wal_batch_free(&b->chunks[i]);
+    for (size_t i = 0; i < b->n_chunks; i++)
+        wal_batch_free(&b->chunks[i]);
     b->n_chunks = 0;
     b->n = 0;
 }
@@ -431,8 +436,8 @@ static void batch_free(batch_t *b)
 
 /* Append the records of one wal_read (taking ownership): those <= upto only, and no more
  * once max_rows is reached (the batch always takes at least one record). */
-static int batch_add(batch_t *b, wal_batch_t *wb, uint64_t upto, uint32_t max_rows,
-                     uint32_t *rows, size_t *bytes)
+static int batch_add(batch_t *b, wal_batch_t *wb, uint64_t upto, uint32_t max_rows, uint32_t *rows,
+                     size_t *bytes)
 {
     if (b->n_chunks == b->cap_chunks) {
         size_t nc = b->cap_chunks ? b->cap_chunks * 2 : 8;
@@ -498,7 +503,8 @@ static int read_batch(sink_t *s, uint64_t after, batch_t *b)
             should_abort(s))
             break;
         uint64_t left = deadline - t;
-        rc = wal_wait(s->w, last, (uint32_t)(left < SINK_IDLE_SLICE_MS ? left : SINK_IDLE_SLICE_MS));
+        rc =
+            wal_wait(s->w, last, (uint32_t)(left < SINK_IDLE_SLICE_MS ? left : SINK_IDLE_SLICE_MS));
         if (rc < 0 && rc != WAL_ETIMEDOUT) return rc;
     }
     return 0;
@@ -521,7 +527,8 @@ static int read_range(sink_t *s, uint64_t after, uint64_t last, batch_t *b)
 static void wait_while_paused(sink_t *s)
 {
     pthread_mutex_lock(&s->mu);
-    while (s->paused && !s->draining && !should_abort(s)) pthread_cond_wait(&s->cv, &s->mu);
+    while (s->paused && !s->draining && !should_abort(s))
+        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -554,8 +561,8 @@ static void *sink_thread(void *arg)
         char a[24], z[24];
         snprintf(a, sizeof a, "%" PRIu64, cur.inflight_first);
         snprintf(z, sizeof z, "%" PRIu64, cur.inflight_last);
-        log_info("resending the in-flight range under its keys", "sink", s->cfg->name,
-                 "#first", a, "#last", z);
+        log_info("resending the in-flight range under its keys", "sink", s->cfg->name, "#first", a,
+                 "#last", z);
     }
     attempt = 0;
 
@@ -649,8 +656,8 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     return s;
 }
 
-int sink_start_with_backend(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be,
-                            sink_t **out, char *err, size_t errlen)
+int sink_start_with_backend(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be, sink_t **out,
+                            char *err, size_t errlen)
 {
     sink_t *s = sink_new(cfg, w, be);
     if (!s) {
@@ -703,7 +710,8 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
                 size_t errlen)
 {
     size_t n = 0, k = 0;
-    for (size_t i = 0; i < cfg->n_sinks; i++) n += cfg->sinks[i].enabled ? 1 : 0;
+    for (size_t i = 0; i < cfg->n_sinks; i++)
+        n += cfg->sinks[i].enabled ? 1 : 0;
     *out = NULL;
     *n_out = 0;
     if (n == 0) return 0;
@@ -749,8 +757,10 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
     *n_out = n;
     return 0;
 fail:
-    if (arr) sinks_stop(arr, k, 0);
-    else free(arr);
+    if (arr)
+        sinks_stop(arr, k, 0);
+    else
+        free(arr);
     if (lock_fd >= 0) close(lock_fd);
     free(cons);
     return rc < 0 ? rc : -EINVAL;
@@ -791,8 +801,8 @@ void sinks_stop(sink_t **s, size_t n, uint32_t drain_ms)
             char a[24], t[24];
             snprintf(a, sizeof a, "%" PRIu64, (uint64_t)atomic_load(&s[i]->delivered));
             snprintf(t, sizeof t, "%" PRIu64, s[i]->drain_target);
-            log_warn("sink stopped before draining; the rest is delivered after restart",
-                     "sink", s[i]->cfg->name, "#delivered", a, "#last_seq", t);
+            log_warn("sink stopped before draining; the rest is delivered after restart", "sink",
+                     s[i]->cfg->name, "#delivered", a, "#last_seq", t);
         }
         sink_free(s[i]);
     }
@@ -817,8 +827,10 @@ void sink_get_stats(sink_t *s, sink_stats_t *out)
     snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
     pthread_mutex_unlock(&s->stats_mu);
     pthread_mutex_lock(&s->mu);
-    if (s->finished) out->state = SINK_STOPPED;
-    else if (s->paused) out->state = SINK_PAUSED;
+    if (s->finished)
+        out->state = SINK_STOPPED;
+    else if (s->paused)
+        out->state = SINK_PAUSED;
     pthread_mutex_unlock(&s->mu);
     out->cursor = atomic_load(&s->delivered);
     /* overflow: drop_oldest moves the durable cursor past records this sink never sent */

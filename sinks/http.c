@@ -50,7 +50,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
     static const char h[] = "X-ClickHouse-Exception-Code:";
     if (n > sizeof h - 1 && strncasecmp(p, h, sizeof h - 1) == 0) {
         size_t i = sizeof h - 1, j = 0;
-        while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
+        while (i < n && (p[i] == ' ' || p[i] == '\t'))
+            i++;
         while (i < n && p[i] >= '0' && p[i] <= '9' && j + 1 < sizeof r->exc_code)
             r->exc_code[j++] = p[i++];
         r->exc_code[j] = '\0';

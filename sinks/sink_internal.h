@@ -17,41 +17,40 @@
 
 /* Outcome of one send. */
 typedef enum {
-    SINK_RES_OK = 0,   /* delivered (or already delivered under the same key) */
-    SINK_RES_RETRY,    /* transient: back off, resend the same rows with the same key */
+    SINK_RES_OK = 0,    /* delivered (or already delivered under the same key) */
+    SINK_RES_RETRY,     /* transient: back off, resend the same rows with the same key */
     SINK_RES_PERMANENT, /* the rows are refused for good: bisect to find the bad ones */
-    SINK_RES_CONFIG,   /* auth / FE refusal: degraded, slow retry, never DLQ */
+    SINK_RES_CONFIG,    /* auth / FE refusal: degraded, slow retry, never DLQ */
 } sink_res_kind_t;
 
 typedef struct {
     sink_res_kind_t kind;
-    int whole;            /* PERMANENT only: the statement is refused whatever the rows
-                           * (unknown table/database, syntax): DLQ the batch, no bisect */
-    int http_status;      /* 0 when no HTTP answer (connect error, timeout) */
-    int code;             /* ClickHouse exception code, 0 when none */
+    int whole;             /* PERMANENT only: the statement is refused whatever the rows
+                            * (unknown table/database, syntax): DLQ the batch, no bisect */
+    int http_status;       /* 0 when no HTTP answer (connect error, timeout) */
+    int code;              /* ClickHouse exception code, 0 when none */
     uint32_t min_delay_ms; /* RETRY: wait at least this long (StarRocks label RUNNING) */
-    char msg[512];        /* backend's message, for last_error and the DLQ */
+    char msg[512];         /* backend's message, for last_error and the DLQ */
 } sink_result_t;
 
 /* Rows of one table, in log order, as the backend must receive them. */
 typedef struct {
-    const char *db;         /* effective database (sink override or record's, never "") */
-    const char *table;      /* effective table (after rename) */
-    const char *columns;    /* column list or NULL */
+    const char *db;           /* effective database (sink override or record's, never "") */
+    const char *table;        /* effective table (after rename) */
+    const char *columns;      /* column list or NULL */
     const wal_kv_t *settings; /* the original request's settings (backend filters them) */
     size_t n_settings;
-    const char *body;       /* n_rows lines, each '\n'-terminated; never empty */
+    const char *body; /* n_rows lines, each '\n'-terminated; never empty */
     size_t body_len;
     uint32_t n_rows;
-    const char *key;        /* idempotency key: label / insert_deduplication_token */
+    const char *key; /* idempotency key: label / insert_deduplication_token */
 } sink_batch_t;
 
 /* A backend. open/close run on the sink's thread; abort points to a flag the backend's HTTP
  * transfer must poll (progress callback) to give up promptly on stop. */
 typedef struct {
     const char *type;
-    int (*open)(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err,
-                size_t errlen);
+    int (*open)(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen);
     /* Called before the first send and again after each failure until it returns 0:
      * e.g. the ClickHouse version probe. res says why not when it fails. */
     int (*prepare)(void *state, sink_result_t *res);
@@ -68,8 +67,8 @@ extern const sink_backend_t sink_starrocks_backend;
  * (SINK_KEY_MAX + 1 bytes). A sink or table name with chars outside [A-Za-z0-9_], or longer
  * than 32, is replaced by "h" + 8 hex of its FNV-1a hash. lo/hi: row range of a bisected
  * sub-batch, or lo == hi == 0 for the whole group. Always [A-Za-z0-9_], <= 128 chars. */
-void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table,
-                    uint64_t first, uint64_t last, uint32_t lo, uint32_t hi);
+void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table, uint64_t first,
+                    uint64_t last, uint32_t lo, uint32_t hi);
 
 uint32_t sink_fnv1a(const char *s);
 
@@ -88,8 +87,8 @@ int sink_json_get(const char *json, size_t len, const char *key, char *out, size
 int sink_ch_error_code(const char *header, const char *body, size_t body_len);
 
 /* ClickHouse reply → result. curl_failed: no HTTP answer (connect error, timeout). */
-void sink_ch_classify(int http_status, int code, const char *body, size_t body_len,
-                      int curl_failed, const char *curl_err, sink_result_t *res);
+void sink_ch_classify(int http_status, int code, const char *body, size_t body_len, int curl_failed,
+                      const char *curl_err, sink_result_t *res);
 
 /* StarRocks Stream Load reply (final, after redirects) → result, per PROTOCOLS.md §B. */
 void sink_sr_classify(int http_status, const char *body, size_t body_len, int curl_failed,
@@ -111,8 +110,8 @@ int sink_ch_setting_forwarded(const cfg_sink_t *cfg, const char *key);
 typedef struct {
     const wal_record_t **recs;
     size_t n;
-    char *db;          /* effective, owned */
-    char *table;       /* effective, owned */
+    char *db;    /* effective, owned */
+    char *table; /* effective, owned */
     const char *orig_table;
     uint64_t first_seq, last_seq;
     uint32_t n_rows;
@@ -132,7 +131,7 @@ void sink_groups_free(sink_group_t *g, size_t n);
 
 /* Start one sink with an explicit backend (tests inject a fake). The wal consumer must have
  * been declared by the caller (wal_set_consumers). */
-int sink_start_with_backend(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be,
-                            sink_t **out, char *err, size_t errlen);
+int sink_start_with_backend(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be, sink_t **out,
+                            char *err, size_t errlen);
 
 #endif

@@ -22,8 +22,7 @@ typedef struct {
     char timeout_s[24];
 } sr_t;
 
-static int sr_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err,
-                   size_t errlen)
+static int sr_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
 {
     sink_http_global_init();
     sr_t *c = calloc(1, sizeof *c);
@@ -94,7 +93,8 @@ static void sr_send(void *state, const sink_batch_t *b, sink_result_t *res)
     c->url_len = 0;
     const char *u = c->cfg->url;
     size_t n = strlen(u);
-    while (n && u[n - 1] == '/') n--;
+    while (n && u[n - 1] == '/')
+        n--;
     if (!ok || sink_buf_put(&c->url, &c->url_len, &c->url_cap, u, n) < 0 ||
         sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/api/", 5) < 0 ||
         sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, b->db) < 0 ||

@@ -35,19 +35,20 @@ static void key_part(char *out, size_t cap, const char *name)
         snprintf(out, cap, "h%08x", sink_fnv1a(name ? name : ""));
 }
 
-void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table,
-                    uint64_t first, uint64_t last, uint32_t lo, uint32_t hi)
+void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table, uint64_t first,
+                    uint64_t last, uint32_t lo, uint32_t hi)
 {
     char s[40], t[40], tmp[256];
     key_part(s, sizeof s, sink);
     key_part(t, sizeof t, table);
     int n;
     if (lo == 0 && hi == 0)
-        n = snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64, logid,
-                     s, t, first, last);
+        n = snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64, logid, s,
+                     t, first, last);
     else
-        n = snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64
-                     "_r%" PRIu32 "_%" PRIu32, logid, s, t, first, last, lo, hi);
+        n = snprintf(tmp, sizeof tmp,
+                     "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64 "_r%" PRIu32 "_%" PRIu32,
+                     logid, s, t, first, last, lo, hi);
     if (n > 0 && n <= SINK_KEY_MAX) {
         memcpy(out, tmp, (size_t)n + 1);
         return;
@@ -56,9 +57,9 @@ void sink_build_key(char *out, uint64_t logid, const char *sink, const char *tab
      * tail (everything after the log id) with two different seeds. */
     const char *tail = tmp + 24;
     uint32_t h1 = sink_fnv1a(tail), h2 = 0x9e3779b9u;
-    for (const char *p = tail; *p; p++) h2 = (h2 ^ (unsigned char)*p) * 0x01000193u + 7u;
-    snprintf(out, SINK_KEY_MAX + 1, "sluice_%016" PRIx64 "_%s_%s_h%08x%08x", logid, s, t, h1,
-             h2);
+    for (const char *p = tail; *p; p++)
+        h2 = (h2 ^ (unsigned char)*p) * 0x01000193u + 7u;
+    snprintf(out, SINK_KEY_MAX + 1, "sluice_%016" PRIx64 "_%s_%s_h%08x%08x", logid, s, t, h1, h2);
 }
 
 /* ---- backoff ---- */
@@ -76,7 +77,8 @@ uint64_t sink_rand(uint64_t *state)
 uint32_t sink_backoff_ms(uint32_t initial_ms, uint32_t max_ms, uint32_t attempt, uint64_t *rnd)
 {
     uint64_t cap = initial_ms ? initial_ms : 1;
-    for (uint32_t i = 0; i < attempt && cap < max_ms; i++) cap *= 2;
+    for (uint32_t i = 0; i < attempt && cap < max_ms; i++)
+        cap *= 2;
     if (cap > max_ms) cap = max_ms;
     if (cap < 1) cap = 1;
     return (uint32_t)(1 + sink_rand(rnd) % cap);
@@ -86,7 +88,8 @@ uint32_t sink_backoff_ms(uint32_t initial_ms, uint32_t max_ms, uint32_t attempt,
 
 static const char *ws(const char *p, const char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
     return p;
 }
 
@@ -94,8 +97,10 @@ static const char *ws(const char *p, const char *e)
 static const char *skip_string(const char *p, const char *e)
 {
     for (p++; p < e; p++) {
-        if (*p == '\\') p++;
-        else if (*p == '"') return p + 1;
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
     }
     return NULL;
 }
@@ -113,7 +118,8 @@ static const char *skip_value(const char *p, const char *e)
                 if (!p) return NULL;
                 continue;
             }
-            if (*p == '{' || *p == '[') depth++;
+            if (*p == '{' || *p == '[')
+                depth++;
             else if (*p == '}' || *p == ']') {
                 if (--depth == 0) return p + 1;
             }
@@ -121,7 +127,8 @@ static const char *skip_value(const char *p, const char *e)
         }
         return NULL;
     }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p)) p++;
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p))
+        p++;
     return p;
 }
 
@@ -135,27 +142,43 @@ static void copy_string(const char *p, const char *e, char *out, size_t outlen)
         if (c == '\\' && p + 1 < e) {
             p++;
             switch (*p) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
             case 'u': {
                 unsigned v = 0;
                 int ok = p + 4 < e;
                 for (int i = 1; ok && i <= 4; i++) {
                     int d = p[i];
                     v <<= 4;
-                    if (d >= '0' && d <= '9') v |= (unsigned)(d - '0');
-                    else if (d >= 'a' && d <= 'f') v |= (unsigned)(d - 'a' + 10);
-                    else if (d >= 'A' && d <= 'F') v |= (unsigned)(d - 'A' + 10);
-                    else ok = 0;
+                    if (d >= '0' && d <= '9')
+                        v |= (unsigned)(d - '0');
+                    else if (d >= 'a' && d <= 'f')
+                        v |= (unsigned)(d - 'a' + 10);
+                    else if (d >= 'A' && d <= 'F')
+                        v |= (unsigned)(d - 'A' + 10);
+                    else
+                        ok = 0;
                 }
                 if (ok) p += 4;
                 c = (ok && v >= 0x20 && v < 0x7f) ? (char)v : '?';
                 break;
             }
-            default: c = *p; break;
+            default:
+                c = *p;
+                break;
             }
         }
         if (n + 1 < outlen) out[n++] = c;
@@ -278,18 +301,20 @@ static void set_msg(sink_result_t *res, const char *s, size_t n)
     memcpy(res->msg, s, n);
     res->msg[n] = '\0';
     /* trim trailing whitespace */
-    while (n && isspace((unsigned char)res->msg[n - 1])) res->msg[--n] = '\0';
+    while (n && isspace((unsigned char)res->msg[n - 1]))
+        res->msg[--n] = '\0';
 }
 
-void sink_ch_classify(int http_status, int code, const char *body, size_t body_len,
-                      int curl_failed, const char *curl_err, sink_result_t *res)
+void sink_ch_classify(int http_status, int code, const char *body, size_t body_len, int curl_failed,
+                      const char *curl_err, sink_result_t *res)
 {
     memset(res, 0, sizeof *res);
     res->http_status = http_status;
     res->code = code;
     if (curl_failed) {
         res->kind = SINK_RES_RETRY;
-        snprintf(res->msg, sizeof res->msg, "clickhouse: %s", curl_err ? curl_err : "transfer failed");
+        snprintf(res->msg, sizeof res->msg, "clickhouse: %s",
+                 curl_err ? curl_err : "transfer failed");
         return;
     }
     if (http_status == 200) {
@@ -319,7 +344,8 @@ void sink_ch_classify(int http_status, int code, const char *body, size_t body_l
 int sink_ch_parse_version(const char *s)
 {
     if (!s) return -1;
-    while (*s && isspace((unsigned char)*s)) s++;
+    while (*s && isspace((unsigned char)*s))
+        s++;
     char *end;
     long maj = strtol(s, &end, 10);
     if (end == s || *end != '.') return -1;
@@ -340,11 +366,23 @@ int sink_ch_setting_forwarded(const cfg_sink_t *cfg, const char *key)
 {
     /* URL params that are not settings, in case the proxy kept them, and the two the sink
      * must not forward (sluice is the batching layer). */
-    static const char *never[] = {"async_insert", "wait_for_async_insert", "query", "database",
-                                  "user", "password", "query_id", "session_id",
-                                  "session_timeout", "session_check", "default_format",
-                                  "compress", "decompress", "insert_deduplication_token",
-                                  "wait_end_of_query", "buffer_size", NULL};
+    static const char *never[] = {"async_insert",
+                                  "wait_for_async_insert",
+                                  "query",
+                                  "database",
+                                  "user",
+                                  "password",
+                                  "query_id",
+                                  "session_id",
+                                  "session_timeout",
+                                  "session_check",
+                                  "default_format",
+                                  "compress",
+                                  "decompress",
+                                  "insert_deduplication_token",
+                                  "wait_end_of_query",
+                                  "buffer_size",
+                                  NULL};
     for (int i = 0; never[i]; i++)
         if (strcasecmp(key, never[i]) == 0) return 0;
     for (size_t i = 0; i < cfg->n_drop_settings; i++)
@@ -373,12 +411,15 @@ void sink_sr_classify(int http_status, const char *body, size_t body_len, int cu
     res->http_status = http_status;
     if (curl_failed) {
         res->kind = SINK_RES_RETRY;
-        snprintf(res->msg, sizeof res->msg, "starrocks: %s", curl_err ? curl_err : "transfer failed");
+        snprintf(res->msg, sizeof res->msg, "starrocks: %s",
+                 curl_err ? curl_err : "transfer failed");
         return;
     }
     int has_status = body && sink_json_get(body, body_len, "Status", status, sizeof status) == 1;
-    if (body) sink_json_get(body, body_len, "Message", message, sizeof message);
-    else message[0] = '\0';
+    if (body)
+        sink_json_get(body, body_len, "Message", message, sizeof message);
+    else
+        message[0] = '\0';
     int has_lower = body && sink_json_get(body, body_len, "status", lstatus, sizeof lstatus) == 1;
     if (has_lower) {
         if (sink_json_get(body, body_len, "msg", lmsg, sizeof lmsg) != 1) lmsg[0] = '\0';
@@ -389,7 +430,9 @@ void sink_sr_classify(int http_status, const char *body, size_t body_len, int cu
         /* FE refusal: no Expect header, no database/table, no backend alive, auth. */
         res->kind = SINK_RES_CONFIG;
         snprintf(res->msg, sizeof res->msg, "starrocks FE refused (HTTP %d): %.440s", http_status,
-                 has_lower ? lmsg : has_status ? message : "unauthorized");
+                 has_lower    ? lmsg
+                 : has_status ? message
+                              : "unauthorized");
         return;
     }
     if (http_status != 200 || !has_status) {
@@ -442,7 +485,8 @@ void sink_sr_classify(int http_status, const char *body, size_t body_len, int cu
         return;
     }
     res->kind = SINK_RES_RETRY;
-    snprintf(res->msg, sizeof res->msg, "starrocks: unknown Status \"%.40s\": %.400s", status, message);
+    snprintf(res->msg, sizeof res->msg, "starrocks: unknown Status \"%.40s\": %.400s", status,
+             message);
 }
 
 /* ---- grouping ---- */
@@ -451,7 +495,8 @@ static int name_matches(const char *pat, const wal_record_t *r)
 {
     if (strcmp(pat, r->table) == 0) return 1;
     size_t dl = strlen(r->db ? r->db : "");
-    return dl && strncmp(pat, r->db, dl) == 0 && pat[dl] == '.' && strcmp(pat + dl + 1, r->table) == 0;
+    return dl && strncmp(pat, r->db, dl) == 0 && pat[dl] == '.' &&
+           strcmp(pat + dl + 1, r->table) == 0;
 }
 
 int sink_record_wanted(const cfg_sink_t *cfg, const wal_record_t *r)
@@ -460,7 +505,8 @@ int sink_record_wanted(const cfg_sink_t *cfg, const wal_record_t *r)
     if (r->n_rows == 0 || r->rows_len == 0) return 0;
     if (cfg->n_include) {
         int hit = 0;
-        for (size_t i = 0; i < cfg->n_include && !hit; i++) hit = name_matches(cfg->include[i], r);
+        for (size_t i = 0; i < cfg->n_include && !hit; i++)
+            hit = name_matches(cfg->include[i], r);
         if (!hit) return 0;
     }
     for (size_t i = 0; i < cfg->n_exclude; i++)

@@ -43,7 +43,8 @@ static void uuid(char *out, uint64_t *s, uint64_t ms)
 {
     uint64_t a = rnd(s), b = rnd(s);
     snprintf(out, 48, "%08" PRIx64 "-%04" PRIx64 "-7%03" PRIx64 "-%04" PRIx64 "-%012" PRIx64,
-             (ms >> 16) & 0xffffffffu, ms & 0xffff, a & 0xfff, 0x8000 | ((a >> 12) & 0x3fff), (uint64_t)(b & 0xffffffffffffull));
+             (ms >> 16) & 0xffffffffu, ms & 0xffff, a & 0xfff, 0x8000 | ((a >> 12) & 0x3fff),
+             (uint64_t)(b & 0xffffffffffffull));
 }
 
 /* One ChatInference-shaped row (~400 bytes) ending in '\n'. */
@@ -56,20 +57,23 @@ static int make_row(char *buf, size_t cap, uint64_t i, uint64_t *s)
     static const char *fn[] = {"draft_email", "summarize", "classify", "extract_entities"};
     return snprintf(buf, cap,
                     "{\"id\":\"%s\",\"function_name\":\"%s\",\"variant_name\":\"gpt_4o_mini_v%d\","
-                    "\"episode_id\":\"%s\",\"input\":\"{\\\"messages\\\":[{\\\"role\\\":\\\"user\\\",\\\"content\\\":"
-                    "\\\"Write item %" PRIu64 " please\\\"}]}\",\"output\":\"[{\\\"type\\\":\\\"text"
+                    "\"episode_id\":\"%s\",\"input\":\"{\\\"messages\\\":[{\\\"role\\\":"
+                    "\\\"user\\\",\\\"content\\\":"
+                    "\\\"Write item %" PRIu64
+                    " please\\\"}]}\",\"output\":\"[{\\\"type\\\":\\\"text"
                     "\\\",\\\"text\\\":\\\"Sure, here is item %" PRIu64 "."
                     "\\\"}]\",\"inference_params\":\"{\\\"chat_completion\\\":{}}\","
                     "\"processing_time_ms\":%d,\"tags\":\"{\\\"user\\\":\\\"u%d\\\"}\","
                     "\"timestamp\":\"2026-01-01 00:%02d:%02d\"}\n",
-                    id, fn[i % 4], (int)(i % 3), ep, i, i, (int)(rnd(s) % 5000),
-                    (int)(i % 1000), (int)((i / 60) % 60), (int)(i % 60));
+                    id, fn[i % 4], (int)(i % 3), ep, i, i, (int)(rnd(s) % 5000), (int)(i % 1000),
+                    (int)((i / 60) % 60), (int)(i % 60));
 }
 
 static int cmd_fill(int argc, char **argv)
 {
     const char *dir = opt(argc, argv, "--dir", NULL), *out = opt(argc, argv, "--out", NULL);
-    const char *db = opt(argc, argv, "--db", "bench"), *table = opt(argc, argv, "--table", "ChatInference");
+    const char *db = opt(argc, argv, "--db", "bench"),
+               *table = opt(argc, argv, "--table", "ChatInference");
     uint64_t n = strtoull(opt(argc, argv, "--rows", "1000000"), NULL, 10);
     if (!dir || !out) {
         fprintf(stderr, "fill: --dir and --out are required\n");
@@ -94,7 +98,8 @@ static int cmd_fill(int argc, char **argv)
     for (uint64_t i = 0; i < n;) {
         len = 0;
         uint32_t k = 0;
-        for (; k < 1000 && i < n; k++, i++) len += (size_t)make_row(rows + len, cap - len, i, &s);
+        for (; k < 1000 && i < n; k++, i++)
+            len += (size_t)make_row(rows + len, cap - len, i, &s);
         wal_insert_t ins = {.db = db, .table = table, .rows = rows, .rows_len = len, .n_rows = k};
         uint64_t a, b;
         int rc = wal_append_wait(w, &ins, &a, &b);
@@ -119,7 +124,8 @@ static int cmd_drain(int argc, char **argv)
     const char *path = opt(argc, argv, "--config", NULL);
     sluice_cfg_t cfg;
     char err[1024];
-    if (!path || cfg_load(&cfg, path, err, sizeof err) < 0 || cfg_finish(&cfg, err, sizeof err) < 0) {
+    if (!path || cfg_load(&cfg, path, err, sizeof err) < 0 ||
+        cfg_finish(&cfg, err, sizeof err) < 0) {
         fprintf(stderr, "drain: config: %s\n", path ? err : "--config required");
         return 2;
     }
@@ -141,7 +147,8 @@ static int cmd_drain(int argc, char **argv)
     }
     for (;;) {
         int done = 1;
-        for (size_t i = 0; i < n; i++) done &= sink_delivered_seq(s[i]) >= last;
+        for (size_t i = 0; i < n; i++)
+            done &= sink_delivered_seq(s[i]) >= last;
         if (done) break;
         usleep(2000);
     }

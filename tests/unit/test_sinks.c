@@ -91,7 +91,8 @@ static void test_backoff_within_full_jitter_bounds(void **st)
     uint64_t rnd = 42;
     for (uint32_t attempt = 0; attempt < 40; attempt++) {
         uint64_t cap = 100;
-        for (uint32_t i = 0; i < attempt && cap < 30000; i++) cap *= 2;
+        for (uint32_t i = 0; i < attempt && cap < 30000; i++)
+            cap *= 2;
         if (cap > 30000) cap = 30000;
         uint32_t maxseen = 0;
         for (int i = 0; i < 2000; i++) {
@@ -136,7 +137,8 @@ static void test_ch_error_code_both_spellings(void **st)
 {
     (void)st;
     const char *old = "Code: 27, e.displayText() = DB::Exception: Cannot parse input";
-    const char *mod = "Code: 27. DB::Exception: Cannot parse input (CANNOT_PARSE_INPUT_ASSERTION_FAILED)";
+    const char *mod =
+        "Code: 27. DB::Exception: Cannot parse input (CANNOT_PARSE_INPUT_ASSERTION_FAILED)";
     assert_int_equal(sink_ch_error_code(NULL, old, strlen(old)), 27);
     assert_int_equal(sink_ch_error_code(NULL, mod, strlen(mod)), 27);
     assert_int_equal(sink_ch_error_code("60", mod, strlen(mod)), 60); /* header wins */
@@ -219,8 +221,11 @@ static void test_ch_settings_filter(void **st)
     (void)st;
     char *drops[] = {"input_format_null_as_default"};
     cfg_kv_t own[] = {{"max_insert_block_size", "100"}};
-    cfg_sink_t c = {.name = "ch", .drop_settings = drops, .n_drop_settings = 1,
-                    .settings = own, .n_settings = 1};
+    cfg_sink_t c = {.name = "ch",
+                    .drop_settings = drops,
+                    .n_drop_settings = 1,
+                    .settings = own,
+                    .n_settings = 1};
     assert_false(sink_ch_setting_forwarded(&c, "async_insert"));
     assert_false(sink_ch_setting_forwarded(&c, "wait_for_async_insert"));
     assert_false(sink_ch_setting_forwarded(&c, "input_format_null_as_default"));
@@ -244,7 +249,8 @@ static void test_sr_status_table(void **st)
     sink_result_t r;
     r = sr(200, "{\"TxnId\": 1, \"Label\": \"l\", \"Status\": \"Success\", \"Message\": \"OK\"}");
     assert_int_equal(r.kind, SINK_RES_OK);
-    r = sr(200, "{\"Status\": \"Publish Timeout\", \"Message\": \"The data will be visible after a while\"}");
+    r = sr(200, "{\"Status\": \"Publish Timeout\", \"Message\": \"The data will be visible after a "
+                "while\"}");
     assert_int_equal(r.kind, SINK_RES_OK);
     r = sr(200, "{\"Status\": \"Label Already Exists\", \"ExistingJobStatus\": \"FINISHED\"}");
     assert_int_equal(r.kind, SINK_RES_OK);
@@ -259,7 +265,8 @@ static void test_sr_status_table(void **st)
     };
     for (size_t i = 0; i < 3; i++) {
         char b[256];
-        snprintf(b, sizeof b, "{\"Status\": \"Fail\", \"Message\": \"%s\", \"ErrorURL\": \"u\"}", perm[i]);
+        snprintf(b, sizeof b, "{\"Status\": \"Fail\", \"Message\": \"%s\", \"ErrorURL\": \"u\"}",
+                 perm[i]);
         r = sr(200, b);
         assert_int_equal(r.kind, SINK_RES_PERMANENT);
         assert_int_equal(r.whole, 0);
@@ -273,7 +280,8 @@ static void test_sr_status_table(void **st)
     assert_int_equal(r.whole, 1);
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"Access denied for root@127.0.0.1\"}");
     assert_int_equal(r.kind, SINK_RES_CONFIG);
-    r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"Access denied; you need (at least one of) the INSERT privilege(s)\"}");
+    r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"Access denied; you need (at least one of) "
+                "the INSERT privilege(s)\"}");
     assert_int_equal(r.kind, SINK_RES_CONFIG);
     /* retryable Fail */
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"too many versions\"}");
@@ -281,10 +289,12 @@ static void test_sr_status_table(void **st)
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"service unavailable\"}");
     assert_int_equal(r.kind, SINK_RES_RETRY);
     /* FE refusals: configuration */
-    r = sr(200, "{\"Status\": \"FAILED\", \"Message\": \"class com.starrocks.common.DdlException: There is no 100-continue header\"}");
+    r = sr(200, "{\"Status\": \"FAILED\", \"Message\": \"class com.starrocks.common.DdlException: "
+                "There is no 100-continue header\"}");
     assert_int_equal(r.kind, SINK_RES_CONFIG);
     assert_non_null(strstr(r.msg, "100-continue"));
-    r = sr(401, "{\"status\":\"FAILED\",\"code\":\"1\",\"msg\":\"Access denied for root@127.0.0.1\"}");
+    r = sr(401,
+           "{\"status\":\"FAILED\",\"code\":\"1\",\"msg\":\"Access denied for root@127.0.0.1\"}");
     assert_int_equal(r.kind, SINK_RES_CONFIG);
     assert_non_null(strstr(r.msg, "Access denied"));
     r = sr(200, "{\"status\":\"FAILED\",\"msg\":\"no database selected\"}");
@@ -304,8 +314,15 @@ static void test_sr_status_table(void **st)
 static wal_record_t rec(uint64_t seq, const char *db, const char *table, const char *cols,
                         const char *target, const char *rows, uint32_t n)
 {
-    wal_record_t r = {.seq = seq, .db = db, .table = table, .columns = cols, .target = target,
-                      .rows = rows, .rows_len = strlen(rows), .n_rows = n, .fmt = "JSONEachRow"};
+    wal_record_t r = {.seq = seq,
+                      .db = db,
+                      .table = table,
+                      .columns = cols,
+                      .target = target,
+                      .rows = rows,
+                      .rows_len = strlen(rows),
+                      .n_rows = n,
+                      .fmt = "JSONEachRow"};
     return r;
 }
 
@@ -325,7 +342,8 @@ static void test_grouping_per_table_in_log_order(void **st)
     r[6].settings = s1; /* other settings */
     r[6].n_settings = 1;
     const wal_record_t *p[7];
-    for (int i = 0; i < 7; i++) p[i] = &r[i];
+    for (int i = 0; i < 7; i++)
+        p[i] = &r[i];
     cfg_sink_t c = {.name = "ch"};
     sink_group_t *g;
     size_t n;

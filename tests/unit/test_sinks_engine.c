@@ -179,8 +179,8 @@ static void stop(sink_t *s, uint32_t drain_ms)
 
 static uint64_t append(fx_t *f, const char *table, const char *rows, uint32_t n)
 {
-    wal_insert_t ins = {.db = "db", .table = table, .rows = rows, .rows_len = strlen(rows),
-                        .n_rows = n};
+    wal_insert_t ins = {
+        .db = "db", .table = table, .rows = rows, .rows_len = strlen(rows), .n_rows = n};
     uint64_t a, b;
     assert_int_equal(wal_append_wait(f->w, &ins, &a, &b), 0);
     return b;
@@ -230,7 +230,8 @@ static void test_poison_rows_bisected_into_dlq(void **st)
     size_t len = 0;
     for (int i = 0; i < 1000; i++) {
         int bad = i == 17 || i == 500 || i == 999;
-        len += (size_t)snprintf(rows + len, cap - len, bad ? "{\"i\":\"bad%d\"}\n" : "{\"i\":%d}\n", i);
+        len += (size_t)snprintf(rows + len, cap - len, bad ? "{\"i\":\"bad%d\"}\n" : "{\"i\":%d}\n",
+                                i);
     }
     uint64_t last = append(f, "T", rows, 1000);
     free(rows);
@@ -366,7 +367,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delivers_rows_and_advances_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_rows_bisected_into_dlq, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transient_failures_retried_then_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_failures_retried_then_delivered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_inflight_range_resent_with_same_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_for_other_sinks_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_interrupts_backoff_promptly, setup, teardown),
