@@ -53,14 +53,17 @@ typedef void (*wal_done_cb)(void *ctx, int status, uint64_t first_seq, uint64_t 
  * newer or damaged file is refused with a message in err; never re-created. */
 int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen);
 
-/* Open read-only for the CLI (no writer thread, no creation). */
+/* Open read-only for the CLI (no writer thread, no creation; works while a running sluice
+ * has the log open). Functions that write return -EROFS. */
 int wal_open_readonly(wal_t **out, const char *dir, char *err, size_t errlen);
 
 /* Stop the writer after it has committed everything queued, close the env. */
 void wal_close(wal_t *w);
 
 /* Queue an append; cb runs exactly once (also on error, e.g. WAL_EFULL, WAL_ECLOSED).
- * A request larger than max_record_bytes becomes several records in the same txn. */
+ * A request larger than max_record_bytes becomes several records in the same txn.
+ * Returns 0 when queued, or the negative code it has already passed to cb, synchronously on
+ * the calling thread, when refused at once (WAL_EINVAL, WAL_ECLOSED, -EROFS, -ENOMEM). */
 int wal_append(wal_t *w, const wal_insert_t *ins, wal_done_cb cb, void *ctx);
 
 /* Blocking append (tests, CLI, backfill): returns status, fills the seq range. */
@@ -141,7 +144,9 @@ typedef struct {
 } wal_dlq_entry_t;
 
 /* Durably (waits for the commit) set the cursor of sink and, in the same transaction, put
- * n_dlq entries into the DLQ: rows never end up both undelivered and out of the DLQ. */
+ * n_dlq entries into the DLQ: rows never end up both undelivered and out of the DLQ.
+ * acked never moves back (overflow: drop_oldest may have moved it past the sink's batch);
+ * an entry's sink may be NULL (= this sink), ts_ms 0 (= now). */
 int wal_cursor_commit(wal_t *w, const char *sink, const wal_cursor_t *c,
                       const wal_dlq_entry_t *dlq, size_t n_dlq);
 
@@ -168,6 +173,10 @@ int wal_dlq_replay(wal_t *w, const char *sink, const uint64_t *ids, size_t n, si
 /* Random 64-bit id made when the log was created (labels, dedup tokens). */
 uint64_t wal_log_id(wal_t *w);
 
+/* Copies at most buflen-1 bytes plus a NUL into buf; *len_out = the value's full length.
+ * WAL_ENOENT when absent. The wal's own keys (magic, format_version, log_id, created_ms,
+ * trunc_seq) cannot be put (WAL_EINVAL); it also writes "gap:<sink>:<first seq, 20 digits>"
+ * -> "<last seq>" for each range dropped by overflow: drop_oldest. */
 int wal_meta_get(wal_t *w, const char *key, char *buf, size_t buflen, size_t *len_out);
 int wal_meta_put(wal_t *w, const char *key, const void *val, size_t len);
 

@@ -515,7 +515,9 @@ static void reload_state(wal_t *w)
 /* Apply held appends (oldest first), then the new requests, then one truncation chunk. */
 static int run_group(wal_t *w, MDB_txn *txn, wal_req_t *in, wal_req_t ***done, group_t *g)
 {
-    int rc = delete_front(w, txn, min_acked(w), w->cfg.truncate_chunk, 0, g);
+    int rc = 0;
+    if (w->n_records && w->first_seq <= min_acked(w)) /* one bounded chunk per txn */
+        rc = delete_front(w, txn, min_acked(w), w->cfg.truncate_chunk, 0, g);
     uint64_t now = wal_now_ms();
     while (rc == 0 && w->held_head) {
         wal_req_t *r = w->held_head;

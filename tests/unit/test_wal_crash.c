@@ -232,16 +232,24 @@ static void test_acked_appends_survive_kill_9(void **state)
         fcntl(p[0], F_SETFL, O_NONBLOCK);
         size_t before = n_acks, plen = 0;
         char part[sizeof(ack_t)];
-        /* Kill at a random moment: sometimes during startup, mostly under load. */
-        int delay = round % 8 == 0 ? (int)(rnd(&s) % 30) : 40 + (int)(rnd(&s) % 200);
+        /* Kill at a random moment: every 8th round during startup, the others under load
+         * (0-150 ms after the first ack, however slow the child is to start). */
+        int startup = round % 8 == 0;
+        int delay = startup ? (int)(rnd(&s) % 30) : (int)(rnd(&s) % 150);
         struct timespec t0, t;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        int armed = startup;
         for (;;) {
             clock_gettime(CLOCK_MONOTONIC, &t);
             long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-            if (ms >= delay) break;
+            if (!armed && (n_acks > before || ms > 10000)) {
+                armed = 1;
+                t0 = t;
+                ms = 0;
+            }
+            if (armed && ms >= delay) break;
             struct pollfd pfd = {p[0], POLLIN, 0};
-            poll(&pfd, 1, (int)(delay - ms));
+            poll(&pfd, 1, armed ? (int)(delay - ms) : 10);
             read_acks(p[0], &acks, &n_acks, &cap, part, &plen);
         }
         kill(pid, SIGKILL);
