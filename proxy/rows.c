@@ -223,6 +223,7 @@ int proxy_rows_parse(char *in, size_t len, size_t cap, proxy_rows_t *out)
         if (i < len && in[i] == ']') {
             i = skip_ws(in, len, i + 1);
             if (i < len) return row_error(out, 1, "data after the closing ']'");
+            out->data = in;
             return 0;
         }
     }
@@ -253,7 +254,9 @@ int proxy_rows_parse(char *in, size_t len, size_t cap, proxy_rows_t *out)
             i = len;
         } else {
             if (!buf) {
-                buf = malloc(len + 2); /* output never exceeds input + one '\n' */
+                /* Each row is an object of >= 2 input bytes plus at most one added '\n'
+                 * ("{}{}" -> "{}\n{}\n"), so output <= len + len / 2 + 1. */
+                buf = malloc(len + len / 2 + 2);
                 if (!buf) return -ENOMEM;
                 out->owned = buf;
                 memcpy(buf, in, canon_end);

@@ -139,7 +139,7 @@ static int ident(lex_t *l, size_t max)
                     break;
                 }
             } else {
-                if (putc1(l->st, ch)) return -1;
+                if (ch == '\0' || putc1(l->st, ch)) return -1; /* NUL would cut the name */
                 i++;
             }
         }
@@ -257,7 +257,7 @@ static int setting_value(lex_t *l)
             if (ch == '\\' && i + 1 < l->len) {
                 char e = l->s[i + 1];
                 char out = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
-                if (putc1(st, out)) return -1;
+                if (out == '\0' || putc1(st, out)) return -1;
                 i += 2;
             } else if (ch == '\\') {
                 l->incomplete = 1;
@@ -271,7 +271,7 @@ static int setting_value(lex_t *l)
                     break;
                 }
             } else {
-                if (putc1(st, ch)) return -1;
+                if (ch == '\0' || putc1(st, ch)) return -1;
                 i++;
             }
         }

@@ -177,6 +177,9 @@ static void test_rows_normalised_forms(void **state)
     expect_rows("\n\n{\"a\":1}\r\n\r\n{\"a\":2}\n\n", "{\"a\":1}\n{\"a\":2}\n", 2);
     expect_rows("{\n  \"a\": 1,\r\n  \"b\": \"x\"\n}\n", "{   \"a\": 1,    \"b\": \"x\" }\n", 1);
     expect_rows("{\"a\":1},{\"a\":2}", "{\"a\":1}\n{\"a\":2}\n", 2);
+    /* adjacent objects grow by one byte each (found by fuzz_rows: heap overflow) */
+    expect_rows("{}{}{}{}{}{}", "{}\n{}\n{}\n{}\n{}\n{}\n", 6);
+    expect_rows("{\r\r\t\r}{\r\r\r\r}{\r\r\r\r}", "{  \t }\n{    }\n{    }\n", 3);
     expect_rows("\xEF\xBB\xBF{\"a\":1}\n", "{\"a\":1}\n", 1);
     expect_rows("", "", 0);
     expect_rows("  \n ", "", 0);
