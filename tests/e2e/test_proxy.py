@@ -68,7 +68,12 @@ class Env:
 
     def close(self):
         if self.s.proc:
-            self.s.stop()
+            alive = self.s.proc.alive()
+            rc = self.s.stop()
+            out = self.s.proc.output()
+            # Sanitizer builds: any report fails the test (ASan/UBSan/LSan exit non-zero).
+            assert "Sanitizer" not in out and "runtime error" not in out, out[-3000:]
+            assert not alive or rc == 0, "sluice exited %r:\n%s" % (rc, out[-3000:])
         if self.ch:
             self.ch.stop()
         self.td.close()
