@@ -52,6 +52,9 @@ static void snapshot(proxy_admin_t *a, admin_snapshot_t *s, sink_stats_t *st, co
     memset(s, 0, sizeof *s);
     if (a->proxy) proxy_get_stats(a->proxy, &s->proxy);
     wal_stats(a->wal, &s->wal);
+    /* wal_stats gives the range still held (0 once truncated empty); the gauge is the
+     * highest seq ever committed, comparable with the sink cursors. */
+    s->wal.last_seq = wal_last_seq(a->wal);
     for (size_t i = 0; i < a->n_sinks; i++) {
         sink_get_stats(a->sinks[i], &st[i]);
         names[i] = sink_name(a->sinks[i]);

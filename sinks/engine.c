@@ -31,6 +31,7 @@ struct sink {
     uint64_t logid;
     uint64_t rnd; /* sink thread only */
     int lock_fd;  /* sinks.lock in the wal dir, held by the first sink; -1 if none */
+    int direct_prepared; /* sink_direct_*: the backend's prepare succeeded (caller's thread) */
 
     /* Control, protected by mu; cv is signalled on every change and when the thread ends. */
     pthread_mutex_t mu;
@@ -201,6 +202,7 @@ typedef struct {
     size_t *off; /* row i is body[off[i] .. off[i+1]) */
     uint32_t n_rows;
     char base_key[SINK_KEY_MAX + 1];
+    int ext_key; /* base_key came from the caller (backfill): sub-keys derive from it */
     dlq_vec_t *dlq;
     uint32_t attempt; /* consecutive failures, for the backoff */
 } group_ctx_t;
@@ -249,6 +251,23 @@ static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
     return 0;
 }
 
+/* Key of the bisected part [lo, hi) of a batch whose key the caller chose: base_r{lo}_{hi},
+ * or, past SINK_KEY_MAX, the base's first 100 chars plus a hash of the whole: deterministic,
+ * so a resent part carries the key it had before. */
+static void ext_subkey(char *out, const char *base, uint32_t lo, uint32_t hi)
+{
+    char tmp[SINK_KEY_MAX + 64];
+    int n = snprintf(tmp, sizeof tmp, "%s_r%" PRIu32 "_%" PRIu32, base, lo, hi);
+    if (n > 0 && n <= SINK_KEY_MAX) {
+        memcpy(out, tmp, (size_t)n + 1);
+        return;
+    }
+    uint32_t h1 = sink_fnv1a(tmp), h2 = 0x9e3779b9u;
+    for (const char *p = tmp; *p; p++)
+        h2 = (h2 ^ (unsigned char)*p) * 0x01000193u + 7u;
+    snprintf(out, SINK_KEY_MAX + 1, "%.100s_h%08x%08x", base, h1, h2);
+}
+
 /* Deliver rows [lo, hi) of the group: retry transient failures, bisect permanent ones.
  * Returns 0 (delivered or dead-lettered) or -1 when aborted. */
 static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
@@ -257,6 +276,8 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
     char key[SINK_KEY_MAX + 1];
     if (lo == 0 && hi == c->n_rows)
         memcpy(key, c->base_key, sizeof key);
+    else if (c->ext_key)
+        ext_subkey(key, c->base_key, lo, hi);
     else
         sink_build_key(key, s->logid, s->cfg->name, c->g->table, c->g->first_seq, c->g->last_seq,
                        lo, hi);
@@ -318,7 +339,8 @@ static uint32_t row_offsets(const char *body, size_t len, size_t *off)
     return n;
 }
 
-static int deliver_group(sink_t *s, const sink_group_t *g, dlq_vec_t *dlq)
+/* key: NULL for the log's own key (from the group's seq range), else the caller's. */
+static int deliver_group(sink_t *s, const sink_group_t *g, const char *key, dlq_vec_t *dlq)
 {
     char *concat = NULL;
     const char *body;
@@ -343,7 +365,13 @@ static int deliver_group(sink_t *s, const sink_group_t *g, dlq_vec_t *dlq)
     }
     c.n_rows = row_offsets(body, g->rows_len, c.off);
     if (c.n_rows == 0) goto out; /* never send an empty batch */
-    sink_build_key(c.base_key, s->logid, s->cfg->name, g->table, g->first_seq, g->last_seq, 0, 0);
+    if (key) {
+        snprintf(c.base_key, sizeof c.base_key, "%s", key);
+        c.ext_key = 1;
+    } else {
+        sink_build_key(c.base_key, s->logid, s->cfg->name, g->table, g->first_seq, g->last_seq, 0,
+                       0);
+    }
     rc = send_range(&c, 0, c.n_rows);
 out:
     free(c.off);
@@ -393,7 +421,7 @@ static int process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, i
     }
     for (size_t i = 0; i < ng; i++) {
         int r;
-        while ((r = deliver_group(s, &g[i], &dlq)) == -ENOMEM)
+        while ((r = deliver_group(s, &g[i], NULL, &dlq)) == -ENOMEM)
             if (sleep_interruptible(s, 100) < 0) goto out;
         if (r < 0) goto out; /* aborted: the persisted in-flight range is resent on restart */
     }
@@ -524,12 +552,15 @@ static int read_range(sink_t *s, uint64_t after, uint64_t last, batch_t *b)
 
 /* ---- the thread ---- */
 
-static void wait_while_paused(sink_t *s)
+/* Block while paused; returns 1 when still paused on the way out (stopping). */
+static int wait_while_paused(sink_t *s)
 {
     pthread_mutex_lock(&s->mu);
     while (s->paused && !s->draining && !should_abort(s))
         pthread_cond_wait(&s->cv, &s->mu);
+    int paused = s->paused;
     pthread_mutex_unlock(&s->mu);
+    return paused;
 }
 
 static void *sink_thread(void *arg)
@@ -603,6 +634,11 @@ static void *sink_thread(void *arg)
             batch_clear(&b);
             continue;
         }
+        /* Paused while this batch was being gathered (wal_wait): hold it until resumed. */
+        if (wait_while_paused(s)) { /* stopping while paused: deliver nothing more */
+            batch_clear(&b);
+            break;
+        }
         rc = process_batch(s, b.recs, b.n, resend);
         if (rc == 0) {
             acked = b.recs[b.n - 1]->seq;
@@ -641,7 +677,7 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     s->w = w;
     s->be = be;
     s->lock_fd = -1;
-    s->logid = wal_log_id(w);
+    s->logid = w ? wal_log_id(w) : 0;
     s->rnd = (uint64_t)wall_ms() ^ ((uint64_t)sink_fnv1a(cfg->name) << 32) ^ (uintptr_t)s;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -706,6 +742,29 @@ static int take_dir_lock(const char *dir, char *err, size_t errlen)
     return fd;
 }
 
+/* Record "sink_started_ms:<sink>" in meta for a sink that had no cursor before this start:
+ * the arrival time (wal ts_ms) of the first record it will deliver, or now when the log holds
+ * none after its cursor. `sluice backfill` copies history only below this time, the live log
+ * delivers everything from it on, so the two never carry the same row (DESIGN.md §6). A sink
+ * that already had a cursor keeps whatever is recorded (nothing, if it predates this key). */
+static void note_sink_started(wal_t *w, const char *name)
+{
+    char key[300], val[32];
+    size_t len = 0;
+    snprintf(key, sizeof key, "sink_started_ms:%s", name);
+    if (wal_meta_get(w, key, val, sizeof val, &len) == 0) return;
+    uint64_t t = wall_ms();
+    wal_cursor_t cur;
+    wal_batch_t b = {0};
+    if (wal_cursor_get(w, name, &cur) == 0 && wal_read(w, cur.acked, 1, 1, &b) == 0 && b.n > 0 &&
+        b.recs[0].ts_ms < t)
+        t = b.recs[0].ts_ms;
+    wal_batch_free(&b);
+    int n = snprintf(val, sizeof val, "%" PRIu64, t);
+    int rc = wal_meta_put(w, key, val, (size_t)n);
+    if (rc < 0) log_warn("cannot record the sink's start time", "sink", name, "error", wal_strerror(rc));
+}
+
 int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out, char *err,
                 size_t errlen)
 {
@@ -717,8 +776,9 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
     if (n == 0) return 0;
     wal_consumer_t *cons = calloc(n, sizeof *cons);
     sink_t **arr = calloc(n, sizeof *arr);
+    char *is_new = calloc(n, 1);
     int rc = -ENOMEM, lock_fd = -1;
-    if (!cons || !arr) {
+    if (!cons || !arr || !is_new) {
         snprintf(err, errlen, "sinks: out of memory");
         goto fail;
     }
@@ -728,6 +788,8 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         cons[k].name = c->name;
         cons[k].start_latest = c->start_from == CFG_START_LATEST;
         cons[k].drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST;
+        wal_cursor_t cur;
+        is_new[k] = wal_cursor_get(w, c->name, &cur) == WAL_ENOENT;
         k++;
     }
     if ((lock_fd = take_dir_lock(cfg->wal.dir, err, errlen)) < 0) {
@@ -738,6 +800,8 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
         goto fail;
     }
+    for (size_t i = 0; i < n; i++)
+        if (is_new[i]) note_sink_started(w, cons[i].name);
     k = 0;
     for (size_t i = 0; i < cfg->n_sinks; i++) {
         const cfg_sink_t *c = &cfg->sinks[i];
@@ -753,6 +817,7 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         log_info("sink started", "sink", c->name, "type", be->type, "url", c->url);
     }
     free(cons);
+    free(is_new);
     *out = arr;
     *n_out = n;
     return 0;
@@ -763,6 +828,7 @@ fail:
         free(arr);
     if (lock_fd >= 0) close(lock_fd);
     free(cons);
+    free(is_new);
     return rc < 0 ? rc : -EINVAL;
 }
 
@@ -868,4 +934,74 @@ void sink_resume(sink_t *s)
 uint64_t sink_delivered_seq(sink_t *s)
 {
     return atomic_load(&s->delivered);
+}
+
+/* ---- direct delivery (sluice backfill) ---- */
+
+int sink_direct_open(const cfg_sink_t *cfg, uint64_t logid, sink_t **out, char *err, size_t errlen)
+{
+    const sink_backend_t *be =
+        cfg->type == CFG_SINK_STARROCKS ? &sink_starrocks_backend : &sink_clickhouse_backend;
+    sink_t *s = sink_new(cfg, NULL, be);
+    if (!s) {
+        snprintf(err, errlen, "sink %s: out of memory", cfg->name);
+        return -ENOMEM;
+    }
+    s->logid = logid;
+    int rc = be->open(cfg, &s->abort_flag, &s->be_state, err, errlen);
+    if (rc < 0) {
+        sink_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char *rows,
+                        size_t rows_len, uint32_t n_rows, const char *key, sink_dead_cb dead,
+                        void *ctx)
+{
+    wal_record_t rec = {.db = db ? db : "", .table = table, .fmt = "JSONEachRow", .rows = rows,
+                        .rows_len = rows_len, .n_rows = n_rows, .raw_bytes = rows_len};
+    const wal_record_t *recs[1] = {&rec};
+    sink_group_t *g = NULL;
+    size_t ng = 0;
+    dlq_vec_t dlq = {0};
+    uint32_t attempt = 0;
+    int rc;
+    if (!key || !*key || strlen(key) > SINK_KEY_MAX) return -EINVAL;
+    if (rows_len == 0) return 0;
+    if ((rc = sink_group_records(s->cfg, recs, 1, &g, &ng)) < 0) return rc;
+    if (ng == 0) {
+        rc = -ENOENT; /* excluded by the sink's include/exclude */
+        goto out;
+    }
+    while (!s->direct_prepared) { /* e.g. the ClickHouse version probe */
+        sink_result_t res;
+        memset(&res, 0, sizeof res);
+        if (s->be->prepare(s->be_state, &res) == 0) {
+            s->direct_prepared = 1;
+            note_recovered(s);
+        } else {
+            note_failure(s, &res);
+            if (backoff(s, &res, &attempt) < 0) {
+                rc = -ECANCELED;
+                goto out;
+            }
+        }
+    }
+    rc = deliver_group(s, &g[0], key, &dlq);
+    if (rc == -1) rc = -ECANCELED;
+    if (rc < 0) goto out;
+    for (size_t i = 0; i < dlq.n && dead; i++)
+        if ((rc = dead(ctx, &dlq.e[i])) < 0) goto out;
+out:
+    dlq_vec_free(&dlq);
+    sink_groups_free(g, ng);
+    return rc;
+}
+
+void sink_direct_close(sink_t *s)
+{
+    sink_free(s);
 }
