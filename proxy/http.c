@@ -24,6 +24,7 @@ struct http_conn {
     size_t writes;            /* uv_write requests in flight */
     int reading, closing, close_after_write, in_process, open_handles;
     int lingering;            /* after a protocol error: discard input until EOF or timeout */
+    int eof;                  /* the client half-closed: answer what it sent, then close */
     uint64_t discarded;
     uv_shutdown_t shut;
     http_conn_t *prev, *next;
@@ -373,9 +374,11 @@ static const char *http_date(http_server_t *s)
 
 static void conn_close(http_conn_t *c);
 static void on_linger_timeout(uv_timer_t *t);
+static void conn_save_pending(http_conn_t *c, const char *data, size_t len);
 static void conn_process(http_conn_t *c, const char *data, size_t len);
 static void conn_resume(http_conn_t *c);
 static void conn_read_start(http_conn_t *c);
+static void conn_read_stop(http_conn_t *c);
 
 static void server_maybe_free(http_server_t *s)
 {
@@ -535,6 +538,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (buf->base == c->srv->readbuf) c->srv->readbuf_busy = 0;
     if (nread == UV_ENOBUFS) return;
     if (nread < 0) {
+        if (nread == UV_EOF && c->cur && !c->lingering) {
+            /* Half-close after sending request(s): answer them, then close. */
+            c->eof = 1;
+            conn_read_stop(c);
+            return;
+        }
         conn_close(c); /* EOF or error: a half-read request is dropped, never handled */
         return;
     }
@@ -542,6 +551,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->lingering) {
         c->discarded += (uint64_t)nread;
         if (c->discarded > (16u << 20)) conn_close(c);
+        return;
+    }
+    if (c->cur) {
+        /* A request is being answered: keep what follows (pipelining) for later, and stop
+         * reading only when that grows past one read buffer. Not stopping for every request
+         * saves two epoll_ctl calls per request on keep-alive connections. */
+        conn_save_pending(c, buf->base, (size_t)nread);
+        if (c->pending_len >= READ_BUF) conn_read_stop(c);
         return;
     }
     arm_timer(c);
@@ -633,10 +650,14 @@ static void conn_process(http_conn_t *c, const char *data, size_t len)
     c->in_process = 0;
     if (c->closing || c->close_after_write) return;
     if (len > 0) conn_save_pending(c, data, len);
-    if (c->cur)
-        conn_read_stop(c); /* one at a time: the client waits for the answer */
-    else
+    if (c->cur) {
+        if (c->pending_len >= READ_BUF) conn_read_stop(c); /* bounded look-ahead */
+    } else if (c->eof) {
+        c->close_after_write = 1; /* nothing more will come */
+        if (c->writes == 0) conn_close(c);
+    } else {
         conn_read_start(c);
+    }
 }
 
 /* The current request is answered: go on with what the client already sent. */
@@ -666,6 +687,9 @@ static void conn_resume(http_conn_t *c)
         c->pending_len = 0;
         conn_process(c, p, n);
         free(p);
+    } else if (c->eof) {
+        c->close_after_write = 1;
+        if (c->writes == 0) conn_close(c);
     } else {
         conn_read_start(c);
     }

@@ -331,6 +331,46 @@ def test_pipelined_requests_answered_in_order():
         env.close()
 
 
+def test_half_close_after_pipelined_requests_gets_every_answer():
+    env = Env(ch=False)
+    try:
+        rows = b'{"a":1}'
+        ins = (b"POST /?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow HTTP/1.1\r\n"
+               b"Content-Length: " + str(len(rows)).encode() + b"\r\n\r\n" + rows)
+        out = raw(env.s.url, ins + b"GET /ping HTTP/1.1\r\n\r\n" + ins, shut=True)
+        assert len(re.findall(rb"HTTP/1\.1 200 OK", out)) == 3, out
+        assert [r["n_rows"] for r in env.wal()] == [1, 1]
+    finally:
+        env.close()
+
+
+def test_read_barrier_gives_read_your_writes():
+    """With proxy.read_barrier_ms, a SELECT right after an acked INSERT sees the row: the
+    read waits until the primary sink delivered everything appended before it arrived."""
+    td = h.TempDir()
+    ch = h.ClickHouse18(td.sub("ch"))
+    s = None
+    try:
+        ch.query("CREATE DATABASE IF NOT EXISTS db")
+        ch.query("CREATE TABLE db.t (a UInt32, s String) ENGINE = Memory")
+        cfg = ("wal:\n  dir: {wal_dir}\nproxy:\n  listen: {listen}\n  read_barrier_ms: 10000\n"
+               "admin:\n  listen: {admin}\nshutdown:\n  drain_timeout_s: 5\nsinks:\n"
+               "  - name: ch\n    type: clickhouse\n    url: %s\n" % ch.url)
+        s = h.Sluice(td.sub("s"), cfg)
+        q = urllib.parse.quote
+        for i in range(1, 6):
+            st, _, b = req(s.url, "POST", "/?query=" + q("INSERT INTO db.t FORMAT JSONEachRow"),
+                           '{"a":%d,"s":"x"}' % i)
+            assert st == 200, b
+            st, _, b = req(s.url, "GET", "/?query=" + q("SELECT count() FROM db.t"))
+            assert (st, b) == (200, b"%d\n" % i), (st, b)
+    finally:
+        if s:
+            assert s.stop() == 0
+        ch.stop()
+        td.close()
+
+
 # ---------------------------------------------------------------- bad input, one test each
 
 def _bad(env, data, want_status, shut=False):
