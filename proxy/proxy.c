@@ -334,15 +334,12 @@ static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const p
 
 /* ---------------------------------------------------------------- passthrough, barrier */
 
-static void on_handle_closed(uv_handle_t *h);
-
 static void barrier_closed(uv_handle_t *h)
 {
-    barrier_t *b = h->data;
+    barrier_t *b = h->data; /* h is inside b: nothing may touch h after the free */
     proxy_t *p = b->p;
     free(b);
-    h->data = p;
-    on_handle_closed(h);
+    if (--p->handles_open == 0) free(p);
 }
 
 static void barrier_end(barrier_t *b)

@@ -331,6 +331,43 @@ def test_pipelined_requests_answered_in_order():
         env.close()
 
 
+def test_thousands_of_concurrent_connections():
+    """3000 keep-alive connections open at once on the one loop, each doing an INSERT."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 3000
+    if soft < want + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want + 500), hard))
+    env = Env(ch=False)
+    socks = []
+    try:
+        rows = b'{"a":1}'
+        ins = (b"POST /?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow HTTP/1.1\r\n"
+               b"Content-Length: " + str(len(rows)).encode() + b"\r\n\r\n" + rows)
+        for _ in range(want):
+            socks.append(socket.create_connection(("127.0.0.1", env.s.port), timeout=30))
+        for so in socks:
+            so.sendall(ins)
+        ok = 0
+        for so in socks:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = so.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            ok += data.startswith(b"HTTP/1.1 200 ")
+        assert ok == want, ok
+        for so in socks:
+            so.close()
+        socks = []
+        assert sum(r["n_rows"] for r in env.wal()) == want
+    finally:
+        for so in socks:
+            so.close()
+        env.close()
+
+
 def test_half_close_after_pipelined_requests_gets_every_answer():
     env = Env(ch=False)
     try:
