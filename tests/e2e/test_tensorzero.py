@@ -102,26 +102,26 @@ class Gateway:
 
     Results: acked[table] = rows whose request got 200; statuses (Counter of write statuses,
     'conn' for connection errors); write_lat (s per write request); feedback list of dicts
-    (found, attempts, lookup latencies, error); lags (s from ack to visible) when
-    lag_url is given (polls InferenceById there, not through base_url)."""
+    (found, attempts, lookup latencies, error). rate=0 is a closed loop: every worker sends
+    its next inference as soon as the last one is acked, for `duration` s. on_ack(inf, t) is
+    called (on the worker's thread) once both writes of an inference got 200."""
 
     def __init__(self, base_url, database, rate, duration, workers=24, feedback_every=5,
                  feedback_delay=(0.0, 0.5), seed=1, user=GW_USER, password=GW_PASSWORD,
-                 lag_url=None, lag_every=0, feedback_workers=48):
+                 on_ack=None, feedback_workers=48):
         self.base_url, self.db = base_url, database
         u = urllib.parse.urlsplit(base_url)
         self.host, self.port = u.hostname, u.port
         self.rate, self.duration, self.workers = rate, duration, workers
         self.feedback_every, self.feedback_delay = feedback_every, feedback_delay
         self.seed, self.user, self.password = seed, user, password
-        self.lag_url, self.lag_every = lag_url, lag_every
+        self.on_ack = on_ack
         self.lock = threading.Lock()
         self.acked = collections.defaultdict(list)
         self.statuses = collections.Counter()
         self.errors = []          # (status, body) of non-200 writes, first few
         self.write_lat = []
         self.feedback = []
-        self.lags = []
         self.sent = 0
         self.send_times = []
         self.stop_flag = threading.Event()
@@ -206,10 +206,8 @@ class Gateway:
             fut = self.fb_pool.submit(self._feedback, inf, kind, t_ack + delay, rng.getrandbits(32))
             with self.lock:
                 self.fb_pending.append(fut)
-        if self.lag_url and self.lag_every and i % self.lag_every == 0:
-            fut = self.fb_pool.submit(self._lag, inf, t_ack)
-            with self.lock:
-                self.fb_pending.append(fut)
+        if self.on_ack:
+            self.on_ack(inf, t_ack)
 
     # ---- feedback: the gateway's existence check, then the feedback row
     def _feedback(self, inf, kind, start_at, seed):
@@ -261,38 +259,20 @@ class Gateway:
         with self.lock:
             self.feedback.append(rec)
 
-    # ---- delivery lag: ack -> visible in InferenceById, read straight from the engine
-    def _lag(self, inf, t_ack):
-        lookup = tz.inference_by_id_request(inf["inference_id"], self.db, self.user, self.password)
-        u = urllib.parse.urlsplit(self.lag_url)
-        c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-        try:
-            while time.time() - t_ack < 30:
-                try:
-                    st, _, body = lookup.send(self.lag_url, conn=c)
-                except (http.client.HTTPException, OSError):
-                    c.close()
-                    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-                    st, body = None, b""
-                if st == 200 and body.strip():
-                    with self.lock:
-                        self.lags.append(time.time() - t_ack)
-                    return
-                time.sleep(0.005)
-        finally:
-            c.close()
-
     # ---- the run
     def _worker(self, w):
         rng = random.Random(self.seed * 1000003 + w)
-        n = int(self.rate * self.duration)
+        n = int(self.rate * self.duration) if self.rate else 1 << 62
         for i in range(w, n, self.workers):
             if self.stop_flag.is_set():
                 break
-            at = self.t0 + i / self.rate
             now = time.time()
-            if at > now:
-                time.sleep(at - now)
+            if self.rate:
+                at = self.t0 + i / self.rate
+                if at > now:
+                    time.sleep(at - now)
+            elif now >= self.t0 + self.duration:
+                break
             self._inference(i, rng)
         for name in ("w0", "w1", "fb"):
             self._drop(name)
@@ -562,6 +542,15 @@ def test_schema_violations_dead_lettered_rest_of_batch_delivered():
         for e in errors:
             assert e.startswith("Code: ") and "DB::Exception" in e, e
         assert any("unknown_column" in e and "(INCORRECT_DATA)" in e for e in errors), errors
+        # the engine's own message: the same bad row sent straight to the engine is refused
+        # with the same text (up to ClickHouse's "(version ...)" suffix)
+        tz.create_schema(ch.url, DIRECT_DB)
+        for bad in (rows[5], rows[9]):
+            st, _, body = tz.insert_request("ChatInference", [bad], DIRECT_DB, GW_USER,
+                                            GW_PASSWORD).send(ch.url)
+            assert st == 400, (st, body)
+            msg = body.decode().split(" (version ")[0].strip()
+            assert any(e.strip().startswith(msg) for e in errors), (msg, errors)
         print("  DLQ: " + " | ".join(e[:160] for e in errors), flush=True)
         good = [r for k, r in enumerate(rows) if k not in (5, 9)]
         acked = {"ChatInference": good, "ModelInference": model_rows}
