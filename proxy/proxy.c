@@ -439,7 +439,9 @@ static void on_request(http_req_t *r, void *ctx)
         goto out;
     }
     if (proxy_auth_check(&p->cfg->proxy, &cr)) {
-        /* As ClickHouse: 516 with HTTP 401 (the user is echoed, the password never). */
+        /* As modern ClickHouse (exceptionCodeToHTTPStatus: AUTHENTICATION_FAILED -> 403
+         * Forbidden; 18.16 answered 401 with Code 192): the user is echoed, the password
+         * never, and nothing is logged. */
         p->st.requests_error++;
         char body[512], hdrs[160];
         size_t n = (size_t)snprintf(body, sizeof body,
@@ -449,9 +451,8 @@ static void on_request(http_req_t *r, void *ctx)
                                     cr.user);
         if (n >= sizeof body) n = sizeof body - 1;
         snprintf(hdrs, sizeof hdrs,
-                 "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: 516\r\n"
-                 "WWW-Authenticate: Basic realm=\"ClickHouse server HTTP API\"\r\n");
-        http_respond(r, 401, hdrs, body, n);
+                 "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: 516\r\n");
+        http_respond(r, 403, hdrs, body, n);
         goto out;
     }
 
