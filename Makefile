@@ -13,9 +13,14 @@ build-asan:
 	cmake -S . -B build-asan -DSLUICE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-asan -j$(JOBS)
 
-# Everything: deps, normal + sanitizer builds, unit and e2e tests under both, short fuzz runs.
+FUZZ_SECONDS ?= 20
+
+# Everything: deps, normal + sanitizer builds, a short libFuzzer run of every parser, the unit
+# tests under ASan+UBSan, then every unit, e2e and chaos test on the normal build (ctest's
+# summary is the last thing printed).
 test: deps build build-asan
-	cd build-asan && ctest --output-on-failure -j2 -L unit
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+	cd build-asan && ctest --output-on-failure -L unit
 	cd build && ctest --output-on-failure
 
 demo: deps build
