@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "migrate/migrate.h"
 #include "proxy/proxy.h"
 #include "sinks/sink.h"
 #include "wal/wal.h"
@@ -32,6 +33,12 @@ static const char usage_text[] =
     "                               records as JSON lines\n"
     "  dlq list|show ID|replay [ID..]|drop [ID..] --config FILE [--sink NAME]\n"
     "                               dead-letter queue of a stopped instance\n"
+    "  backfill --config FILE --source CLICKHOUSE_URL --sink NAME --table [DB.]T\n"
+    "           [--database D] [--since TS] [--until TS] [--slice 1h] [--where SQL]\n"
+    "           [--time-column C]   copy history into a sink, resumably (deploy/MIGRATION.md)\n"
+    "  verify --a URL --b URL --table [DB.]T [--database D] [--by day|hour]\n"
+    "         [--time-column C] [--columns c1,c2] [--since TS] [--until TS]\n"
+    "                               compare counts (and checksums) per bucket; 1 if any differ\n"
     "  version                      print the version\n"
     "  help [COMMAND]               this text\n"
     "\n"
@@ -289,6 +296,18 @@ static int cmd_dlq(int argc, char **argv)
     return rc;
 }
 
+static int cmd_backfill(int argc, char **argv)
+{
+    sluice_cfg_t cfg;
+    int rc = load_config(argc, argv, &cfg, 0);
+    if (rc) return rc;
+    log_set_level(cfg.log.level);
+    signal(SIGPIPE, SIG_IGN);
+    rc = migrate_backfill_cli(&cfg, argc, argv, stdout, stderr);
+    cfg_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return usage(stderr, EXIT_USAGE);
@@ -306,6 +325,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check-config") == 0) return cmd_check_config(sub_argc, sub_argv);
     if (strcmp(cmd, "wal") == 0) return cmd_wal(sub_argc, sub_argv);
     if (strcmp(cmd, "dlq") == 0) return cmd_dlq(sub_argc, sub_argv);
+    if (strcmp(cmd, "backfill") == 0) return cmd_backfill(sub_argc, sub_argv);
+    if (strcmp(cmd, "verify") == 0) return migrate_verify_cli(sub_argc, sub_argv, stdout, stderr);
     fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);
     return usage(stderr, EXIT_USAGE);
 }

@@ -41,6 +41,29 @@ void sink_resume(sink_t *s);
 /* Seq up to which this sink has delivered (for the proxy's read barrier). */
 uint64_t sink_delivered_seq(sink_t *s);
 
+/* ---- direct delivery: batches that do not come from the log (`sluice backfill`) ---- */
+
+/* Open cfg's backend for sink_direct_deliver, used from the calling thread only. logid: the
+ * log's id (wal_log_id), for log messages and nothing else: the caller chooses every key. */
+int sink_direct_open(const cfg_sink_t *cfg, uint64_t logid, sink_t **out, char *err,
+                     size_t errlen);
+
+/* Rows refused for good, with the backend's message (e->error); e->rows is n_rows lines.
+ * The pointers live until the callback returns. Return 0, or negative to stop delivering. */
+typedef int (*sink_dead_cb)(void *ctx, const wal_dlq_entry_t *e);
+
+/* Deliver n_rows '\n'-terminated JSON rows of db.table (names as a client writes them: the
+ * sink's database override and rename apply) with the engine's code path: same send,
+ * full-jitter retries of transient failures (forever), bisection of refused batches. key
+ * ([A-Za-z0-9_], <= 128 chars) is the label / dedup token; a bisected part [lo, hi) gets
+ * key_r{lo}_{hi} (hashed past 128), so a resend of the same rows under the same key never
+ * doubles them. Refused rows go to dead before it returns. 0, -ENOENT when the sink's
+ * include/exclude filters the table out, -EINVAL for a bad key, other negative errors. */
+int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char *rows,
+                        size_t rows_len, uint32_t n_rows, const char *key, sink_dead_cb dead,
+                        void *ctx);
+void sink_direct_close(sink_t *s);
+
 /* CLI on a stopped instance: `sluice dlq list|show ID|replay [ID..]|drop [ID..]`. */
 int sink_dlq_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err);
 

@@ -1,0 +1,184 @@
+/* migrate_internal.h — what backfill.c, verify.c and the readers share: option structs and
+ * their parsers, time and slice arithmetic, backfill labels, the checksum's canonical form,
+ * a flat JSON-object reader, a line-streaming HTTP client and the verify reader vtable.
+ * Not for other modules; the unit tests call the pure parts directly. */
+#ifndef SLUICE_MIGRATE_INTERNAL_H
+#define SLUICE_MIGRATE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define MIGRATE_LABEL_MAX 128   /* StarRocks label limit */
+#define MIGRATE_MAX_COLUMNS 64  /* verify --columns */
+#define MIGRATE_MAX_LINE (64u << 20) /* longest JSON row accepted from a source */
+
+/* ---- options ---- */
+
+typedef struct {
+    const char *source;   /* ClickHouse URL */
+    const char *sink;     /* sink name in the config */
+    const char *table;    /* table (a "db.table" form sets database) */
+    const char *database; /* default: from table, else "default" */
+    int64_t since, until; /* unix seconds; has_* say whether they were given */
+    int has_since, has_until;
+    int64_t slice_s;      /* default 3600 */
+    const char *where;    /* extra SQL condition, or NULL */
+    const char *time_column; /* default "timestamp" */
+    char table_buf[256], db_buf[256];
+} backfill_opts_t;
+
+typedef enum { VERIFY_BY_DAY = 0, VERIFY_BY_HOUR } verify_by_t;
+
+typedef struct {
+    const char *a, *b;
+    const char *table, *database;
+    verify_by_t by;
+    const char *time_column;
+    const char *columns[MIGRATE_MAX_COLUMNS];
+    size_t n_columns;
+    int64_t since, until;
+    int has_since, has_until;
+    char table_buf[256], db_buf[256], cols_buf[4096];
+} verify_opts_t;
+
+/* Parse argv (after the command name; --config is skipped, main.c reads it). 0, or -EINVAL
+ * with a one-line reason in err. */
+int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, size_t errlen);
+int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t errlen);
+
+/* ---- time ---- */
+
+/* "2024-05-01", "2024-05-01T10:00:00[Z]", "2024-05-01 10:00:00", or unix seconds "1714557600"
+ * (UTC) → unix seconds. 0 or -EINVAL. */
+int migrate_parse_time(const char *s, int64_t *out);
+
+/* "90s", "30m", "1h", "2d", or plain seconds → seconds (> 0). 0 or -EINVAL. */
+int migrate_parse_duration(const char *s, int64_t *out);
+
+/* unix seconds → "YYYY-MM-DD HH:MM:SS" (UTC), 20 bytes with the NUL. */
+void migrate_format_time(int64_t t, char out[20]);
+
+/* "YYYY-MM-DD[ HH:MM:SS[.fff]]" (as ClickHouse prints a DateTime) → unix seconds, UTC. */
+int migrate_parse_wallclock(const char *s, size_t len, int64_t *out);
+
+/* ---- slices ---- */
+
+/* Slices of [since, until) on a grid of width seconds aligned to the unix epoch, the first
+ * and last cut to the range: [max(since, k*w), min(until, (k+1)*w)). */
+uint64_t migrate_slice_count(int64_t since, int64_t until, int64_t width);
+void migrate_slice_get(int64_t since, int64_t until, int64_t width, uint64_t i, int64_t *start,
+                       int64_t *end);
+
+/* ---- labels ---- */
+
+/* What makes a slice's batches: the label changes whenever any of these would change the
+ * rows a batch index stands for. */
+uint32_t backfill_plan_hash(const char *where, const char *time_column, int64_t slice_end,
+                            uint32_t max_rows, uint64_t max_bytes);
+
+/* sluice_{logid}_{sink}_{table}_b{slice_start}_{batch}_{plan:08x}; sink/table outside
+ * [A-Za-z0-9_] or longer than 32 become h{fnv1a32:08x}, as the live keys do. Never collides
+ * with a live key (whose 4th part is a digit) and fits MIGRATE_LABEL_MAX + 1 bytes. */
+void backfill_label(char *out, uint64_t logid, const char *sink, const char *table,
+                    int64_t slice_start, uint32_t batch, uint32_t plan);
+
+uint32_t migrate_fnv1a32(const void *p, size_t n);
+
+/* ---- checksum ---- */
+
+/* The canonical text of one value (NULL when v == NULL), appended to out:
+ *  - an integer ("-0012", 12 or "12" as JSON string) → its decimal form without leading
+ *    zeros, when it fits 64 bits;
+ *  - any other decimal number → printf %.17g of the double (so 0.5, "0.50", 5e-1 agree);
+ *  - a date-time "YYYY-MM-DD[ T]HH:MM:SS[.fff]" → space separator, fraction without
+ *    trailing zeros (ClickHouse DateTime64(3) and StarRocks DATETIME(6) agree);
+ *  - true/false → 1/0 (StarRocks BOOLEAN reads back as 1/0 over MySQL);
+ *  - anything else byte for byte. */
+int migrate_canonical(buf_t *out, const char *v, size_t len);
+
+/* FNV-1a 64 over the row's canonical form: per column "<len>:<canonical>;" or "N;" for NULL.
+ * A bucket's checksum is the sum of its rows' hashes mod 2^64: independent of row order. */
+uint64_t migrate_row_hash(const char *const *vals, const size_t *lens, size_t n, buf_t *scratch);
+
+/* ---- flat JSON objects (one row of JSONEachRow / the emulator's JSON lines) ---- */
+
+typedef struct {
+    const char *key; /* raw, between the quotes (escapes not decoded) */
+    size_t key_len;
+    const char *val; /* raw JSON text of the value (strings with their quotes) */
+    size_t val_len;
+} migrate_field_t;
+
+/* Split {"k": v, ...} into fields (values raw; nested objects/arrays kept whole). Returns the
+ * number of fields, or -EINVAL when the line is not one object, -E2BIG past max. */
+int migrate_json_fields(const char *s, size_t len, migrate_field_t *f, size_t max);
+
+/* A raw JSON value → its text: strings unescaped (UTF-8), null → *is_null, true/false →
+ * "true"/"false", others verbatim. Appends to out. 0 or -EINVAL. */
+int migrate_json_value(const char *raw, size_t len, buf_t *out, int *is_null);
+
+/* ---- streaming HTTP (ClickHouse, emulator) ---- */
+
+typedef int (*migrate_line_cb)(void *ctx, const char *line, size_t len);
+
+/* POST body to url (userinfo in the URL is sent as Basic auth) and hand each line of a 200
+ * reply to cb as it arrives: memory holds one line, never the reply. A non-200 reply, a line
+ * over MIGRATE_MAX_LINE or a failed transfer → negative with the reason in err (for a
+ * ClickHouse error, its message). cb returning negative stops the transfer with that code. */
+int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, void *ctx,
+                       char *err, size_t errlen);
+
+/* POST body, whole reply into out (small answers: DESCRIBE, counts). */
+int migrate_http_text(const char *url, const char *body, buf_t *out, char *err, size_t errlen);
+
+/* "clickhouse://h:p[/db]" → "http://h:p/"; http(s):// kept; path database into db (may be
+ * empty). 0 or -EINVAL. */
+int migrate_http_base(const char *url, const char *strip_scheme, char *base, size_t baselen,
+                      char *db, size_t dblen);
+
+/* Is s a plain identifier we can quote in every dialect (no quotes, backticks, NUL)? */
+int migrate_ident_ok(const char *s);
+
+/* ---- verify readers ---- */
+
+typedef struct {
+    const char *database, *table, *time_column;
+    verify_by_t by;
+    const char *const *columns;
+    size_t n_columns;
+    int64_t since, until;
+    int has_since, has_until;
+} verify_query_t;
+
+typedef enum { MIGRATE_SQL_CLICKHOUSE = 0, MIGRATE_SQL_SQLITE, MIGRATE_SQL_MYSQL } migrate_sql_t;
+
+/* SELECT <bucket> AS b, count(*) AS n ... GROUP BY b (with_columns == 0), or
+ * SELECT <bucket> AS b, c1 AS v0, ... (with_columns == 1), in the dialect. 0 or -EINVAL. */
+int verify_build_sql(migrate_sql_t dialect, const verify_query_t *q, int with_columns,
+                     const char *db, buf_t *out);
+
+typedef int (*verify_bucket_cb)(void *ctx, const char *bucket, uint64_t count);
+/* vals[i] NULL for SQL NULL; lens[i] their lengths. */
+typedef int (*verify_row_cb)(void *ctx, const char *bucket, const char *const *vals,
+                             const size_t *lens, size_t n);
+
+typedef struct {
+    const char *name;
+    int (*open)(const char *url, void **state, char *err, size_t errlen);
+    int (*buckets)(void *state, const verify_query_t *q, verify_bucket_cb cb, void *ctx, char *err,
+                   size_t errlen);
+    int (*rows)(void *state, const verify_query_t *q, verify_row_cb cb, void *ctx, char *err,
+                size_t errlen);
+    void (*close)(void *state);
+} verify_reader_t;
+
+extern const verify_reader_t verify_reader_clickhouse; /* clickhouse://, http://, https:// */
+extern const verify_reader_t verify_reader_emu;        /* emu+http:// */
+extern const verify_reader_t verify_reader_mysql;      /* mysql:// */
+
+/* The reader for a URL's scheme, or NULL. */
+const verify_reader_t *verify_reader_for(const char *url);
+
+#endif

@@ -1,0 +1,459 @@
+/* util.c — the pure pieces of backfill and verify: time parsing and formatting (UTC), slice
+ * arithmetic, backfill labels, the canonical value form and row hash behind verify's
+ * checksums, a flat JSON-object splitter, identifier checks. No I/O here. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "migrate/migrate_internal.h"
+
+/* ---- time ---- */
+
+static int digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int migrate_parse_wallclock(const char *s, size_t len, int64_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, se = 0;
+    if (len < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d))
+        return -EINVAL;
+    size_t p = 10;
+    if (len > 10) {
+        if (len < 19 || (s[10] != ' ' && s[10] != 'T') || digits(s + 11, 2, &h) || s[13] != ':' ||
+            digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &se))
+            return -EINVAL;
+        p = 19;
+        if (p < len && s[p] == '.') { /* fraction: ignored (slices are whole seconds) */
+            p++;
+            while (p < len && s[p] >= '0' && s[p] <= '9')
+                p++;
+        }
+        if (p < len && s[p] == 'Z') p++;
+    }
+    if (p != len || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -EINVAL;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    return 0;
+}
+
+int migrate_parse_time(const char *s, int64_t *out)
+{
+    if (!s || !*s) return -EINVAL;
+    size_t n = strlen(s);
+    if (strspn(s, "0123456789") == n) {
+        if (n > 12) return -EINVAL;
+        *out = (int64_t)strtoll(s, NULL, 10);
+        return 0;
+    }
+    return migrate_parse_wallclock(s, n, out);
+}
+
+int migrate_parse_duration(const char *s, int64_t *out)
+{
+    if (!s || !*s) return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v <= 0 || s[0] == '-' || s[0] == '+') return -EINVAL;
+    int64_t mul = 1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mul = 60, end++;
+    else if (*end == 'h')
+        mul = 3600, end++;
+    else if (*end == 'd')
+        mul = 86400, end++;
+    if (*end || v > INT64_MAX / mul / 1000) return -EINVAL;
+    *out = (int64_t)v * mul;
+    return 0;
+}
+
+void migrate_format_time(int64_t t, char out[20])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(out, tmp, 19); /* years past 9999 are not a time anyone backfills */
+    out[19] = '\0';
+}
+
+/* ---- slices ---- */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+uint64_t migrate_slice_count(int64_t since, int64_t until, int64_t width)
+{
+    if (width <= 0 || until <= since) return 0;
+    int64_t first = floor_div(since, width), last = floor_div(until - 1, width);
+    return (uint64_t)(last - first + 1);
+}
+
+void migrate_slice_get(int64_t since, int64_t until, int64_t width, uint64_t i, int64_t *start,
+                       int64_t *end)
+{
+    int64_t a = (floor_div(since, width) + (int64_t)i) * width;
+    *start = a < since ? since : a;
+    *end = a + width > until ? until : a + width;
+}
+
+/* ---- labels ---- */
+
+uint32_t migrate_fnv1a32(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint32_t h = 0x811c9dc5u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x01000193u;
+    }
+    return h;
+}
+
+uint32_t backfill_plan_hash(const char *where, const char *time_column, int64_t slice_end,
+                            uint32_t max_rows, uint64_t max_bytes)
+{
+    char tmp[128];
+    int n = snprintf(tmp, sizeof tmp, "|%" PRId64 "|%" PRIu32 "|%" PRIu64 "|", slice_end, max_rows,
+                     max_bytes);
+    uint32_t h = migrate_fnv1a32(where ? where : "", where ? strlen(where) : 0);
+    h ^= migrate_fnv1a32(time_column, strlen(time_column)) * 31u;
+    h ^= migrate_fnv1a32(tmp, (size_t)n) * 131u;
+    return h;
+}
+
+/* The live keys' rule (sinks/util.c): a name part is kept when it is [A-Za-z0-9_]{1,32}. */
+static void label_part(char *out, size_t outlen, const char *s)
+{
+    size_t n = strlen(s);
+    int ok = n > 0 && n <= 32;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = s[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_';
+    }
+    if (ok)
+        snprintf(out, outlen, "%s", s);
+    else
+        snprintf(out, outlen, "h%08x", migrate_fnv1a32(s, n));
+}
+
+void backfill_label(char *out, uint64_t logid, const char *sink, const char *table,
+                    int64_t slice_start, uint32_t batch, uint32_t plan)
+{
+    char s[40], t[40];
+    label_part(s, sizeof s, sink);
+    label_part(t, sizeof t, table);
+    /* 7 + 16 + 33 + 33 + 2 + 20 (a negative start is written as its u64) + 11 + 9 <= 131:
+     * only an absurd start needs the cut, which keeps it deterministic. */
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_b%" PRIu64 "_%" PRIu32 "_%08x", logid, s,
+             t, (uint64_t)slice_start, batch, plan);
+    size_t n = strlen(tmp);
+    if (n > MIGRATE_LABEL_MAX) n = MIGRATE_LABEL_MAX;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
+}
+
+/* ---- canonical form ---- */
+
+static int is_int_text(const char *v, size_t n)
+{
+    size_t i = (n > 0 && (v[0] == '-' || v[0] == '+')) ? 1 : 0;
+    if (i == n) return 0;
+    for (; i < n; i++)
+        if (v[i] < '0' || v[i] > '9') return 0;
+    return 1;
+}
+
+/* -?digits[.digits][e[+-]digits], as JSON and SQL print decimals (no hex, inf, nan). */
+static int is_decimal_text(const char *v, size_t n)
+{
+    size_t i = (n > 0 && v[0] == '-') ? 1 : 0, d = 0;
+    while (i < n && v[i] >= '0' && v[i] <= '9')
+        i++, d++;
+    if (i < n && v[i] == '.') {
+        i++;
+        while (i < n && v[i] >= '0' && v[i] <= '9')
+            i++, d++;
+    }
+    if (d == 0) return 0;
+    if (i < n && (v[i] == 'e' || v[i] == 'E')) {
+        i++;
+        if (i < n && (v[i] == '+' || v[i] == '-')) i++;
+        size_t e = 0;
+        while (i < n && v[i] >= '0' && v[i] <= '9')
+            i++, e++;
+        if (e == 0) return 0;
+    }
+    return i == n;
+}
+
+static int is_datetime_text(const char *v, size_t n)
+{
+    int64_t t;
+    return n >= 19 && (v[10] == ' ' || v[10] == 'T') && migrate_parse_wallclock(v, n, &t) == 0 &&
+           v[n - 1] != 'Z';
+}
+
+int migrate_canonical(buf_t *out, const char *v, size_t n)
+{
+    char tmp[64];
+    if ((n == 4 && memcmp(v, "true", 4) == 0) || (n == 5 && memcmp(v, "false", 5) == 0))
+        return buf_append(out, n == 4 ? "1" : "0", 1) ? -ENOMEM : 0;
+    if (n > 0 && n < 40 && is_int_text(v, n)) {
+        memcpy(tmp, v, n);
+        tmp[n] = '\0';
+        errno = 0;
+        char *end;
+        if (v[0] == '-') {
+            long long x = strtoll(tmp, &end, 10);
+            if (!errno) return buf_printf(out, "%lld", x);
+        } else {
+            unsigned long long x = strtoull(tmp, &end, 10);
+            if (!errno) return buf_printf(out, "%llu", x);
+        }
+    }
+    if (n > 0 && n < 60 && is_decimal_text(v, n)) {
+        memcpy(tmp, v, n);
+        tmp[n] = '\0';
+        double d = strtod(tmp, NULL);
+        if (d == 0) d = 0; /* -0 and 0 agree */
+        return buf_printf(out, "%.17g", d);
+    }
+    if (is_datetime_text(v, n)) {
+        size_t end = n;
+        if (n > 19 && v[19] == '.') {
+            while (end > 20 && v[end - 1] == '0')
+                end--;
+            if (end == 20) end = 19;
+        }
+        if (buf_append(out, v, 10) || buf_append(out, " ", 1)) return -ENOMEM;
+        return buf_append(out, v + 11, end - 11) ? -ENOMEM : 0;
+    }
+    return buf_append(out, v, n) ? -ENOMEM : 0;
+}
+
+uint64_t migrate_row_hash(const char *const *vals, const size_t *lens, size_t n, buf_t *scratch)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        scratch->len = 0;
+        if (!vals[i]) {
+            buf_append(scratch, "N;", 2);
+        } else {
+            buf_t c = {0};
+            migrate_canonical(&c, vals[i], lens[i]);
+            buf_printf(scratch, "%zu:", c.len);
+            buf_append(scratch, c.data ? c.data : "", c.len);
+            buf_append(scratch, ";", 1);
+            buf_free(&c);
+        }
+        for (size_t k = 0; k < scratch->len; k++) {
+            h ^= (unsigned char)scratch->data[k];
+            h *= 0x100000001b3ull;
+        }
+    }
+    return h;
+}
+
+/* ---- flat JSON ---- */
+
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* End (exclusive) of the JSON string starting at s[i] == '"', or 0. */
+static size_t string_end(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return 0;
+}
+
+/* End of any JSON value starting at s[i], or 0. Nested values are matched by brackets. */
+static size_t value_end(const char *s, size_t i, size_t n)
+{
+    if (i >= n) return 0;
+    if (s[i] == '"') return string_end(s, i, n);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        for (; i < n; i++) {
+            if (s[i] == '"') {
+                size_t e = string_end(s, i, n);
+                if (!e) return 0;
+                i = e - 1;
+            } else if (s[i] == '{' || s[i] == '[') {
+                if (++depth > 512) return 0;
+            } else if (s[i] == '}' || s[i] == ']') {
+                if (--depth == 0) return i + 1;
+            }
+        }
+        return 0;
+    }
+    size_t b = i;
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+           s[i] != '\r' && s[i] != '\n')
+        i++;
+    return i > b ? i : 0;
+}
+
+int migrate_json_fields(const char *s, size_t n, migrate_field_t *f, size_t max)
+{
+    size_t i = skip_ws(s, 0, n), k = 0;
+    if (i >= n || s[i] != '{') return -EINVAL;
+    i = skip_ws(s, i + 1, n);
+    if (i < n && s[i] == '}') return skip_ws(s, i + 1, n) == n ? 0 : -EINVAL;
+    for (;;) {
+        if (i >= n || s[i] != '"') return -EINVAL;
+        size_t ke = string_end(s, i, n);
+        if (!ke) return -EINVAL;
+        if (k == max) return -E2BIG;
+        f[k].key = s + i + 1;
+        f[k].key_len = ke - i - 2;
+        i = skip_ws(s, ke, n);
+        if (i >= n || s[i] != ':') return -EINVAL;
+        i = skip_ws(s, i + 1, n);
+        size_t ve = value_end(s, i, n);
+        if (!ve) return -EINVAL;
+        f[k].val = s + i;
+        f[k].val_len = ve - i;
+        k++;
+        i = skip_ws(s, ve, n);
+        if (i < n && s[i] == ',') {
+            i = skip_ws(s, i + 1, n);
+            continue;
+        }
+        if (i < n && s[i] == '}') return skip_ws(s, i + 1, n) == n ? (int)k : -EINVAL;
+        return -EINVAL;
+    }
+}
+
+static int hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void put_utf8(buf_t *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+    } else {
+        u[0] = (char)(0xf0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+    }
+    buf_append(b, u, n);
+}
+
+int migrate_json_value(const char *v, size_t n, buf_t *out, int *is_null)
+{
+    *is_null = 0;
+    if (n == 4 && memcmp(v, "null", 4) == 0) {
+        *is_null = 1;
+        return 0;
+    }
+    if (n == 0 || v[0] != '"') return buf_append(out, v, n) ? -ENOMEM : 0;
+    if (n < 2 || v[n - 1] != '"') return -EINVAL;
+    for (size_t i = 1; i < n - 1; i++) {
+        char c = v[i];
+        if (c != '\\') {
+            size_t j = i;
+            while (j < n - 1 && v[j] != '\\')
+                j++;
+            buf_append(out, v + i, j - i);
+            i = j - 1;
+            continue;
+        }
+        if (++i >= n - 1) return -EINVAL;
+        switch (v[i]) {
+        case 'n': buf_append(out, "\n", 1); break;
+        case 't': buf_append(out, "\t", 1); break;
+        case 'r': buf_append(out, "\r", 1); break;
+        case 'b': buf_append(out, "\b", 1); break;
+        case 'f': buf_append(out, "\f", 1); break;
+        case 'u': {
+            unsigned cp, lo;
+            if (i + 4 >= n || hex4(v + i + 1, &cp)) return -EINVAL;
+            i += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && i + 6 < n && v[i + 1] == '\\' && v[i + 2] == 'u' &&
+                hex4(v + i + 3, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                i += 6;
+            }
+            put_utf8(out, cp);
+            break;
+        }
+        default: buf_append(out, v + i, 1); break; /* \" \\ \/ */
+        }
+    }
+    return out->oom ? -ENOMEM : 0;
+}
+
+/* ---- identifiers ---- */
+
+int migrate_ident_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 200) return 0;
+    for (; *s; s++)
+        if (*s == '`' || *s == '"' || *s == '\'' || *s == '\\' || (unsigned char)*s < 0x20)
+            return 0;
+    return 1;
+}
