@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""test_migrate.py - the ClickHouse -> StarRocks migration tools end to end (issue 7):
+`sluice backfill` from a real clickhouse-server 18.16 into the StarRocks emulator (kill -9
+half way, resume, no duplicates), `sluice verify` through all three readers (ClickHouse HTTP,
+the emulator's /_emu/sql, and the MySQL protocol against a real mariadbd on loopback), and
+the dual-write boundary (rows that came through the live log are not backfilled again).
+Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_migrate.py (SLUICE_TEST_ONLY=substring)."""
+import calendar
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+DB = "mig"
+CH_DDL = ("CREATE TABLE IF NOT EXISTS %s.events (id UInt64, ts DateTime, name String, "
+          "v Float64) ENGINE = MergeTree ORDER BY (ts, id)" % DB)
+SR_TABLES = {DB + ".events": [["id", "BIGINT"], ["ts", "DATETIME"], ["name", "VARCHAR(128)"],
+                              ["v", "DOUBLE"]]}
+BASE_TS = calendar.timegm((2024, 3, 1, 0, 0, 0))  # history: 2024-03-01 .. 2024-03-03 UTC
+N_ROWS = 200000
+SPAN_S = 2 * 86400
+
+CONFIG = """wal:
+  dir: {wal_dir}
+proxy:
+  listen: {listen}
+admin:
+  listen: {admin}
+log:
+  level: warn
+sinks:
+%(sinks)s"""
+
+CH_SINK = """  - name: ch
+    type: clickhouse
+    url: %s
+    batch:
+      max_wait_ms: 20
+"""
+
+SR_SINK = """  - name: sr
+    type: starrocks
+    url: %s
+    password: "srpw"
+    start_from: latest
+    batch:
+      max_rows: %d
+      max_wait_ms: 20
+    retry:
+      initial_backoff_ms: 50
+      max_backoff_ms: 1000
+"""
+
+
+def ts_text(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def row(i, t):
+    return {"id": i, "ts": ts_text(t), "name": "n\u00e9%d \"q\" \\" % i, "v": i * 0.1}
+
+
+def ch18(tmp):
+    ch = H.ClickHouse18(tmp.sub("ch"))
+    ch.query("CREATE DATABASE IF NOT EXISTS " + DB)
+    ch.query(CH_DDL)
+    return ch
+
+
+def load_history(ch, n=N_ROWS):
+    """n rows spread evenly over two days from BASE_TS, inserted straight into ClickHouse."""
+    step = SPAN_S / n
+    for a in range(0, n, 50000):
+        body = "".join(json.dumps(row(i, BASE_TS + int(i * step))) + "\n"
+                       for i in range(a, min(n, a + 50000)))
+        ch.query("INSERT INTO %s.events FORMAT JSONEachRow" % DB, data=body.encode())
+    assert int(ch.query("SELECT count() FROM %s.events" % DB)) == n
+
+
+def emulator(tmp):
+    return H.StarRocksEmulator(tmp.sub("sr"), SR_TABLES, password="srpw")
+
+
+def emu_sql(sr, sql):
+    st, _, body = H.http_request(sr.url + "/_emu/sql", "POST", sql)
+    assert st == 200, body
+    return [json.loads(l) for l in body.decode().splitlines() if l.strip()]
+
+
+def emu_ids(sr):
+    r = emu_sql(sr, 'SELECT count(*) AS n, count(DISTINCT id) AS d FROM "%s.events"' % DB)[0]
+    return r["n"], r["d"]
+
+
+def sluice_cli(args, timeout=300):
+    r = subprocess.run([H.SLUICE_BIN] + args, capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def sluice_config(tmp, name, sinks):
+    d = tmp.sub(name)
+    path = os.path.join(d, "sluice.yaml")
+    with open(path, "w") as f:
+        f.write((CONFIG % {"sinks": sinks}).format(
+            wal_dir=os.path.join(d, "wal"), listen="127.0.0.1:%d" % H.free_port(),
+            admin="127.0.0.1:%d" % H.free_port()))
+    return path
+
+
+def verify(a, b, *extra):
+    return sluice_cli(["verify", "--a", a, "--b", b, "--table", DB + ".events",
+                       "--time-column", "ts"] + list(extra))
+
+
+# ---- cases ----
+
+def test_backfill_killed_half_way_resumes_without_duplicates_and_verify_agrees():
+    tmp = H.TempDir()
+    try:
+        ch = ch18(tmp)
+        load_history(ch)
+        sr = emulator(tmp)
+        cfg = sluice_config(tmp, "bf", SR_SINK % (sr.url, 5000))
+        args = ["backfill", "--config", cfg, "--source", ch.url, "--sink", "sr",
+                "--table", DB + ".events", "--time-column", "ts",
+                "--since", ts_text(BASE_TS), "--until", ts_text(BASE_TS + SPAN_S)]
+
+        # No live start recorded and no --until: refused, nothing sent.
+        rc, _, err = sluice_cli(args[:-2])
+        assert rc == 2 and "--until" in err, (rc, err)
+
+        p = H.Proc([H.SLUICE_BIN] + args, os.path.join(tmp.path, "backfill1.log"))
+        H.wait_until(lambda: sr.count(DB + ".events") >= N_ROWS // 2 or not p.alive(),
+                     timeout=120, interval=0.02, what="half the rows in the emulator")
+        assert p.alive(), "backfill ended before the kill:\n" + p.output()
+        p.kill9()
+        first = sr.count(DB + ".events")
+        assert N_ROWS // 4 < first < N_ROWS, first
+
+        rc, out, err = sluice_cli(args)
+        assert rc == 0, (rc, out, err)
+        assert "done before" in out, out
+        n, d = emu_ids(sr)
+        assert n == N_ROWS and d == N_ROWS, (n, d)
+        ids = emu_sql(sr, 'SELECT min(id) AS lo, max(id) AS hi FROM "%s.events"' % DB)[0]
+        assert (ids["lo"], ids["hi"]) == (0, N_ROWS - 1), ids
+        # A second run finds every slice done and sends nothing.
+        rc, out, _ = sluice_cli(args)
+        assert rc == 0 and " 0 rows sent" in out, out
+
+        emu = "emu+http://127.0.0.1:%d" % sr.fe_port
+        rc, out, err = verify(ch.url, emu, "--columns", "id,ts,name,v")
+        assert rc == 0, (rc, out, err)
+        assert "%d rows in a, %d rows in b, 0 differ" % (N_ROWS, N_ROWS) in out, out
+        rc, out, err = verify("clickhouse://127.0.0.1:%d" % ch.http_port, emu, "--by", "hour")
+        assert rc == 0 and "48 buckets" in out, (rc, out, err)
+
+        # 10 rows gone from one day: verify names that day only and fails.
+        st, _, body = H.http_request(sr.url + "/_emu/rows?" + urllib.parse.urlencode(
+            {"table": DB + ".events", "where": "id >= 1000 AND id < 1010"}), "DELETE")
+        assert st == 200 and json.loads(body)["deleted"] == 10, body
+        rc, out, err = verify(ch.url, emu, "--columns", "id,name")
+        assert rc == 1, (rc, out, err)
+        lines = [l for l in out.splitlines() if l.startswith("2024-")]
+        assert len(lines) == 1 and lines[0].split()[:3] == ["2024-03-01", "100000", "99990"], out
+        # Same count, other content: only the checksum can tell.
+        st, _, body = H.http_request(sr.url + "/_emu/rows?" + urllib.parse.urlencode(
+            {"table": DB + ".events", "where": "id >= 150000 AND id < 150010"}), "DELETE")
+        assert st == 200
+        rc, out, err = verify(ch.url, emu, "--by", "hour", "--since", "2024-03-02 12:00:00",
+                              "--until", "2024-03-03")
+        assert rc == 1 and "2024-03-02 12:00:00" in out and "2024-03-01" not in out, out
+    finally:
+        tmp.close()
+
+
+def find_mariadbd():
+    for n in ("mariadbd", "mysqld"):
+        p = shutil.which(n) or ("/usr/sbin/" + n if os.path.exists("/usr/sbin/" + n) else None)
+        if p:
+            return p
+    return None
+
+
+class MariaDB:
+    """mariadbd in a temp datadir on a free loopback port, grant tables skipped."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.sock = os.path.join(d, "sock")
+        self.port = H.free_port()
+        data = os.path.join(d, "data")
+        r = subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=" + data,
+                            "--user=" + os.environ.get("USER", "root"), "--auth-root-authentication-method=normal",
+                            "--skip-test-db"], capture_output=True, timeout=180)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        self.proc = H.Proc([find_mariadbd(), "--no-defaults", "--datadir=" + data,
+                            "--socket=" + self.sock, "--port=%d" % self.port,
+                            "--bind-address=127.0.0.1", "--skip-grant-tables", "--user=root",
+                            "--pid-file=" + os.path.join(d, "pid"), "--log-error=" + os.path.join(d, "err.log"),
+                            "--innodb-buffer-pool-size=16M", "--skip-log-bin"],
+                           os.path.join(d, "mariadbd.log"))
+        H.wait_until(lambda: self.sql("SELECT 1").strip() == "1", timeout=60, what="mariadbd")
+
+    def sql(self, q):
+        r = subprocess.run(["mariadb", "--no-defaults", "-S", self.sock, "-uroot", "-N", "-B",
+                            "-e", q], capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode())
+        return r.stdout.decode()
+
+    def stop(self):
+        self.proc.stop()
+
+
+def test_verify_through_the_mysql_protocol_against_mariadb():
+    if not find_mariadbd():
+        raise AssertionError("mariadbd not installed (scripts/install-deps.sh installs mariadb-server)")
+    tmp = H.TempDir()
+    my = None
+    try:
+        ch = ch18(tmp)
+        n = 3000
+        load_history(ch, n)
+        my = MariaDB(tmp.sub("mariadb"))
+        my.sql("CREATE DATABASE %s; CREATE TABLE %s.events (id BIGINT, ts DATETIME, "
+               "name VARCHAR(128) CHARACTER SET utf8mb4, v DOUBLE)" % (DB, DB))
+        step = SPAN_S / n
+
+        def lit(s):
+            return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        values = ",".join("(%d,%s,%s,%r)" % (r["id"], lit(r["ts"]), lit(r["name"]), r["v"])
+                          for r in (row(i, BASE_TS + int(i * step)) for i in range(n)))
+        my.sql("SET NAMES utf8mb4; INSERT INTO %s.events VALUES %s" % (DB, values))
+        url = "mysql://root@127.0.0.1:%d/%s" % (my.port, DB)
+        rc, out, err = verify(ch.url, url, "--columns", "id,ts,name,v")
+        assert rc == 0 and "%d rows in a, %d rows in b, 0 differ" % (n, n) in out, (rc, out, err)
+
+        # One value changed: same counts, the checksum of that day differs.
+        my.sql("UPDATE %s.events SET name = 'x' WHERE id = 2500" % DB)
+        rc, out, err = verify(ch.url, url, "--columns", "name")
+        assert rc == 1, (rc, out, err)
+        lines = [l for l in out.splitlines() if l.startswith("2024-")]
+        assert len(lines) == 1 and lines[0].split()[:3] == ["2024-03-02", "1500", "1500"], out
+
+        my.sql("DELETE FROM %s.events WHERE id < 3" % DB)
+        rc, out, err = verify(ch.url, url)
+        assert rc == 1 and "2024-03-01" in out and "2024-03-02" not in out, (rc, out, err)
+
+        rc, out, err = verify(ch.url, "mysql://root@127.0.0.1:%d/nosuchdb" % my.port)
+        assert rc == 1 and "mysql" in err, (rc, out, err)
+    finally:
+        if my:
+            my.stop()
+        tmp.close()
+
+
+def test_backfill_stops_at_the_live_start_so_dual_written_rows_are_not_doubled():
+    tmp = H.TempDir()
+    try:
+        ch = ch18(tmp)
+        sr = emulator(tmp)
+        d = tmp.sub("live")
+        sinks_ch = CH_SINK % ch.url
+        s = H.Sluice(d, CONFIG % {"sinks": sinks_ch})
+        hist_t = int(time.time()) - 3 * 3600
+        old = [row(i, hist_t + i) for i in range(500)]  # history, before StarRocks existed
+        st, _, body = s.insert("events", old, database=DB)
+        assert st == 200, body
+        H.wait_until(lambda: int(ch.query("SELECT count() FROM %s.events" % DB)) == 500,
+                     what="history in ClickHouse")
+        s.stop()
+
+        # Add the StarRocks sink: dual-write from here on.
+        s.config_yaml = CONFIG % {"sinks": sinks_ch + SR_SINK % (sr.url, 1000)}
+        s.write_config()
+        s.start()
+        new = [row(1000 + i, int(time.time())) for i in range(300)]
+        for k in range(0, 300, 100):
+            st, _, body = s.insert("events", new[k:k + 100], database=DB)
+            assert st == 200, body
+        H.wait_until(lambda: sr.count(DB + ".events") == 300, what="live rows in the emulator")
+        H.wait_until(lambda: int(ch.query("SELECT count() FROM %s.events" % DB)) == 800,
+                     what="live rows in ClickHouse")
+
+        # Backfill beside the running instance, with the default --until (the live start).
+        rc, out, err = sluice_cli(["backfill", "--config", s.config_path, "--source", ch.url,
+                                   "--sink", "sr", "--table", "events", "--database", DB,
+                                   "--time-column", "ts", "--slice", "30m"])
+        assert rc == 0, (rc, out, err)
+        assert "defaults to the sink's live start" in err, err
+        assert "500 rows sent" in out, out
+        n, dist = emu_ids(sr)
+        assert n == 800 and dist == 800, (n, dist)
+        rc, out, err = verify(ch.url, "emu+http://127.0.0.1:%d" % sr.fe_port, "--by", "hour",
+                              "--columns", "id,ts,name,v")
+        assert rc == 0, (rc, out, err)
+        s.stop()
+    finally:
+        tmp.close()
+
+
+H.run_tests(globals())
