@@ -115,16 +115,27 @@ static int load_columns(bf_t *b)
         nl = strchr(line, '\n');
         migrate_field_t f[16];
         int n = migrate_json_fields(line, (size_t)(nl - line), f, 16);
-        buf_t name = {0};
+        buf_t name = {0}, type = {0}, kind = {0};
         int is_null;
-        for (int i = 0; i < n; i++)
-            if (f[i].key_len == 4 && memcmp(f[i].key, "name", 4) == 0)
-                migrate_json_value(f[i].val, f[i].val_len, &name, &is_null);
-        if (name.data && migrate_ident_ok(name.data)) {
-            buf_printf(&b->order_by, ", `%s`", name.data);
-            found |= strcmp(name.data, b->o->time_column) == 0;
+        for (int i = 0; i < n; i++) {
+            buf_t *t = f[i].key_len == 4 && memcmp(f[i].key, "name", 4) == 0   ? &name
+                       : f[i].key_len == 4 && memcmp(f[i].key, "type", 4) == 0 ? &type
+                       : f[i].key_len == 12 && memcmp(f[i].key, "default_type", 12) == 0
+                           ? &kind
+                           : NULL;
+            if (t) migrate_json_value(f[i].val, f[i].val_len, t, &is_null);
         }
+        if (name.data && strcmp(name.data, b->o->time_column) == 0) found = 1;
+        /* Only what SELECT * returns (not MATERIALIZED/ALIAS) and what ORDER BY accepts. */
+        int sortable = type.data && strncmp(type.data, "Map", 3) && strncmp(type.data, "Object", 6) &&
+                       strncmp(type.data, "JSON", 4) && strncmp(type.data, "AggregateFunction", 17) &&
+                       strncmp(type.data, "Nested", 6);
+        int plain = !kind.data || !kind.data[0] || strcmp(kind.data, "DEFAULT") == 0;
+        if (name.data && migrate_ident_ok(name.data) && sortable && plain)
+            buf_printf(&b->order_by, ", `%s`", name.data);
         buf_free(&name);
+        buf_free(&type);
+        buf_free(&kind);
     }
     if (!found) {
         snprintf(b->msg, sizeof b->msg, "%s.%s has no column %s (give --time-column)",
