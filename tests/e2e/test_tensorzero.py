@@ -120,6 +120,7 @@ class Gateway:
         self.acked = collections.defaultdict(list)
         self.statuses = collections.Counter()
         self.errors = []          # (status, body) of non-200 writes, first few
+        self.bad_summaries = []   # X-ClickHouse-Summary values the gateway could not parse
         self.write_lat = []
         self.feedback = []
         self.sent = 0
@@ -145,13 +146,29 @@ class Gateway:
             setattr(self.tls, name, None)
 
     def _send(self, req, name):
-        """One request on this thread's connection `name`; a broken connection is replaced once
-        when it was idle (the server may close idle keep-alive connections)."""
+        """One request on this thread's connection `name` (a broken one is dropped and the
+        error raised: the gateway does not retry)."""
         try:
-            return req.send(self.base_url, conn=self._conn(name))
+            st, h, body = req.send(self.base_url, conn=self._conn(name))
         except (http.client.HTTPException, OSError):
             self._drop(name)
             raise
+        self._check_summary(h.get("x-clickhouse-summary"))
+        return st, h, body
+
+    def _check_summary(self, value):
+        """The gateway parses X-ClickHouse-Summary when present (counters are JSON strings);
+        an unparseable one is an error for it."""
+        if value is None:
+            return
+        try:
+            d = json.loads(value)
+            ok = isinstance(d, dict) and all(isinstance(v, str) for v in d.values())
+        except ValueError:
+            ok = False
+        if not ok:
+            with self.lock:
+                self.bad_summaries.append(value)
 
     def _start(self, req, name):
         c = self._conn(name)
@@ -181,6 +198,7 @@ class Gateway:
             try:
                 r = c.getresponse()
                 body = r.read()
+                self._check_summary(r.getheader("X-ClickHouse-Summary"))
                 results.append((r.status, body, time.time()))
             except (http.client.HTTPException, OSError) as e:
                 self._drop(name)
@@ -424,6 +442,7 @@ def test_gateway_traffic_lands_identical_and_feedback_finds_inferences():
         print("  achieved rate: %.1f inferences/s (%.1f write requests/s)"
               % (gw.achieved_rate(), 2 * gw.achieved_rate()), flush=True)
         assert set(gw.statuses) == {200}, (dict(gw.statuses), gw.errors[:5])
+        assert not gw.bad_summaries, gw.bad_summaries[:3]
         assert gw.achieved_rate() >= 0.75 * RATE, "client fell behind: %.1f/s" % gw.achieved_rate()
         n_fb = len(gw.feedback)
         assert n_fb >= int(RATE * DURATION) // 5 - 1, n_fb
@@ -464,6 +483,7 @@ def test_engine_killed_20s_mid_run_writes_only_200_every_acked_row_once():
         assert not th.is_alive()
         print("  " + gw.summary(), flush=True)
         assert set(gw.statuses) == {200}, (dict(gw.statuses), gw.errors[:5])
+        assert not gw.bad_summaries, gw.bad_summaries[:3]
         # lookups during the outage: the gateway's poll aborts on a ClickHouse-shaped error
         errs = [r["error"] for r in gw.feedback if r["error"]]
         print("  feedback lookups refused during the outage: %d" % len(errs), flush=True)
@@ -484,25 +504,36 @@ def test_sluice_kill9_mid_send_no_duplicates():
         ch = setup(tmp)
         set_dedup_window(ch, DB)
         s = H.Sluice(tmp.sub("sluice"), sluice_config(ch))
-        gw = Gateway(s.url, DB, min(RATE, 60.0), 16.0, workers=12, feedback_every=0, seed=3)
+        log_path = os.path.join(s.dir, "sluice.log")
+
+        def resends():  # a restart that found a batch in flight at the kill logs this
+            with open(log_path) as f:
+                return f.read().count("resending the in-flight")
+        gw = Gateway(s.url, DB, min(RATE, 60.0), 24.0, workers=12, feedback_every=0, seed=3)
         th = gw.start()
-        for k in range(3):
-            time.sleep(4.0)
+        kills = 0
+        # kill until at least two kills landed while the sink had a batch in flight (at most 6)
+        while kills < 6 and th.is_alive() and not (kills >= 3 and resends() >= 2):
+            time.sleep(3.0)
             s.kill9()
             s.start()
+            kills += 1
+            time.sleep(0.3)
+        gw.stop_flag.set()
         th.join(timeout=120)
         assert not th.is_alive()
         print("  " + gw.summary(), flush=True)
+        print("  kill -9 of sluice: %d, restarts that resent an in-flight batch: %d"
+              % (kills, resends()), flush=True)
+        assert resends() >= 1, "no kill landed mid-send"
         assert gw.statuses[200] > 0
         cut = sum(c for st, c in gw.statuses.items() if st != 200)
         assert set(gw.statuses) <= {200, "conn"}, (dict(gw.statuses), gw.errors[:5])
+        assert not gw.bad_summaries, gw.bad_summaries[:3]
         print("  writes cut by the kills (no answer): %d" % cut, flush=True)
         wait_delivered(ch, DB, gw.acked, timeout=120)
         time.sleep(1.0)
-        assert_each_acked_row_once(ch, gw.acked, "after 3 x kill -9 of sluice")
-        log = open(os.path.join(s.dir, "sluice.log")).read()
-        print("  in-flight resends after kill -9: %d" % log.count("resending the in-flight"),
-              flush=True)
+        assert_each_acked_row_once(ch, gw.acked, "after kill -9 of sluice")
         assert s.stop() == 0
     finally:
         tmp.close()
