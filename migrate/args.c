@@ -15,16 +15,15 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *a)
 }
 
 /* "db.table" → db_buf, table_buf (when no --database was given). */
-static int split_table(const char *t, const char **table, const char **db, char *tbuf,
-                       size_t tlen, char *dbuf, size_t dlen)
+static int split_table(const char *t, const char **table, const char **db, char *tbuf, size_t tlen,
+                       char *dbuf, size_t dlen)
 {
     const char *dot = strchr(t, '.');
     if (!dot || *db) {
         *table = t;
         return 0;
     }
-    if (dot == t || !dot[1] || (size_t)(dot - t) >= dlen || strlen(dot + 1) >= tlen)
-        return -EINVAL;
+    if (dot == t || !dot[1] || (size_t)(dot - t) >= dlen || strlen(dot + 1) >= tlen) return -EINVAL;
     memcpy(dbuf, t, (size_t)(dot - t));
     dbuf[dot - t] = '\0';
     snprintf(tbuf, tlen, "%s", dot + 1);
@@ -37,8 +36,7 @@ static int time_opt(const char *name, const char *v, int64_t *out, int *has, cha
                     size_t errlen)
 {
     if (migrate_parse_time(v, out) < 0)
-        return fail(err, errlen,
-                    "%s: expected YYYY-MM-DD[ HH:MM:SS] (UTC) or unix seconds", name);
+        return fail(err, errlen, "%s: expected YYYY-MM-DD[ HH:MM:SS] (UTC) or unix seconds", name);
     *has = 1;
     return 0;
 }
@@ -88,8 +86,9 @@ int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, si
     o->database = database ? database : "default";
     if (!migrate_ident_ok(o->table) || !migrate_ident_ok(o->database) ||
         !migrate_ident_ok(o->time_column))
-        return fail(err, errlen, "%s", "table, database and time column names must not contain "
-                                       "quotes, backticks or control characters");
+        return fail(err, errlen, "%s",
+                    "table, database and time column names must not contain "
+                    "quotes, backticks or control characters");
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");
     if (o->where && !*o->where) o->where = NULL;
@@ -125,7 +124,8 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
             else
                 return fail(err, errlen, "--by: expected day or hour, not '%s'", v);
         } else if (strcmp(a, "--columns") == 0) {
-            if (strlen(v) >= sizeof o->cols_buf) return fail(err, errlen, "%s", "--columns: too long");
+            if (strlen(v) >= sizeof o->cols_buf)
+                return fail(err, errlen, "%s", "--columns: too long");
             snprintf(o->cols_buf, sizeof o->cols_buf, "%s", v);
             o->n_columns = 0;
             for (char *save = NULL, *c = strtok_r(o->cols_buf, ",", &save); c;
@@ -152,13 +152,15 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
     if (!o->a || !o->b) return fail(err, errlen, "%s are required", "--a URL and --b URL");
     if (!table) return fail(err, errlen, "%s is required", "--table T");
     if (!verify_reader_for(o->a))
-        return fail(err, errlen,
-                    "--a: unknown URL scheme in '%s' (clickhouse://, http://, emu+http://, mysql://)",
-                    o->a);
+        return fail(
+            err, errlen,
+            "--a: unknown URL scheme in '%s' (clickhouse://, http://, emu+http://, mysql://)",
+            o->a);
     if (!verify_reader_for(o->b))
-        return fail(err, errlen,
-                    "--b: unknown URL scheme in '%s' (clickhouse://, http://, emu+http://, mysql://)",
-                    o->b);
+        return fail(
+            err, errlen,
+            "--b: unknown URL scheme in '%s' (clickhouse://, http://, emu+http://, mysql://)",
+            o->b);
     if (split_table(table, &table, &database, o->table_buf, sizeof o->table_buf, o->db_buf,
                     sizeof o->db_buf) < 0)
         return fail(err, errlen, "--table: cannot read '%s' as [db.]table", table);
@@ -166,8 +168,9 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
     o->database = database ? database : "default";
     if (!migrate_ident_ok(o->table) || !migrate_ident_ok(o->database) ||
         !migrate_ident_ok(o->time_column))
-        return fail(err, errlen, "%s", "table, database and time column names must not contain "
-                                       "quotes, backticks or control characters");
+        return fail(err, errlen, "%s",
+                    "table, database and time column names must not contain "
+                    "quotes, backticks or control characters");
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");
     return 0;

@@ -32,10 +32,10 @@ typedef struct {
     const cfg_sink_t *sc;
     sink_t *sink;
     uint64_t logid;
-    char base[900];   /* ClickHouse URL with a trailing '/' */
-    buf_t order_by;   /* ORDER BY list: the time column, then every column */
+    char base[900]; /* ClickHouse URL with a trailing '/' */
+    buf_t order_by; /* ORDER BY list: the time column, then every column */
     char progress_path[4096], dlq_path[4096];
-    FILE *progress;   /* append; one "done" line per finished slice */
+    FILE *progress; /* append; one "done" line per finished slice */
     FILE *err;
     int tty;
 
@@ -79,13 +79,15 @@ static void draw(bf_t *b, int final)
     else
         snprintf(etas, sizeof etas, "?");
     if (b->tty)
-        fprintf(b->err, "\r\033[Kslice %" PRIu64 "/%" PRIu64 "  %" PRIu64 "/%" PRIu64
-                        " rows  %.0f rows/s  ETA %s%s",
+        fprintf(b->err,
+                "\r\033[Kslice %" PRIu64 "/%" PRIu64 "  %" PRIu64 "/%" PRIu64
+                " rows  %.0f rows/s  ETA %s%s",
                 b->slice_i + 1, b->n_slices, now_rows, b->total_rows, rate, etas,
                 final ? "\n" : "");
     else
-        fprintf(b->err, "backfill: slice %" PRIu64 "/%" PRIu64 " rows %" PRIu64 "/%" PRIu64
-                        " rate %.0f/s eta %s\n",
+        fprintf(b->err,
+                "backfill: slice %" PRIu64 "/%" PRIu64 " rows %" PRIu64 "/%" PRIu64
+                " rate %.0f/s eta %s\n",
                 b->slice_i + 1, b->n_slices, now_rows, b->total_rows, rate, etas);
     fflush(b->err);
 }
@@ -118,17 +120,17 @@ static int load_columns(bf_t *b)
         buf_t name = {0}, type = {0}, kind = {0};
         int is_null;
         for (int i = 0; i < n; i++) {
-            buf_t *t = f[i].key_len == 4 && memcmp(f[i].key, "name", 4) == 0   ? &name
-                       : f[i].key_len == 4 && memcmp(f[i].key, "type", 4) == 0 ? &type
-                       : f[i].key_len == 12 && memcmp(f[i].key, "default_type", 12) == 0
-                           ? &kind
-                           : NULL;
+            buf_t *t = f[i].key_len == 4 && memcmp(f[i].key, "name", 4) == 0             ? &name
+                       : f[i].key_len == 4 && memcmp(f[i].key, "type", 4) == 0           ? &type
+                       : f[i].key_len == 12 && memcmp(f[i].key, "default_type", 12) == 0 ? &kind
+                                                                                         : NULL;
             if (t) migrate_json_value(f[i].val, f[i].val_len, t, &is_null);
         }
         if (name.data && strcmp(name.data, b->o->time_column) == 0) found = 1;
         /* Only what SELECT * returns (not MATERIALIZED/ALIAS) and what ORDER BY accepts. */
-        int sortable = type.data && strncmp(type.data, "Map", 3) && strncmp(type.data, "Object", 6) &&
-                       strncmp(type.data, "JSON", 4) && strncmp(type.data, "AggregateFunction", 17) &&
+        int sortable = type.data && strncmp(type.data, "Map", 3) &&
+                       strncmp(type.data, "Object", 6) && strncmp(type.data, "JSON", 4) &&
+                       strncmp(type.data, "AggregateFunction", 17) &&
                        strncmp(type.data, "Nested", 6);
         int plain = !kind.data || !kind.data[0] || strcmp(kind.data, "DEFAULT") == 0;
         if (name.data && migrate_ident_ok(name.data) && sortable && plain)
@@ -246,7 +248,8 @@ static int on_row(void *ctx, const char *line, size_t len)
         snprintf(b->msg, sizeof b->msg, "ClickHouse: %.*s", (int)(len > 400 ? 400 : len), line);
         return -EPROTO;
     }
-    if (b->batch_rows > 0 && (b->batch_rows >= b->max_rows || b->batch.len + len + 1 > b->max_bytes)) {
+    if (b->batch_rows > 0 &&
+        (b->batch_rows >= b->max_rows || b->batch.len + len + 1 > b->max_bytes)) {
         int rc = flush_batch(b);
         if (rc < 0) return rc;
     }
@@ -274,8 +277,8 @@ static int copy_slice(bf_t *b)
         if (rc == 0) rc = flush_batch(b);
         if (rc == 0 || rc == -ENOENT || attempt + 1 >= BF_SLICE_ATTEMPTS) break;
         /* Resending the slice's first batches is harmless: same rows, same labels. */
-        fprintf(b->err, "%sbackfill: slice %" PRIu64 " failed (%s); retrying\n",
-                b->tty ? "\n" : "", b->slice_i + 1, b->msg);
+        fprintf(b->err, "%sbackfill: slice %" PRIu64 " failed (%s); retrying\n", b->tty ? "\n" : "",
+                b->slice_i + 1, b->msg);
         b->sent_rows -= b->sent_rows >= b->slice_rows ? b->slice_rows : 0;
         sleep((unsigned)(attempt < 5 ? 1u << attempt : 30u));
     }
@@ -332,8 +335,8 @@ static void name_part(char *out, size_t len, const char *s)
 
 /* Log id and the sink's live start from the wal (read-only: a running sluice may own it);
  * a log that does not exist yet is created, so backfill and the later live sink share the id. */
-static int read_wal(const sluice_cfg_t *cfg, const char *sink, uint64_t *logid,
-                    int64_t *started_ms, int *has_started, FILE *err)
+static int read_wal(const sluice_cfg_t *cfg, const char *sink, uint64_t *logid, int64_t *started_ms,
+                    int *has_started, FILE *err)
 {
     char msg[1024] = "", key[300], val[32];
     size_t len = 0;
@@ -369,8 +372,8 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
                 cfg->path ? cfg->path : "the config");
         return BF_USAGE;
     }
-    if (migrate_http_base(o.source, "clickhouse://", b.base, sizeof b.base, dbdir,
-                          sizeof dbdir) < 0) {
+    if (migrate_http_base(o.source, "clickhouse://", b.base, sizeof b.base, dbdir, sizeof dbdir) <
+        0) {
         fprintf(err, "sluice backfill: --source: cannot parse URL %s\n", o.source);
         return BF_USAGE;
     }

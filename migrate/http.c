@@ -16,10 +16,10 @@ typedef struct {
     CURL *h;
     migrate_line_cb cb;
     void *ctx;
-    buf_t line;   /* the partial line carried between writes */
+    buf_t line; /* the partial line carried between writes */
     buf_t errbody;
     long status;
-    int rc;       /* first error from cb or the line limit */
+    int rc; /* first error from cb or the line limit */
 } stream_t;
 
 static size_t on_write(char *p, size_t sz, size_t nm, void *ud)
@@ -81,8 +81,8 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
         if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
-int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, void *ctx,
-                       char *err, size_t errlen)
+int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, void *ctx, char *err,
+                       size_t errlen)
 {
     pthread_once(&curl_once, curl_init_once);
     stream_t st = {.cb = cb, .ctx = ctx};
@@ -112,9 +112,10 @@ int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, vo
     if (!st.status) curl_easy_getinfo(st.h, CURLINFO_RESPONSE_CODE, &st.status);
     if (st.rc < 0) {
         rc = st.rc;
-        if (rc == -E2BIG) snprintf(err, errlen, "a reply line is longer than %u bytes",
-                                   MIGRATE_MAX_LINE);
-        else if (rc == -ENOMEM) snprintf(err, errlen, "out of memory");
+        if (rc == -E2BIG)
+            snprintf(err, errlen, "a reply line is longer than %u bytes", MIGRATE_MAX_LINE);
+        else if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
         /* else: the callback wrote err itself */
     } else if (cc != CURLE_OK) {
         rc = -EIO;

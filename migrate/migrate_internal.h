@@ -10,8 +10,8 @@
 
 #include "common/buf.h"
 
-#define MIGRATE_LABEL_MAX 128   /* StarRocks label limit */
-#define MIGRATE_MAX_COLUMNS 64  /* verify --columns */
+#define MIGRATE_LABEL_MAX 128        /* StarRocks label limit */
+#define MIGRATE_MAX_COLUMNS 64       /* verify --columns */
 #define MIGRATE_MAX_LINE (64u << 20) /* longest JSON row accepted from a source */
 
 /* ---- options ---- */
@@ -23,8 +23,8 @@ typedef struct {
     const char *database; /* default: from table, else "default" */
     int64_t since, until; /* unix seconds; has_* say whether they were given */
     int has_since, has_until;
-    int64_t slice_s;      /* default 3600 */
-    const char *where;    /* extra SQL condition, or NULL */
+    int64_t slice_s;         /* default 3600 */
+    const char *where;       /* extra SQL condition, or NULL */
     const char *time_column; /* default "timestamp" */
     char table_buf[256], db_buf[256];
 } backfill_opts_t;
@@ -127,8 +127,8 @@ typedef int (*migrate_line_cb)(void *ctx, const char *line, size_t len);
  * reply to cb as it arrives: memory holds one line, never the reply. A non-200 reply, a line
  * over MIGRATE_MAX_LINE or a failed transfer → negative with the reason in err (for a
  * ClickHouse error, its message). cb returning negative stops the transfer with that code. */
-int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, void *ctx,
-                       char *err, size_t errlen);
+int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, void *ctx, char *err,
+                       size_t errlen);
 
 /* POST body, whole reply into out (small answers: DESCRIBE, counts). */
 int migrate_http_text(const char *url, const char *body, buf_t *out, char *err, size_t errlen);

@@ -52,8 +52,7 @@ static int my_open(const char *url, void **state, char *err, size_t errlen)
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (pct_copy(user, sizeof user, p, (size_t)((colon ? colon : at) - p)) < 0) goto bad;
-        if (colon && pct_copy(pass, sizeof pass, colon + 1, (size_t)(at - colon - 1)) < 0)
-            goto bad;
+        if (colon && pct_copy(pass, sizeof pass, colon + 1, (size_t)(at - colon - 1)) < 0) goto bad;
         p = at + 1;
     }
     const char *colon = memchr(p, ':', (size_t)(end - p));
@@ -106,8 +105,8 @@ static int my_query(mysql_reader_t *r, const verify_query_t *q, int with_columns
                     size_t errlen)
 {
     buf_t sql = {0};
-    int rc = verify_build_sql(MIGRATE_SQL_MYSQL, q, with_columns, r->db[0] ? r->db : q->database,
-                              &sql);
+    int rc =
+        verify_build_sql(MIGRATE_SQL_MYSQL, q, with_columns, r->db[0] ? r->db : q->database, &sql);
     if (rc < 0) {
         snprintf(err, errlen, "names must not contain quotes, backticks or control chars");
         goto out;

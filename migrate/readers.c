@@ -27,8 +27,8 @@ static void bucket_expr(migrate_sql_t d, verify_by_t by, const char *col, buf_t 
     const char *x = c.data ? c.data : "";
     switch (d) {
     case MIGRATE_SQL_CLICKHOUSE:
-        buf_printf(out, by == VERIFY_BY_DAY ? "toString(toDate(%s))" : "toString(toStartOfHour(%s))",
-                   x);
+        buf_printf(out,
+                   by == VERIFY_BY_DAY ? "toString(toDate(%s))" : "toString(toStartOfHour(%s))", x);
         break;
     case MIGRATE_SQL_SQLITE:
         buf_printf(out, by == VERIFY_BY_DAY ? "substr(%s, 1, 10)" : "substr(%s, 1, 13) || ':00:00'",
@@ -226,8 +226,7 @@ static int on_row_line(void *ctx, const char *line, size_t len)
     return c->rcb(c->ctx, c->bucket.data, vals, lens, c->n_columns);
 }
 
-static int http_query(http_reader_t *r, const verify_query_t *q, int with_columns,
-                      lines_ctx_t *c)
+static int http_query(http_reader_t *r, const verify_query_t *q, int with_columns, lines_ctx_t *c)
 {
     buf_t sql = {0};
     int rc = verify_build_sql(r->dialect, q, with_columns, r->db[0] ? r->db : q->database, &sql);
@@ -254,8 +253,8 @@ static int http_buckets(void *state, const verify_query_t *q, verify_bucket_cb c
 static int http_rows(void *state, const verify_query_t *q, verify_row_cb cb, void *ctx, char *err,
                      size_t errlen)
 {
-    lines_ctx_t c = {.rcb = cb, .ctx = ctx, .n_columns = q->n_columns, .err = err,
-                     .errlen = errlen};
+    lines_ctx_t c = {
+        .rcb = cb, .ctx = ctx, .n_columns = q->n_columns, .err = err, .errlen = errlen};
     return http_query(state, q, 1, &c);
 }
 

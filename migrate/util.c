@@ -159,8 +159,7 @@ static void label_part(char *out, size_t outlen, const char *s)
     int ok = n > 0 && n <= 32;
     for (size_t i = 0; ok && i < n; i++) {
         char c = s[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '_';
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     }
     if (ok)
         snprintf(out, outlen, "%s", s);
@@ -424,11 +423,21 @@ int migrate_json_value(const char *v, size_t n, buf_t *out, int *is_null)
         }
         if (++i >= n - 1) return -EINVAL;
         switch (v[i]) {
-        case 'n': buf_append(out, "\n", 1); break;
-        case 't': buf_append(out, "\t", 1); break;
-        case 'r': buf_append(out, "\r", 1); break;
-        case 'b': buf_append(out, "\b", 1); break;
-        case 'f': buf_append(out, "\f", 1); break;
+        case 'n':
+            buf_append(out, "\n", 1);
+            break;
+        case 't':
+            buf_append(out, "\t", 1);
+            break;
+        case 'r':
+            buf_append(out, "\r", 1);
+            break;
+        case 'b':
+            buf_append(out, "\b", 1);
+            break;
+        case 'f':
+            buf_append(out, "\f", 1);
+            break;
         case 'u': {
             unsigned cp, lo;
             if (i + 4 >= n || hex4(v + i + 1, &cp)) return -EINVAL;
@@ -441,7 +450,9 @@ int migrate_json_value(const char *v, size_t n, buf_t *out, int *is_null)
             put_utf8(out, cp);
             break;
         }
-        default: buf_append(out, v + i, 1); break; /* \" \\ \/ */
+        default:
+            buf_append(out, v + i, 1);
+            break; /* \" \\ \/ */
         }
     }
     return out->oom ? -ENOMEM : 0;

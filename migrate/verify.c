@@ -110,8 +110,7 @@ static int cmp_bucket(const void *a, const void *b)
 }
 
 /* Read one side into the map: counts, then (with columns) the checksums. */
-static int read_side(const char *url, const verify_query_t *q, bucket_map_t *m, int side,
-                     FILE *err)
+static int read_side(const char *url, const verify_query_t *q, bucket_map_t *m, int side, FILE *err)
 {
     const verify_reader_t *rd = verify_reader_for(url);
     void *st = NULL;
@@ -140,9 +139,15 @@ int migrate_verify_cli(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "sluice verify: %s\n", msg);
         return 2;
     }
-    verify_query_t q = {.database = o.database, .table = o.table, .time_column = o.time_column,
-                        .by = o.by, .columns = o.columns, .n_columns = o.n_columns,
-                        .since = o.since, .until = o.until, .has_since = o.has_since,
+    verify_query_t q = {.database = o.database,
+                        .table = o.table,
+                        .time_column = o.time_column,
+                        .by = o.by,
+                        .columns = o.columns,
+                        .n_columns = o.n_columns,
+                        .since = o.since,
+                        .until = o.until,
+                        .has_since = o.has_since,
                         .has_until = o.has_until};
     bucket_map_t m = {0};
     int code = 1;

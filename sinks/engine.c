@@ -29,9 +29,9 @@ struct sink {
     pthread_t thread;
     int thread_started;
     uint64_t logid;
-    uint64_t rnd; /* sink thread only */
-    int lock_fd;  /* sinks.lock in the wal dir, held by the first sink; -1 if none */
-    int direct_prepared; /* sink_direct_*: the backend's prepare succeeded (caller's thread) */
+    uint64_t rnd;        /* sink thread only */
+    int lock_fd;         /* sinks.lock in the wal dir, held by the first sink; -1 if none */
+    int direct_prepared; /* sink_direct_*: prepare succeeded (the caller's thread only) */
 
     /* Control, protected by mu; cv is signalled on every change and when the thread ends. */
     pthread_mutex_t mu;
@@ -762,7 +762,8 @@ static void note_sink_started(wal_t *w, const char *name)
     wal_batch_free(&b);
     int n = snprintf(val, sizeof val, "%" PRIu64, t);
     int rc = wal_meta_put(w, key, val, (size_t)n);
-    if (rc < 0) log_warn("cannot record the sink's start time", "sink", name, "error", wal_strerror(rc));
+    if (rc < 0)
+        log_warn("cannot record the sink's start time", "sink", name, "error", wal_strerror(rc));
 }
 
 int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out, char *err,
@@ -961,8 +962,13 @@ int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char
                         size_t rows_len, uint32_t n_rows, const char *key, sink_dead_cb dead,
                         void *ctx)
 {
-    wal_record_t rec = {.db = db ? db : "", .table = table, .fmt = "JSONEachRow", .rows = rows,
-                        .rows_len = rows_len, .n_rows = n_rows, .raw_bytes = rows_len};
+    wal_record_t rec = {.db = db ? db : "",
+                        .table = table,
+                        .fmt = "JSONEachRow",
+                        .rows = rows,
+                        .rows_len = rows_len,
+                        .n_rows = n_rows,
+                        .raw_bytes = rows_len};
     const wal_record_t *recs[1] = {&rec};
     sink_group_t *g = NULL;
     size_t ng = 0;

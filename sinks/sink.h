@@ -45,8 +45,7 @@ uint64_t sink_delivered_seq(sink_t *s);
 
 /* Open cfg's backend for sink_direct_deliver, used from the calling thread only. logid: the
  * log's id (wal_log_id), for log messages and nothing else: the caller chooses every key. */
-int sink_direct_open(const cfg_sink_t *cfg, uint64_t logid, sink_t **out, char *err,
-                     size_t errlen);
+int sink_direct_open(const cfg_sink_t *cfg, uint64_t logid, sink_t **out, char *err, size_t errlen);
 
 /* Rows refused for good, with the backend's message (e->error); e->rows is n_rows lines.
  * The pointers live until the callback returns. Return 0, or negative to stop delivering. */

@@ -222,8 +222,14 @@ static void test_verify_sql_per_dialect(void **st)
 {
     (void)st;
     const char *cols[] = {"id", "name"};
-    verify_query_t q = {.database = "db", .table = "t", .time_column = "ts", .by = VERIFY_BY_DAY,
-                        .columns = cols, .n_columns = 2, .since = 1709251200, .has_since = 1};
+    verify_query_t q = {.database = "db",
+                        .table = "t",
+                        .time_column = "ts",
+                        .by = VERIFY_BY_DAY,
+                        .columns = cols,
+                        .n_columns = 2,
+                        .since = 1709251200,
+                        .has_since = 1};
     buf_t b = {0};
     assert_int_equal(verify_build_sql(MIGRATE_SQL_CLICKHOUSE, &q, 0, "db", &b), 0);
     assert_string_equal(b.data, "SELECT toString(toDate(`ts`)) AS b, count(*) AS n FROM `db`.`t` "
@@ -232,8 +238,9 @@ static void test_verify_sql_per_dialect(void **st)
     buf_free(&b);
     q.by = VERIFY_BY_HOUR;
     assert_int_equal(verify_build_sql(MIGRATE_SQL_SQLITE, &q, 1, "db", &b), 0);
-    assert_string_equal(b.data, "SELECT substr(\"ts\", 1, 13) || ':00:00' AS b, \"id\" AS v0, "
-                                "\"name\" AS v1 FROM \"db.t\" WHERE \"ts\" >= '2024-03-01 00:00:00'");
+    assert_string_equal(b.data,
+                        "SELECT substr(\"ts\", 1, 13) || ':00:00' AS b, \"id\" AS v0, "
+                        "\"name\" AS v1 FROM \"db.t\" WHERE \"ts\" >= '2024-03-01 00:00:00'");
     buf_free(&b);
     q.has_until = 1;
     q.until = 1709337600;
@@ -260,9 +267,8 @@ static void test_backfill_argument_errors(void **st)
     backfill_opts_t o;
     char err[256];
 #define BF(...) bf_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), &o, err)
-    assert_int_equal(BF("--config", "f", "--source", "http://h:1", "--sink", "sr", "--table",
-                        "db.t"),
-                     0);
+    assert_int_equal(
+        BF("--config", "f", "--source", "http://h:1", "--sink", "sr", "--table", "db.t"), 0);
     assert_string_equal(o.database, "db");
     assert_string_equal(o.table, "t");
     assert_int_equal(o.slice_s, 3600);
@@ -323,12 +329,10 @@ static void test_verify_argument_errors(void **st)
     assert_non_null(strstr(err, "scheme"));
     assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--by", "week") < 0);
     assert_non_null(strstr(err, "--by"));
-    assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--columns", ",") <
+    assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--columns", ",") < 0);
+    assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--columns", "a,b`c") <
                 0);
-    assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--columns",
-                   "a,b`c") < 0);
-    assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--until", "x") <
-                0);
+    assert_true(VF("--a", "http://h:1", "--b", "http://h:2", "--table", "t", "--until", "x") < 0);
 #undef VF
 }
 
@@ -336,14 +340,13 @@ static void test_http_base_urls(void **st)
 {
     (void)st;
     char base[256], db[64];
-    assert_int_equal(migrate_http_base("clickhouse://h:8123", "clickhouse://", base, sizeof base,
-                                       db, sizeof db),
-                     0);
+    assert_int_equal(
+        migrate_http_base("clickhouse://h:8123", "clickhouse://", base, sizeof base, db, sizeof db),
+        0);
     assert_string_equal(base, "http://h:8123/");
     assert_string_equal(db, "");
-    assert_int_equal(migrate_http_base("http://u:p@h:1/tz?x=1", NULL, base, sizeof base, db,
-                                       sizeof db),
-                     0);
+    assert_int_equal(
+        migrate_http_base("http://u:p@h:1/tz?x=1", NULL, base, sizeof base, db, sizeof db), 0);
     assert_string_equal(base, "http://u:p@h:1/");
     assert_string_equal(db, "tz");
     assert_int_equal(
