@@ -412,7 +412,11 @@ static void on_request(http_req_t *r, void *ctx)
 {
     proxy_t *p = ctx;
     uint64_t seen_seq = p->cfg->proxy.read_barrier_ms && p->w ? wal_last_seq(p->w) : 0;
-    if (path_is(r, "/ping") || path_is(r, "/replicas_status")) {
+    /* "/" alone (no query string) is ClickHouse's static "Ok." too: keep health checks
+     * answering during a backend outage. */
+    int root_ok = path_is(r, "/") && !r->query && !r->body_len &&
+                  (r->method == HTTP_GET || r->method == HTTP_HEAD);
+    if (root_ok || path_is(r, "/ping") || path_is(r, "/replicas_status")) {
         if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
             http_respond(r, 405, "Content-Type: text/plain; charset=UTF-8\r\n", "", 0);
             return;

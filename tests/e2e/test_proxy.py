@@ -31,6 +31,7 @@ proxy:
   max_body_bytes: %(max_body)s
   max_header_bytes: 8192
   idle_timeout_ms: %(idle)d
+  max_connections: %(maxconn)d
 %(users)sadmin:
   listen: {admin}
 shutdown:
@@ -45,7 +46,8 @@ sinks:
 class Env:
     """A ClickHouse 18.16 and a sluice in front of it (shared by the tests that can)."""
 
-    def __init__(self, users=None, wal_max="64MiB", max_body="1MiB", idle=60000, ch=True):
+    def __init__(self, users=None, wal_max="64MiB", max_body="1MiB", idle=60000, ch=True,
+                 max_connections=10000):
         self.td = h.TempDir()
         self.ch = h.ClickHouse18(self.td.sub("ch")) if ch else None
         ulines = ""
@@ -54,7 +56,8 @@ class Env:
                 "    - {{user: %s, password: \"%s\"}}\n" % (u, p) for u, p in users)
         ch_url = self.ch.url if self.ch else "http://127.0.0.1:%d" % h.free_port()
         self.cfg = CONFIG % {"ch": ch_url, "dead": h.free_port(), "users": ulines,
-                             "wal_max": wal_max, "max_body": max_body, "idle": idle}
+                             "wal_max": wal_max, "max_body": max_body, "idle": idle,
+                             "maxconn": max_connections}
         self.s = h.Sluice(self.td.sub("sluice"), self.cfg)
         if self.ch:
             self.ch.query("CREATE DATABASE IF NOT EXISTS db")
@@ -129,7 +132,7 @@ def assert_ch_error(st, hdrs, body, code):
 def test_ping_and_replicas_status():
     env = Env(ch=False)
     try:
-        for path in ("/ping", "/replicas_status"):
+        for path in ("/ping", "/replicas_status", "/"):
             st, _, body = req(env.s.url, "GET", path)
             assert (st, body) == (200, b"Ok.\n")
         st, hd, body = req(env.s.url, "HEAD", "/ping")
@@ -362,6 +365,31 @@ def test_thousands_of_concurrent_connections():
             so.close()
         socks = []
         assert sum(r["n_rows"] for r in env.wal()) == want
+    finally:
+        for so in socks:
+            so.close()
+        env.close()
+
+
+def test_max_connections_refuses_the_extra_ones():
+    env = Env(ch=False, max_connections=4)
+    socks = []
+    try:
+        for _ in range(4):
+            so = socket.create_connection(("127.0.0.1", env.s.port), timeout=5)
+            so.sendall(b"GET /ping HTTP/1.1\r\n\r\n")
+            assert so.recv(4096).startswith(b"HTTP/1.1 200 ")
+            socks.append(so)
+        extra = socket.create_connection(("127.0.0.1", env.s.port), timeout=5)
+        try:
+            extra.sendall(b"GET /ping HTTP/1.1\r\n\r\n")
+            assert extra.recv(4096) == b""  # closed at once
+        except ConnectionResetError:
+            pass
+        extra.close()
+        socks.pop().close()
+        h.wait_until(lambda: req(env.s.url, "GET", "/ping")[2] == b"Ok.\n", timeout=5,
+                     what="a slot after one connection closed")
     finally:
         for so in socks:
             so.close()
