@@ -562,6 +562,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     arm_timer(c);
+    if (c->pending_len) {
+        /* Never parse new bytes ahead of older unparsed ones. */
+        conn_save_pending(c, buf->base, (size_t)nread);
+        if (!c->closing) conn_resume(c);
+        return;
+    }
     conn_process(c, buf->base, (size_t)nread);
 }
 
