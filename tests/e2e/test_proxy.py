@@ -689,6 +689,54 @@ def test_wal_full_is_503_with_retry_after():
         env.close()
 
 
+# ---------------------------------------------------------------- the modern engine
+
+def test_gateway_flow_against_modern_engine():
+    """TensorZero's exact traffic (SETTINGS clause, null_as_default, Map tags, nested JSON)
+    via sluice to the modern engine (tests/support/chserver): schema DDL passes through,
+    inserts get 200 with a valid Summary as directly, and the feedback existence check
+    (server-side parameter) finds the inference right away thanks to the read barrier."""
+    import random
+    sys.path.insert(0, os.path.join(h.SRC, "tests", "fixtures", "tensorzero"))
+    import tz
+    td = h.TempDir()
+    ch = h.ChServer(td.sub("chs"))
+    s = None
+    try:
+        cfg = ("wal:\n  dir: {wal_dir}\nproxy:\n  listen: {listen}\n  read_barrier_ms: 15000\n"
+               "admin:\n  listen: {admin}\nshutdown:\n  drain_timeout_s: 5\nsinks:\n"
+               "  - name: ch\n    type: clickhouse\n    url: %s\n"
+               "    batch: {{max_wait_ms: 50}}\n" % ch.url)
+        s = h.Sluice(td.sub("s"), cfg)
+        tz.create_schema(s.url, "tz")  # DDL through the proxy
+        rng = random.Random(11)
+        direct = tz.make_inference(rng, "tz", kind="chat")
+        for r in direct["requests"]:
+            st, hd, b = r.send(ch.url)
+            assert st == 200, b
+        inf = tz.make_inference(rng, "tz", kind="chat")
+        for r in inf["requests"]:
+            st, hd, b = r.send(s.url)
+            assert st == 200 and b == b"", (st, b)
+            summary = json.loads(hd["x-clickhouse-summary"])
+            assert summary["written_rows"] == str(len(r.rows))
+        st, _, b = tz.inference_by_id_request(inf["inference_id"], "tz").send(s.url)
+        assert st == 200 and inf["function_name"].encode() in b, (st, b)
+        fb = tz.feedback_request("boolean", inf["inference_id"], "tz", rng=rng)
+        assert fb.send(s.url)[0] == 200
+        # a bad row: 4xx both ways, ClickHouse-shaped both ways
+        bad = tz.Request("POST", tz.url_path("tz"), tz.auth_headers(),
+                         "INSERT INTO BooleanMetricFeedback FORMAT JSONEachRow\n{\"id\":")
+        d, v = bad.send(ch.url), bad.send(s.url)
+        assert klass(d[0]) == klass(v[0]) == 4, (d, v)
+        assert d[2].startswith(b"Code: ") and v[2].startswith(b"Code: 26. DB::Exception: ")
+    finally:
+        if s:
+            assert s.stop() == 0, s.proc.output()[-3000:]
+        ch.stop()
+        td.close()
+
+
 # ---------------------------------------------------------------- crash safety
 
 def test_kill9_under_load_keeps_every_acked_row():
