@@ -23,7 +23,12 @@ def main():
         return [float(r[name]) / scale for r in rows]
 
     fig, ax = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
-    ax[0].plot(t, col("rss_kb", 1024), color="tab:blue")
+    ax[0].plot(t, col("rss_kb", 1024), color="tab:blue", label="VmRSS")
+    if "rss_anon_kb" in rows[0]:
+        ax[0].plot(t, col("rss_anon_kb", 1024), color="tab:cyan", label="RssAnon (heap)")
+        ax[0].plot(t, col("rss_file_kb", 1024), color="tab:gray",
+                   label="RssFile (libs + LMDB map)")
+    ax[0].legend(loc="upper left")
     ax[0].set_ylabel("sluice RSS (MiB)")
     ax[0].set_ylim(bottom=0)
     ax[1].plot(t, col("fds"), color="tab:purple")

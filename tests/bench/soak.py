@@ -77,7 +77,7 @@ sinks:
 EMU_FAULTS = [("503", {"count": 5}), ("hang", {"seconds": 10}), ("publish_timeout", {}),
               ("drop_mid_body", {}), ("commit_then_drop", {}), ("fail_retryable", {"count": 3})]
 
-FIELDS = ["t", "elapsed_s", "rss_kb", "fds", "wal_du_bytes", "wal_live_bytes", "wal_records",
+FIELDS = ["t", "elapsed_s", "rss_kb", "rss_anon_kb", "rss_file_kb", "fds", "wal_du_bytes", "wal_live_bytes", "wal_records",
           "lag_records_ch", "lag_records_sr", "lag_seconds_ch", "lag_seconds_sr",
           "rows_acked", "rows_failed", "ch_up", "event"]
 
@@ -99,13 +99,16 @@ def metrics(admin_url):
 
 
 def proc_status(pid):
-    rss = 0
+    """(VmRSS, RssAnon, RssFile) in kB and the open fd count. RssFile includes the pages
+    of the LMDB map sluice has touched, so it follows the WAL file; RssAnon is the heap."""
+    v = {}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
+            k, _, rest = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                v[k] = int(rest.split()[0])
     fds = len(os.listdir("/proc/%d/fd" % pid))
-    return rss, fds
+    return v.get("VmRSS", 0), v.get("RssAnon", 0), v.get("RssFile", 0), fds
 
 
 def du_bytes(path):
@@ -246,9 +249,9 @@ def main():
                         print("soak: sluice died!\n" + s.proc.output()[-3000:], flush=True)
                         ok = False
                         break
-                    rss, fds = proc_status(s.proc.pid)
+                    rss, anon, rfile, fds = proc_status(s.proc.pid)
                     m = metrics(s.admin_url)
-                    row = [time.strftime("%H:%M:%S"), "%.0f" % (now - t0), rss, fds,
+                    row = [time.strftime("%H:%M:%S"), "%.0f" % (now - t0), rss, anon, rfile, fds,
                            du_bytes(s.wal_dir), int(m.get("sluice_wal_live_bytes", -1)),
                            int(m.get("sluice_wal_records", -1)),
                            int(m.get('sluice_sink_lag_records{sink="ch"}', -1)),
@@ -258,10 +261,10 @@ def main():
                            ld.acked, ld.failed, 0 if ch_down_until else 1, event]
                     w.writerow(row)
                     f.flush()
-                    print("soak %5.0fs rss=%dkB fds=%d wal_du=%d live=%d lag ch=%s sr=%s "
-                          "acked=%d failed=%d %s" % (now - t0, rss, fds, row[4], row[5],
-                                                      row[7], row[8], ld.acked, ld.failed,
-                                                      event), flush=True)
+                    print("soak %5.0fs rss=%dkB (anon %d) fds=%d wal_du=%d live=%d lag ch=%s "
+                          "sr=%s acked=%d failed=%d %s" % (now - t0, rss, anon, fds, row[6],
+                                                           row[7], row[9], row[10], ld.acked,
+                                                           ld.failed, event), flush=True)
                 if now - t0 >= a.duration and not ch_down_until:
                     break
                 time.sleep(0.2)

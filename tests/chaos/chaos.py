@@ -108,6 +108,9 @@ EMU_MODES = {
 }
 
 
+SLUICE_FAULTS = {"kill9_sluice", "sigterm_drain", "wal_full", "disk_fsize", "disk_enospc"}
+
+
 def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
@@ -122,6 +125,7 @@ class Ledger:
         self.acked_bad = set()    # 200, wrong type by construction: DLQ of every sink only
         self.failed = set()       # an error answer or never sent: must be nowhere
         self.doubt = []           # (good ids, bad ids) of requests whose outcome is unknown
+        self.doubt_badjson = set()  # ids of cut requests with a broken line: nowhere
         self.status = collections.Counter()
         self.violations = []      # answers that break the contract (e.g. bad JSON acked)
         self.retry_after_seen = 0
@@ -152,6 +156,9 @@ class Ledger:
                         self.retry_after_seen += 1
                     else:
                         self.violations.append("503 without Retry-After: %r" % body[:200])
+            elif bad_json:  # a cut request with a broken line can only have landed nowhere
+                self.doubt_badjson.update(good)
+                self.doubt_badjson.update(bad)
             else:
                 self.doubt.append((tuple(good), tuple(bad)))
 
@@ -395,11 +402,14 @@ class Chaos:
         c.expect_down = False
 
     def f_sigterm_drain(self, c):
+        m = c.metrics()
+        lag = "lag ch=%s sr=%s" % (m.get('sluice_sink_lag_records{sink="ch"}'),
+                                   m.get('sluice_sink_lag_records{sink="sr"}'))
         c.expect_down = True
         t0 = time.time()
         rc = c.sluice.stop(signal.SIGTERM, timeout=30)
         took = time.time() - t0
-        self.fault_notes["sigterm_drain"].append("exit %s in %.1fs" % (rc, took))
+        self.fault_notes["sigterm_drain"].append("%s: exit %s in %.1fs" % (lag, rc, took))
         if rc != 0:
             self.problems.append("SIGTERM drain: exit code %s after %.1fs" % (rc, took))
         c.sluice.start()
@@ -457,19 +467,26 @@ class Chaos:
     def f_disk_fsize(self, c):
         size = os.path.getsize(c.data_file())
         # no growth at all, or even the upper half of the file unwritable
-        limit = size if self.rng.random() < 0.5 else max(1 << 16, size // 2)
+        # (a file already at its high-water mark only fills up: the half limit then)
+        limit = size if size < (2 << 20) and self.rng.random() < 0.5 else max(1 << 16, size // 2)
         pid = c.sluice.proc.pid
-        c.sinks("pause")
+        # paused sinks make the log grow; running ones also hit the limit with their
+        # cursor commits (the writer shares the failing file)
+        paused = self.rng.random() < 0.6
+        if paused:
+            c.sinks("pause")
         try:
             resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-            seen = self.fill_until(c, lambda st: st != 200, 15)
+            seen = self.fill_until(c, lambda st: st != 200, 15 if paused else 6)
             self.fault_notes["disk_fsize"].append(
-                "limit %d of %d: %s" % (limit, size, dict(seen)))
+                "limit %d of %d%s: %s" % (limit, size, ", sinks paused" if paused else "",
+                                         dict(seen)))
         finally:
             if c.sluice_alive():
                 resource.prlimit(pid, resource.RLIMIT_FSIZE,
                                  (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-            c.sinks("resume")
+            if paused:
+                c.sinks("resume")
         if not c.sluice_alive():
             self.problems.append("disk_fsize: sluice died:\n" + c.sluice.proc.output()[-2000:])
             c.sluice.start()
@@ -516,6 +533,14 @@ class Chaos:
             k.append("disk_enospc")
         return k
 
+    def guarded(self, c, kind):
+        try:
+            self.run_fault(c, kind)
+            self.faults[kind] += 1
+        except Exception as e:  # noqa: BLE001
+            self.problems.append("round %d %s: %r" % (self.rounds, kind, e))
+            log("round %d %s raised %r" % (self.rounds, kind, e))
+
     def run_fault(self, c, kind):
         f = self.emu(kind[4:]) if kind.startswith("emu_") else getattr(self, "f_" + kind)
         f(c)
@@ -558,13 +583,18 @@ class Chaos:
                 r_end = time.time() + rlen
                 time.sleep(self.rng.uniform(0.3, 1.5))
                 self.check_alive(c)
-                log("round %d: %s" % (self.rounds, kind))
-                try:
-                    self.run_fault(c, kind)
-                    self.faults[kind] += 1
-                except Exception as e:  # noqa: BLE001
-                    self.problems.append("round %d %s: %r" % (self.rounds, kind, e))
-                    log("round %d %s raised %r" % (self.rounds, kind, e))
+                # long runs: a sluice-side fault sometimes meets a backend fault
+                second = None
+                if a.long and kind in SLUICE_FAULTS and self.rng.random() < 0.35:
+                    second = self.rng.choice([k for k in kinds if k not in SLUICE_FAULTS])
+                log("round %d: %s%s" % (self.rounds, kind, " + " + second if second else ""))
+                th = None
+                if second:
+                    th = threading.Thread(target=self.guarded, args=(c, second), daemon=True)
+                    th.start()
+                self.guarded(c, kind)
+                if th:
+                    th.join(120)
                 while time.time() < r_end:
                     time.sleep(0.2)
                 self.check_alive(c)
@@ -688,6 +718,9 @@ class Chaos:
         err("failed-request rows in ClickHouse", [i for i in failed if ch[i]])
         err("failed-request rows in StarRocks", [i for i in failed if sr[i]])
         err("failed-request rows in a DLQ", [i for i in failed if dlq["ch"][i] or dlq["sr"][i]])
+        err("rows of cut bad-JSON requests somewhere", [i for i in L.doubt_badjson
+                                                        if ch[i] or sr[i] or dlq["ch"][i] or
+                                                        dlq["sr"][i]])
         # in-doubt requests: whole or nothing, in every sink alike
         doubt_landed = doubt_none = 0
         partial = []
@@ -709,7 +742,7 @@ class Chaos:
         err("in-doubt requests landed partially (first id of each)", partial)
         err("DUPLICATE in-doubt rows in StarRocks", [i for i in doubt_good if sr[i] > 1])
         dup_ch_rows += sum(ch[i] - 1 for i in doubt_good if ch[i] > 1)
-        known = good | badt | failed | doubt_good | doubt_bad
+        known = good | badt | failed | doubt_good | doubt_bad | L.doubt_badjson
         err("unknown ids in ClickHouse", [i for i in ch if i not in known])
         err("unknown ids in StarRocks", [i for i in sr if i not in known])
         for sink in ("ch", "sr"):
@@ -738,7 +771,8 @@ class Chaos:
                                           if k not in (200, 400, 503, "refused") and
                                           not str(k).startswith("cut:"))),
             ("requests refused at connect", st["refused"]),
-            ("requests cut mid-way (in doubt)", len(L.doubt)),
+            ("requests cut mid-way (in doubt)", sum(v for k, v in st.items()
+                                                   if str(k).startswith("cut:"))),
             ("  in doubt: landed whole / nowhere", "%d / %d" % (doubt_landed, doubt_none)),
             ("rows acked valid", len(good)),
             ("rows acked type-invalid (-> DLQ)", len(badt)),
@@ -751,6 +785,8 @@ class Chaos:
             ("duplicates ch (allowed) / sr (must be 0)", "%d / %d" % (dup_ch_rows, len(dup_sr))),
             ("misplaced rows / problems", "%d / %d" % (len(errors), len(self.problems))),
         ]
+        lines.append(("answers by status", ", ".join(
+            "%s: %d" % (k, v) for k, v in sorted(st.items(), key=lambda kv: str(kv[0])))))
         w = max(len(k) for k, _ in lines)
         print("\n| %-*s | %s |" % (w, "chaos " + ("long" if self.args.long else "short"), "value"))
         print("|%s|%s|" % ("-" * (w + 2), "-" * 14))
