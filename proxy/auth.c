@@ -20,7 +20,8 @@ int proxy_base64_decode(const char *in, size_t len, char *out, size_t cap, size_
     uint32_t acc = 0;
     int bits = 0;
     size_t n = 0;
-    while (len && in[len - 1] == '=') len--;
+    while (len && in[len - 1] == '=')
+        len--;
     for (size_t i = 0; i < len; i++) {
         int v = b64val((unsigned char)in[i]);
         if (v < 0) return -1;
@@ -56,7 +57,8 @@ int proxy_creds_from(proxy_creds_t *c, const char *authorization, const char *xu
     if (c->has_header + c->has_basic + c->has_params > 1) return -1;
     if (c->has_basic) {
         const char *b = authorization + 6;
-        while (*b == ' ') b++;
+        while (*b == ' ')
+            b++;
         char dec[600];
         size_t n;
         if (proxy_base64_decode(b, strlen(b), dec, sizeof dec - 1, &n)) return -1;
@@ -81,7 +83,8 @@ static int ct_equal(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char d = la != lb;
-    for (size_t i = 0; i < la; i++) d |= (unsigned char)(a[i] ^ b[i < lb ? i : 0]);
+    for (size_t i = 0; i < la; i++)
+        d |= (unsigned char)(a[i] ^ b[i < lb ? i : 0]);
     return d == 0;
 }
 

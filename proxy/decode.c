@@ -36,8 +36,7 @@ static int err_msg(char *err, size_t errlen, int rc, const char *fmt, const char
     return rc;
 }
 
-static int decode_zlib(const char *in, size_t len, int window, obuf_t *b, char *err,
-                       size_t errlen)
+static int decode_zlib(const char *in, size_t len, int window, obuf_t *b, char *err, size_t errlen)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -65,8 +64,8 @@ static int decode_zlib(const char *in, size_t len, int window, obuf_t *b, char *
                 continue;
             }
             if (off < len) {
-                rc = err_msg(err, errlen, PROXY_DECODE_EINVALID, "trailing data after the %s stream",
-                             "deflate");
+                rc = err_msg(err, errlen, PROXY_DECODE_EINVALID,
+                             "trailing data after the %s stream", "deflate");
             }
             break;
         }
@@ -134,8 +133,8 @@ static int decode_br(const char *in, size_t len, obuf_t *b, char *err, size_t er
         b->len = (size_t)((char *)next_out - b->p);
         if (r == BROTLI_DECODER_RESULT_SUCCESS) {
             if (avail_in)
-                rc = err_msg(err, errlen, PROXY_DECODE_EINVALID, "trailing data after the %s stream",
-                             "brotli");
+                rc = err_msg(err, errlen, PROXY_DECODE_EINVALID,
+                             "trailing data after the %s stream", "brotli");
             break;
         }
         if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) {

@@ -18,13 +18,13 @@ struct http_conn {
     uv_timer_t timer;
     http_server_t *srv;
     http_rp_t rp;
-    http_req_t *cur;          /* handed to the handler, not answered yet */
-    char *pending;            /* read but not parsed (pipelining) */
+    http_req_t *cur; /* handed to the handler, not answered yet */
+    char *pending;   /* read but not parsed (pipelining) */
     size_t pending_len;
-    size_t writes;            /* uv_write requests in flight */
+    size_t writes; /* uv_write requests in flight */
     int reading, closing, close_after_write, in_process, open_handles;
-    int lingering;            /* after a protocol error: discard input until EOF or timeout */
-    int eof;                  /* the client half-closed: answer what it sent, then close */
+    int lingering; /* after a protocol error: discard input until EOF or timeout */
+    int eof;       /* the client half-closed: answer what it sent, then close */
     uint64_t discarded;
     uv_shutdown_t shut;
     http_conn_t *prev, *next;
@@ -36,7 +36,7 @@ struct http_server {
     int listening, freeing, listener_open;
     http_server_opts_t o;
     char *listen;
-    http_conn_t *conns;       /* every open connection */
+    http_conn_t *conns; /* every open connection */
     size_t in_flight;
     http_server_stats_t st;
     char readbuf[READ_BUF];
@@ -65,7 +65,8 @@ static int hb_put(http_req_t *r, const char *p, size_t n)
 {
     if (r->hlen + n + 1 > r->hcap) {
         size_t nc = r->hcap ? r->hcap : 1024;
-        while (nc < r->hlen + n + 1) nc *= 2;
+        while (nc < r->hlen + n + 1)
+            nc *= 2;
         char *nb = realloc(r->hbuf, nc);
         if (!nb) return -1;
         r->hbuf = nb;
@@ -251,7 +252,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
         return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
     if (r->body_len + n + 1 > r->body_cap) {
         size_t nc = r->body_cap ? r->body_cap : 16384;
-        while (nc < r->body_len + n + 1) nc *= 2;
+        while (nc < r->body_len + n + 1)
+            nc *= 2;
         if (nc > rp->max_body_bytes + 1) nc = (size_t)rp->max_body_bytes + 1;
         char *nb = realloc(r->body, nc);
         if (!nb) return rp_fail(rp, 503, "out of memory");
@@ -334,26 +336,46 @@ void http_rp_free(http_rp_t *rp)
 const char *http_status_text(int s)
 {
     switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return s < 300 ? "OK" : s < 500 ? "Bad Request" : "Internal Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return s < 300 ? "OK" : s < 500 ? "Bad Request" : "Internal Server Error";
     }
 }
 
@@ -739,10 +761,10 @@ static int stream_head(http_req_t *r, int status, const char *headers, const cha
 {
     http_conn_t *c = r->conn;
     int close = !r->keep_alive || r->stream_close || !c->srv->listening;
-    int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s", status,
-                     http_status_text(status), http_date(c->srv),
-                     close ? "Connection: Close\r\n" : "Connection: Keep-Alive\r\n",
-                     headers ? headers : "", framing);
+    int n =
+        snprintf(out, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s", status, http_status_text(status),
+                 http_date(c->srv), close ? "Connection: Close\r\n" : "Connection: Keep-Alive\r\n",
+                 headers ? headers : "", framing);
     if (n < 0 || (size_t)n >= cap) return -1;
     if (close) r->keep_alive = 0;
     return n;
@@ -759,8 +781,9 @@ int http_respond(http_req_t *r, int status, const char *headers, const char *bod
     int n = stream_head(r, status, headers, framing, head, sizeof head);
     if (n < 0) {
         r->keep_alive = 0;
-        n = snprintf(head, sizeof head, "HTTP/1.1 500 Internal Server Error\r\n"
-                                        "Connection: Close\r\nContent-Length: 0\r\n\r\n");
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 500 Internal Server Error\r\n"
+                     "Connection: Close\r\nContent-Length: 0\r\n\r\n");
         len = 0;
     }
     if (r->method == HTTP_HEAD) len = 0;
@@ -865,15 +888,14 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
     if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
     if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
     if (strcmp(host, "localhost") == 0 || !host[0])
-        return uv_ip4_addr(host[0] ? "127.0.0.1" : "0.0.0.0", (int)port,
-                           (struct sockaddr_in *)ss);
+        return uv_ip4_addr(host[0] ? "127.0.0.1" : "0.0.0.0", (int)port, (struct sockaddr_in *)ss);
 bad:
     snprintf(err, errlen, "bad listen address '%s' (want host:port)", listen);
     return -EINVAL;
 }
 
-int http_server_start(http_server_t **out, uv_loop_t *loop, const http_server_opts_t *o,
-                      char *err, size_t errlen)
+int http_server_start(http_server_t **out, uv_loop_t *loop, const http_server_opts_t *o, char *err,
+                      size_t errlen)
 {
     *out = NULL;
     struct sockaddr_storage ss;
@@ -950,6 +972,7 @@ void http_server_free(http_server_t *s)
         s->listening = 0;
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     }
-    while (s->conns) conn_close(s->conns);
+    while (s->conns)
+        conn_close(s->conns);
     server_maybe_free(s);
 }

@@ -19,21 +19,21 @@ typedef struct {
 } http_hdr_t;
 
 struct http_req {
-    int refs;              /* the connection holds one until the answer is complete */
-    http_conn_t *conn;     /* NULL once the connection is gone */
+    int refs;          /* the connection holds one until the answer is complete */
+    http_conn_t *conn; /* NULL once the connection is gone */
     http_server_t *srv;
-    int method;            /* enum http_method */
+    int method; /* enum http_method */
     unsigned short http_major, http_minor;
     int keep_alive;
     int expect_continue;
-    char *hbuf;            /* url and header strings, each NUL-terminated */
+    char *hbuf; /* url and header strings, each NUL-terminated */
     size_t hlen, hcap;
     http_hdr_t *hdrs;
     size_t n_hdrs, hdr_cap, n_hdrs_main; /* n_hdrs_main: before any chunked trailers */
     uint32_t url_off, url_len;
     const char *path, *query; /* into hbuf after headers; query NULL when absent */
     size_t path_len, query_len;
-    char *body;            /* de-chunked body; body_cap > body_len (one spare byte) */
+    char *body; /* de-chunked body; body_cap > body_len (one spare byte) */
     size_t body_len, body_cap;
     int n_content_length, has_transfer_encoding;
     uint64_t t_begin_ns, t_complete_ns;
@@ -52,14 +52,14 @@ struct http_req {
 
 typedef struct {
     http_parser p;
-    http_req_t *req;       /* being parsed */
+    http_req_t *req; /* being parsed */
     http_server_t *srv;
     size_t max_header_bytes;
     uint64_t max_body_bytes;
     size_t header_bytes;
-    int kind;              /* 0 none, 1 url, 2 header name, 3 header value */
-    int complete;          /* req is a whole request: take it */
-    int status;            /* != 0: protocol error to answer with (400, 413, 431, ...) */
+    int kind;     /* 0 none, 1 url, 2 header name, 3 header value */
+    int complete; /* req is a whole request: take it */
+    int status;   /* != 0: protocol error to answer with (400, 413, 431, ...) */
     char error[160];
 } http_rp_t;
 
@@ -90,7 +90,7 @@ typedef size_t (*http_error_fn)(void *ctx, int status, const char *what, char *b
                                 char *hdrs, size_t hcap);
 
 typedef struct {
-    const char *listen;          /* "host:port", "[v6]:port" */
+    const char *listen; /* "host:port", "[v6]:port" */
     size_t max_header_bytes;
     uint64_t max_body_bytes;
     uint32_t idle_timeout_ms;
@@ -104,8 +104,8 @@ typedef struct {
     uint64_t connections_open, connections_total, requests, protocol_errors;
 } http_server_stats_t;
 
-int http_server_start(http_server_t **out, uv_loop_t *loop, const http_server_opts_t *o,
-                      char *err, size_t errlen);
+int http_server_start(http_server_t **out, uv_loop_t *loop, const http_server_opts_t *o, char *err,
+                      size_t errlen);
 /* Stop accepting, close idle connections; connections with a request in flight close
  * after answering it. */
 void http_server_stop(http_server_t *s);

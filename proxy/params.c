@@ -44,7 +44,8 @@ int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n
     size_t o = 0, i = 0;
     while (i <= len) {
         size_t j = i;
-        while (j < len && qs[j] != '&') j++;
+        while (j < len && qs[j] != '&')
+            j++;
         if (j > i) {
             if (*n == PROXY_MAX_PARAMS) goto fail;
             const char *eq = memchr(qs + i, '=', j - i);
@@ -80,12 +81,25 @@ const char *proxy_param_get(const proxy_param_t *p, size_t n, const char *key)
 
 int proxy_param_is_setting(const char *key)
 {
-    static const char *const not_settings[] = {
-        "query",          "database",       "user",          "password",
-        "query_id",       "default_format", "session_id",    "session_timeout",
-        "session_check",  "compress",       "decompress",    "buffer_size",
-        "wait_end_of_query", "quota_key",   "stacktrace",    "role",
-        "client_protocol_version", "with_stacktrace", NULL};
+    static const char *const not_settings[] = {"query",
+                                               "database",
+                                               "user",
+                                               "password",
+                                               "query_id",
+                                               "default_format",
+                                               "session_id",
+                                               "session_timeout",
+                                               "session_check",
+                                               "compress",
+                                               "decompress",
+                                               "buffer_size",
+                                               "wait_end_of_query",
+                                               "quota_key",
+                                               "stacktrace",
+                                               "role",
+                                               "client_protocol_version",
+                                               "with_stacktrace",
+                                               NULL};
     if (!key[0] || strncmp(key, "param_", 6) == 0) return 0;
     for (size_t i = 0; not_settings[i]; i++)
         if (strcmp(key, not_settings[i]) == 0) return 0;

@@ -17,7 +17,7 @@ struct pt {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    char *base;            /* "http://host:port" without a trailing '/' */
+    char *base; /* "http://host:port" without a trailing '/' */
     uint32_t timeout_ms;
     xfer_t *xfers;
     size_t n;
@@ -32,12 +32,12 @@ typedef struct {
 
 struct xfer {
     pt_t *pt;
-    http_req_t *req;       /* a ref until the transfer ends */
+    http_req_t *req; /* a ref until the transfer ends */
     CURL *easy;
     struct curl_slist *hdrs;
     char *url;
     int status;
-    char *rh;              /* forwarded response header lines */
+    char *rh; /* forwarded response header lines */
     size_t rh_len, rh_cap;
     int64_t content_length;
     int started, paused, in_cb, aborted;
@@ -146,7 +146,8 @@ static int rh_put(xfer_t *x, const char *p, size_t n)
 {
     if (x->rh_len + n + 1 > x->rh_cap) {
         size_t nc = x->rh_cap ? x->rh_cap * 2 : 1024;
-        while (nc < x->rh_len + n + 1) nc *= 2;
+        while (nc < x->rh_len + n + 1)
+            nc *= 2;
         if (nc > 256 * 1024) return -1;
         char *nb = realloc(x->rh, nc);
         if (!nb) return -1;
@@ -161,9 +162,10 @@ static int rh_put(xfer_t *x, const char *p, size_t n)
 
 static int hop_by_hop(const char *name, size_t n)
 {
-    static const char *const hop[] = {"Connection", "Keep-Alive", "Transfer-Encoding", "TE",
-                                      "Trailer", "Trailers", "Upgrade", "Content-Length",
-                                      "Host", "Expect", "Date", NULL};
+    static const char *const hop[] = {"Connection", "Keep-Alive",     "Transfer-Encoding",
+                                      "TE",         "Trailer",        "Trailers",
+                                      "Upgrade",    "Content-Length", "Host",
+                                      "Expect",     "Date",           NULL};
     for (size_t i = 0; hop[i]; i++)
         if (strlen(hop[i]) == n && strncasecmp(name, hop[i], n) == 0) return 1;
     return n >= 6 && strncasecmp(name, "Proxy-", 6) == 0;
@@ -173,7 +175,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
     xfer_t *x = ud;
     size_t n = size * nitems, len = n;
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
         const char *sp = memchr(buf, ' ', len);
         x->status = sp ? atoi(sp + 1) : 502;
@@ -316,7 +319,8 @@ int pt_init(pt_t **out, uv_loop_t *loop, const char *base_url, uint32_t timeout_
         return -ENOMEM;
     }
     size_t bl = strlen(pt->base);
-    while (bl && pt->base[bl - 1] == '/') pt->base[--bl] = '\0';
+    while (bl && pt->base[bl - 1] == '/')
+        pt->base[--bl] = '\0';
     pt->multi = curl_multi_init();
     if (!pt->multi) {
         free(pt->base);
@@ -349,11 +353,14 @@ static int in_connection_header(const http_req_t *r, const char *name)
     const char *c = http_req_header(r, "Connection");
     size_t n = strlen(name);
     while (c && *c) {
-        while (*c == ' ' || *c == ',' || *c == '\t') c++;
+        while (*c == ' ' || *c == ',' || *c == '\t')
+            c++;
         const char *e = c;
-        while (*e && *e != ',') e++;
+        while (*e && *e != ',')
+            e++;
         const char *t = e;
-        while (t > c && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        while (t > c && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
         if ((size_t)(t - c) == n && strncasecmp(c, name, n) == 0) return 1;
         c = e;
     }
@@ -363,12 +370,11 @@ static int in_connection_header(const http_req_t *r, const char *name)
 static void answer_plain_502(http_req_t *r, const char *msg)
 {
     char body[512];
-    int n = snprintf(body, sizeof body, "Code: 210. DB::Exception: sluice: %s. (NETWORK_ERROR)\n",
-                     msg);
+    int n =
+        snprintf(body, sizeof body, "Code: 210. DB::Exception: sluice: %s. (NETWORK_ERROR)\n", msg);
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof body) n = sizeof body - 1;
-    http_respond(r,
-                 502,
+    http_respond(r, 502,
                  "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: 210\r\n",
                  body, (size_t)n);
 }
@@ -382,7 +388,8 @@ int pt_forward(pt_t *pt, http_req_t *r)
     }
     /* Header injection guard: a value with CR or LF never reaches the backend. */
     for (size_t i = 0; i < r->n_hdrs_main; i++) {
-        if (strpbrk(http_req_hdr_value(r, i), "\r\n") || strpbrk(http_req_hdr_name(r, i), "\r\n:")) {
+        if (strpbrk(http_req_hdr_value(r, i), "\r\n") ||
+            strpbrk(http_req_hdr_name(r, i), "\r\n:")) {
             static const char msg[] =
                 "Code: 36. DB::Exception: sluice: a header contains CR or LF. (BAD_ARGUMENTS)\n";
             http_respond(r, 400,
@@ -485,7 +492,8 @@ static void on_pt_timer_closed(uv_handle_t *h)
 void pt_close(pt_t *pt)
 {
     if (!pt) return;
-    while (pt->xfers) xfer_free(pt->xfers);
+    while (pt->xfers)
+        xfer_free(pt->xfers);
     curl_multi_cleanup(pt->multi); /* removes sockets: sock_cb closes their poll handles */
     uv_timer_stop(&pt->timer);
     uv_close((uv_handle_t *)&pt->timer, on_pt_timer_closed);

@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "proxy/http_server.h"
 #include "proxy/passthrough.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_internal.h"
-#include "proxy/http_server.h"
 
 typedef struct ack_op ack_op_t;
 
@@ -31,10 +31,10 @@ typedef struct {
 struct ack_op {
     ack_op_t *next;
     acks_t *acks;
-    http_req_t *req;       /* a ref: the connection may be gone when the WAL answers */
+    http_req_t *req; /* a ref: the connection may be gone when the WAL answers */
     int status;
     uint64_t first_seq, last_seq;
-    uint64_t t_done_ns;    /* set on the writer thread */
+    uint64_t t_done_ns; /* set on the writer thread */
     uint32_t n_rows;
     size_t bytes;
     char query_id[64];
@@ -62,7 +62,7 @@ struct proxy {
     uv_timer_t drain_timer;
     int async_open, drain_timer_open;
     size_t appends_in_flight, barriers_in_flight;
-    barrier_t *barriers;   /* reads waiting for the read barrier */
+    barrier_t *barriers; /* reads waiting for the read barrier */
     int shutting;
     void (*shutdown_cb)(void *ctx);
     void *shutdown_ctx;
@@ -193,7 +193,8 @@ static void record_latency(proxy_t *p, uint64_t ns)
     static const uint64_t bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
     uint64_t us = ns / 1000;
     size_t i = 0;
-    while (i < 11 && us > bounds_ms[i] * 1000) i++;
+    while (i < 11 && us > bounds_ms[i] * 1000)
+        i++;
     p->st.ack_latency_hist[i]++;
     p->st.ack_latency_sum_us += us;
 }
@@ -216,8 +217,8 @@ static void on_acks(uv_async_t *h)
             p->st.bytes_ingested += op->bytes;
             record_latency(p, lat);
             /* Durable: the WAL called back after the commit holding these rows. */
-            if (r->conn) respond_ok(r, op->n_rows, op->bytes, uv_hrtime() - r->t_begin_ns,
-                                    op->query_id);
+            if (r->conn)
+                respond_ok(r, op->n_rows, op->bytes, uv_hrtime() - r->t_begin_ns, op->query_id);
         } else if (r->conn) {
             if (op->status == WAL_EFULL) {
                 ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
@@ -292,7 +293,8 @@ static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const p
         kv[j].value = pr[i].value;
         if (j == nkv) nkv++;
     }
-    for (size_t k = 0; k < st->n_settings; k++) kv[nkv++] = st->settings[k];
+    for (size_t k = 0; k < st->n_settings; k++)
+        kv[nkv++] = st->settings[k];
 
     const char *db = st->db;
     if (!db) db = proxy_param_get(pr, npr, "database");
@@ -485,7 +487,8 @@ static void on_request(http_req_t *r, void *ctx)
             goto out;
         }
         if (rc == PROXY_STMT_ESYNTAX) goto syntax;
-        need_join = rc == PROXY_STMT_INCOMPLETE || !is_ws_only(q + st->data_off, qlen - st->data_off);
+        need_join =
+            rc == PROXY_STMT_INCOMPLETE || !is_ws_only(q + st->data_off, qlen - st->data_off);
     }
     /* The body: decoded when compressed (passthrough forwards the raw bytes). */
     char *body = r->body;
@@ -653,7 +656,8 @@ void proxy_free(proxy_t *p)
         acks_unref(p->acks);
         p->acks = NULL;
     }
-    while (p->barriers) barrier_end(p->barriers);
+    while (p->barriers)
+        barrier_end(p->barriers);
     uv_timer_stop(&p->drain_timer);
     uv_close((uv_handle_t *)&p->async, on_handle_closed);
     uv_close((uv_handle_t *)&p->drain_timer, on_handle_closed);

@@ -24,12 +24,12 @@ enum {
 };
 
 typedef struct {
-    const char *db;      /* NULL when unqualified */
+    const char *db; /* NULL when unqualified */
     const char *table;
     const char *columns; /* normalised "a, b, c", NULL when absent */
     wal_kv_t settings[PROXY_STMT_MAX_SETTINGS];
     size_t n_settings;
-    size_t data_off;     /* first byte after the format name */
+    size_t data_off; /* first byte after the format name */
     char err[160];
     char buf[PROXY_STMT_BUF]; /* storage for the strings above */
     size_t buf_len;

@@ -76,18 +76,21 @@ static size_t scan_number(const char *in, size_t len, size_t i, const char **wha
     if (in[i] == '0') {
         i++;
     } else {
-        while (i < len && is_digit((unsigned char)in[i])) i++;
+        while (i < len && is_digit((unsigned char)in[i]))
+            i++;
     }
     if (i < len && in[i] == '.') {
         i++;
         if (i >= len || !is_digit((unsigned char)in[i])) goto bad;
-        while (i < len && is_digit((unsigned char)in[i])) i++;
+        while (i < len && is_digit((unsigned char)in[i]))
+            i++;
     }
     if (i < len && (in[i] == 'e' || in[i] == 'E')) {
         i++;
         if (i < len && (in[i] == '+' || in[i] == '-')) i++;
         if (i >= len || !is_digit((unsigned char)in[i])) goto bad;
-        while (i < len && is_digit((unsigned char)in[i])) i++;
+        while (i < len && is_digit((unsigned char)in[i]))
+            i++;
     }
     return i;
 bad:
@@ -123,8 +126,7 @@ int proxy_json_skip_value(const char *in, size_t len, size_t *pos, int *has_nl, 
             /* fall through */
         case ST_VALUE:
             if (c == '{' || c == '[') {
-                if (depth == PROXY_JSON_MAX_DEPTH)
-                    return jerr(err, errlen, "nesting too deep", i);
+                if (depth == PROXY_JSON_MAX_DEPTH) return jerr(err, errlen, "nesting too deep", i);
                 stack[depth++] = c;
                 i++;
                 st = c == '{' ? ST_OBJ_FIRST : ST_ARR_FIRST;
@@ -177,8 +179,7 @@ int proxy_json_skip_value(const char *in, size_t len, size_t *pos, int *has_nl, 
                 depth--;
                 goto after_value;
             }
-            return jerr(err, errlen, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'",
-                        i);
+            return jerr(err, errlen, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'", i);
         }
         }
     after_value:
@@ -204,7 +205,8 @@ static int row_error(proxy_rows_t *out, uint64_t row, const char *what)
 
 static size_t skip_ws(const char *in, size_t len, size_t i)
 {
-    while (i < len && is_ws((unsigned char)in[i])) i++;
+    while (i < len && is_ws((unsigned char)in[i]))
+        i++;
     return i;
 }
 

@@ -37,13 +37,16 @@ static int skip_ws(lex_t *l)
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
             l->pos++;
         } else if (c == '-' && l->pos + 1 < l->len && l->s[l->pos + 1] == '-') {
-            while (l->pos < l->len && l->s[l->pos] != '\n') l->pos++;
+            while (l->pos < l->len && l->s[l->pos] != '\n')
+                l->pos++;
         } else if (c == '#' && l->pos + 1 < l->len &&
                    (l->s[l->pos + 1] == ' ' || l->s[l->pos + 1] == '!')) {
-            while (l->pos < l->len && l->s[l->pos] != '\n') l->pos++;
+            while (l->pos < l->len && l->s[l->pos] != '\n')
+                l->pos++;
         } else if (c == '/' && l->pos + 1 < l->len && l->s[l->pos + 1] == '*') {
             size_t i = l->pos + 2;
-            while (i + 1 < l->len && !(l->s[i] == '*' && l->s[i + 1] == '/')) i++;
+            while (i + 1 < l->len && !(l->s[i] == '*' && l->s[i + 1] == '/'))
+                i++;
             if (i + 1 >= l->len) {
                 l->incomplete = 1;
                 return -1;
@@ -127,7 +130,11 @@ static int ident(lex_t *l, size_t max)
                     return -1;
                 }
                 char e = l->s[i + 1];
-                char out = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == '0' ? '\0' : e;
+                char out = e == 'n'   ? '\n'
+                           : e == 't' ? '\t'
+                           : e == 'r' ? '\r'
+                           : e == '0' ? '\0'
+                                      : e;
                 if (out == '\0' || putc1(l->st, out)) return -1;
                 i += 2;
             } else if ((unsigned char)ch == c) {
@@ -147,7 +154,8 @@ static int ident(lex_t *l, size_t max)
         l->pos = i;
     } else if (is_ident_start(c)) {
         size_t i = l->pos;
-        while (i < l->len && is_ident_char((unsigned char)l->s[i])) i++;
+        while (i < l->len && is_ident_char((unsigned char)l->s[i]))
+            i++;
         if (put(l->st, l->s + l->pos, i - l->pos)) return -1;
         l->pos = i;
     } else {
@@ -282,9 +290,9 @@ static int setting_value(lex_t *l)
     size_t i = l->pos;
     if (c == '-' || c == '+') i++;
     if (i < l->len && ((l->s[i] >= '0' && l->s[i] <= '9') || l->s[i] == '.')) {
-        while (i < l->len && (is_ident_char((unsigned char)l->s[i]) || l->s[i] == '.' ||
-                              ((l->s[i] == '-' || l->s[i] == '+') &&
-                               (l->s[i - 1] == 'e' || l->s[i - 1] == 'E'))))
+        while (i < l->len &&
+               (is_ident_char((unsigned char)l->s[i]) || l->s[i] == '.' ||
+                ((l->s[i] == '-' || l->s[i] == '+') && (l->s[i - 1] == 'e' || l->s[i - 1] == 'E'))))
             i++;
         if (put(st, l->s + l->pos, i - l->pos)) return -1;
         l->pos = i;
@@ -292,7 +300,8 @@ static int setting_value(lex_t *l)
         return 0;
     }
     if (is_ident_start((unsigned char)c)) {
-        while (i < l->len && is_ident_char((unsigned char)l->s[i])) i++;
+        while (i < l->len && is_ident_char((unsigned char)l->s[i]))
+            i++;
         if (put(st, l->s + l->pos, i - l->pos)) return -1;
         l->pos = i;
         st->buf_len++;

@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out = NULL;
     size_t out_len = 0;
     char err[160];
-    int rc = proxy_decode(e, (const char *)data + 1, size - 1, 1 << 20, &out, &out_len, err,
-                          sizeof err);
+    int rc =
+        proxy_decode(e, (const char *)data + 1, size - 1, 1 << 20, &out, &out_len, err, sizeof err);
     if (rc == 0) {
         if (!out || out_len > (1 << 20)) __builtin_trap();
         volatile char c = out_len ? out[out_len - 1] : 0;

@@ -43,7 +43,8 @@ static void feed(const char *in, size_t len, size_t step, size_t max_hdr, uint64
 
 static void release(result_t *r)
 {
-    for (int i = 0; i < r->n; i++) http_req_unref(r->reqs[i]);
+    for (int i = 0; i < r->n; i++)
+        http_req_unref(r->reqs[i]);
 }
 
 static void test_http_simple_and_pipelined_any_split(void **state)
@@ -93,11 +94,11 @@ static void test_http_smuggling_and_framing_errors(void **state)
 {
     (void)state;
     expect_status("POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "0\r\n\r\n", 400, 65536, 1 << 20);
-    expect_status("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 400,
-                  65536, 1 << 20);
-    expect_status("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, 65536,
+                  "0\r\n\r\n",
+                  400, 65536, 1 << 20);
+    expect_status("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 400, 65536,
                   1 << 20);
+    expect_status("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, 65536, 1 << 20);
     expect_status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, 65536,
                   1 << 20);
     expect_status("GARBAGE\r\n\r\n", 400, 65536, 1 << 20);
@@ -112,7 +113,8 @@ static void test_http_limits(void **state)
     expect_status(big, 431, 1024, 1 << 20);
     expect_status("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 413, 65536, 10);
     expect_status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n", 413, 65536, 10);
+                  "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n",
+                  413, 65536, 10);
     result_t r;
     const char ok[] = "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789";
     feed(ok, sizeof ok - 1, 0, 65536, 10, &r); /* exactly the limit is fine */

@@ -256,20 +256,24 @@ static void test_rows_depth_is_bounded(void **state)
     buf[n++] = 'a';
     buf[n++] = '"';
     buf[n++] = ':';
-    for (int i = 0; i < 126; i++) buf[n++] = '[';
-    for (int i = 0; i < 126; i++) buf[n++] = ']';
+    for (int i = 0; i < 126; i++)
+        buf[n++] = '[';
+    for (int i = 0; i < 126; i++)
+        buf[n++] = ']';
     buf[n++] = '}';
     proxy_rows_t r;
     assert_int_equal(proxy_rows_parse(buf, n, n, &r), 0); /* depth 127 */
     proxy_rows_free(&r);
     n = 0;
-    for (int i = 0; i < 200; i++) buf[n++] = i == 0 ? '{' : '[';
+    for (int i = 0; i < 200; i++)
+        buf[n++] = i == 0 ? '{' : '[';
     buf[1] = '"'; /* keep it an object: {"[[[... is a bad key anyway */
     assert_int_equal(proxy_rows_parse(buf, n, n, &r), -EINVAL);
     n = 0;
     memcpy(buf, "{\"a\":", 5);
     n = 5;
-    for (int i = 0; i < 300; i++) buf[n++] = '[';
+    for (int i = 0; i < 300; i++)
+        buf[n++] = '[';
     assert_int_equal(proxy_rows_parse(buf, n, n, &r), -EINVAL);
     assert_non_null(strstr(r.err, "deep"));
 }
