@@ -6,7 +6,7 @@ The client here behaves like the gateway (../../../shared/tensorzero.md): keep-a
 connections, credentials as X-ClickHouse-User/Key, every request built by
 tests/fixtures/tensorzero/tz.py in the modern shape (SETTINGS clause, the gateway's URL
 settings); each inference is two concurrent POSTs (ModelInference + Chat/JsonInference), and
-a share of inferences get feedback, which first polls the InferenceById query THROUGH sluice
+a share of inferences (1 in 10) get feedback, which first polls the InferenceById query THROUGH sluice
 (passthrough, proxy.read_barrier_ms on) every 2 s until 6 s after the inference's UUIDv7
 timestamp, then posts the feedback row. Cases:
   - steady traffic: every write 200, every feedback lookup finds its inference in time, and
@@ -437,7 +437,9 @@ def test_gateway_traffic_lands_identical_and_feedback_finds_inferences():
         # the gateway's startup and /health checks, through sluice
         st, _, body = H.http_request(s.url + "/ping")
         assert st == 200 and body == b"Ok.\n", (st, body)
-        gw = Gateway(s.url, DB, RATE, DURATION).run()
+        # feedback for 1 inference in 10 (20/s at 200/s): each lookup is a query on the test
+        # engine, which serves every request through one chDB session
+        gw = Gateway(s.url, DB, RATE, DURATION, feedback_every=10).run()
         print("  " + gw.summary(), flush=True)
         print("  achieved rate: %.1f inferences/s (%.1f write requests/s)"
               % (gw.achieved_rate(), 2 * gw.achieved_rate()), flush=True)
@@ -445,7 +447,7 @@ def test_gateway_traffic_lands_identical_and_feedback_finds_inferences():
         assert not gw.bad_summaries, gw.bad_summaries[:3]
         assert gw.achieved_rate() >= 0.75 * RATE, "client fell behind: %.1f/s" % gw.achieved_rate()
         n_fb = len(gw.feedback)
-        assert n_fb >= int(RATE * DURATION) // 5 - 1, n_fb
+        assert n_fb >= int(RATE * DURATION) // 10 - 1, n_fb
         bad = [r for r in gw.feedback if not r["found"]]
         assert not bad, "%d of %d feedback lookups did not find their inference: %s" % (
             len(bad), n_fb, bad[:3])
