@@ -105,6 +105,42 @@ static int putc1(proxy_stmt_t *st, char c)
     return put(st, &c, 1);
 }
 
+/* A token quoted with q (` " or '): append its text, unescaped (\n \t \r, \x = x, and a
+ * doubled quote), to st->buf, and move past it. A NUL byte, raw or escaped, is refused: it
+ * would cut the C string short. -1 on error or an unterminated token (then incomplete). */
+static int quoted(lex_t *l, unsigned char q)
+{
+    size_t i = l->pos + 1;
+    for (;;) {
+        if (i >= l->len) {
+            l->incomplete = 1;
+            return -1;
+        }
+        unsigned char ch = (unsigned char)l->s[i];
+        if (ch == '\\') {
+            if (i + 1 >= l->len) {
+                l->incomplete = 1;
+                return -1;
+            }
+            char e = l->s[i + 1];
+            char out = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == '0' ? '\0' : e;
+            if (out == '\0' || putc1(l->st, out)) return -1;
+            i += 2;
+        } else if (ch == q) {
+            if (i + 1 < l->len && (unsigned char)l->s[i + 1] == q) {
+                if (putc1(l->st, (char)q)) return -1;
+                i += 2;
+            } else {
+                l->pos = i + 1;
+                return 0;
+            }
+        } else {
+            if (ch == '\0' || putc1(l->st, (char)ch)) return -1;
+            i++;
+        }
+    }
+}
+
 /* Read an identifier (bare, `quoted` or "quoted", with \x and doubled-quote escapes) and
  * append its unescaped text to st->buf. 1 on success, 0 when none is there, -1 on error. */
 static int ident(lex_t *l, size_t max)
@@ -117,41 +153,8 @@ static int ident(lex_t *l, size_t max)
     size_t start = l->st->buf_len;
     unsigned char c = (unsigned char)l->s[l->pos];
     if (c == '`' || c == '"') {
-        size_t i = l->pos + 1;
-        for (;;) {
-            if (i >= l->len) {
-                l->incomplete = 1;
-                return -1;
-            }
-            char ch = l->s[i];
-            if (ch == '\\') {
-                if (i + 1 >= l->len) {
-                    l->incomplete = 1;
-                    return -1;
-                }
-                char e = l->s[i + 1];
-                char out = e == 'n'   ? '\n'
-                           : e == 't' ? '\t'
-                           : e == 'r' ? '\r'
-                           : e == '0' ? '\0'
-                                      : e;
-                if (out == '\0' || putc1(l->st, out)) return -1;
-                i += 2;
-            } else if ((unsigned char)ch == c) {
-                if (i + 1 < l->len && (unsigned char)l->s[i + 1] == c) {
-                    if (putc1(l->st, ch)) return -1;
-                    i += 2;
-                } else {
-                    i++;
-                    break;
-                }
-            } else {
-                if (ch == '\0' || putc1(l->st, ch)) return -1; /* NUL would cut the name */
-                i++;
-            }
-        }
+        if (quoted(l, c)) return -1;
         if (l->st->buf_len == start) return -1; /* `` is not a name */
-        l->pos = i;
     } else if (is_ident_start(c)) {
         size_t i = l->pos;
         while (i < l->len && is_ident_char((unsigned char)l->s[i]))
@@ -255,35 +258,7 @@ static int setting_value(lex_t *l)
         return -1;
     }
     if (c == '\'') {
-        size_t i = l->pos + 1;
-        for (;;) {
-            if (i >= l->len) {
-                l->incomplete = 1;
-                return -1;
-            }
-            char ch = l->s[i];
-            if (ch == '\\' && i + 1 < l->len) {
-                char e = l->s[i + 1];
-                char out = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
-                if (out == '\0' || putc1(st, out)) return -1;
-                i += 2;
-            } else if (ch == '\\') {
-                l->incomplete = 1;
-                return -1;
-            } else if (ch == '\'') {
-                if (i + 1 < l->len && l->s[i + 1] == '\'') {
-                    if (putc1(st, '\'')) return -1;
-                    i += 2;
-                } else {
-                    i++;
-                    break;
-                }
-            } else {
-                if (ch == '\0' || putc1(st, ch)) return -1;
-                i++;
-            }
-        }
-        l->pos = i;
+        if (quoted(l, '\'')) return -1;
         st->buf_len++;
         return 0;
     }
