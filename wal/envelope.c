@@ -202,11 +202,17 @@ static size_t slice_size(wal_slice_t s)
     return s.present ? s.n + 1 : 0;
 }
 
+/* db and error are copied with copy_or_empty: an absent one still takes its "". */
+static size_t or_empty_size(wal_slice_t s)
+{
+    return s.present ? s.n + 1 : 1;
+}
+
 size_t wal_env_copy_size(const wal_env_view_t *v)
 {
-    return slice_size(v->db) + 1 + slice_size(v->table) + slice_size(v->fmt) +
+    return or_empty_size(v->db) + slice_size(v->table) + slice_size(v->fmt) +
            slice_size(v->cols) + slice_size(v->target) + slice_size(v->rows) +
-           slice_size(v->sink) + slice_size(v->error) + v->settings_chars +
+           slice_size(v->sink) + or_empty_size(v->error) + v->settings_chars +
            2 * (size_t)v->n_settings;
 }
 
