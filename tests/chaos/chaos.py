@@ -478,11 +478,15 @@ class Chaos:
         try:
             resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
             seen = self.fill_until(c, lambda st: st != 200, 15 if paused else 6)
+            crash = self.rng.random() < 0.3
             self.fault_notes["disk_fsize"].append(
-                "limit %d of %d%s: %s" % (limit, size, ", sinks paused" if paused else "",
-                                         dict(seen)))
+                "limit %d of %d%s: %s%s" % (limit, size, ", sinks paused" if paused else "",
+                                           dict(seen), ", then kill -9" if crash else ""))
+            if crash:  # a crash while writes are failing: the restart must recover all
+                self.crash_restart(c)
+                return
         finally:
-            if c.sluice_alive():
+            if c.sluice_alive() and c.sluice.proc.pid == pid:
                 resource.prlimit(pid, resource.RLIMIT_FSIZE,
                                  (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
             if paused:
@@ -499,17 +503,33 @@ class Chaos:
         try:
             filler = c.loopfs.fill()
             seen = self.fill_until(c, lambda st: st != 200, 15)
+            crash = self.rng.random() < 0.3
             self.fault_notes["disk_enospc"].append(
-                "data.mdb %d B: %s" % (os.path.getsize(c.data_file()), dict(seen)))
+                "data.mdb %d B: %s%s" % (os.path.getsize(c.data_file()), dict(seen),
+                                         ", then kill -9" if crash else ""))
+            if crash:
+                c.expect_down = True
+                c.sluice.kill9()
         finally:
             if filler:
                 os.unlink(filler)
-            c.sinks("resume")
+            if c.expect_down:
+                c.sluice.start()
+                c.expect_down = False
+            else:
+                c.sinks("resume")
         if not c.sluice_alive():
             self.problems.append("disk_enospc: sluice died:\n" + c.sluice.proc.output()[-2000:])
             c.sluice.start()
             return
         self.expect_recovery(c, "disk_enospc")
+
+    def crash_restart(self, c):
+        """kill -9 sluice while its file-size limit is still low, restart it unlimited."""
+        c.expect_down = True
+        c.sluice.kill9()
+        c.sluice.start()
+        c.expect_down = False
 
     def expect_recovery(self, c, what):
         """After the fault: an insert is acked again within 30 s (sinks drain the log)."""
