@@ -163,6 +163,9 @@ static int cmd_run(int argc, char **argv)
     if (rc) return rc;
     log_set_level(cfg.log.level);
     signal(SIGPIPE, SIG_IGN);
+    /* A write past RLIMIT_FSIZE (ulimit -f, systemd LimitFSIZE) must fail with EFBIG, which
+     * the WAL writer turns into an error answer, not kill the process with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
 
     char err[1024] = "";
     wal_t *w = NULL;
