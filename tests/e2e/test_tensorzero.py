@@ -52,12 +52,17 @@ DURATION = float(os.environ.get("TZ_DURATION", "30"))
 WRITE_TABLES = ["ModelInference", "ChatInference", "JsonInference"] + sorted(tz.FEEDBACK_TABLES.values())
 ORDER_KEY = {"StaticEvaluationHumanFeedback": "feedback_id", "InferenceById": "id_uint"}
 
+# read_barrier_ms: a lookup waits (up to this) until every earlier insert is delivered. The test
+# engine serves all requests through one chDB session, so under CPU contention (2 cores shared
+# with other jobs) a sink round of 8 tables can take over a second: with 1000 ms, 29 of 600
+# lookups missed the gateway's 6 s window at load average ~20 (none at load ~3-9). 3000 ms keeps
+# the first lookup inside the window with margin; the gateway retries 2 s later anyway.
 CONFIG = """wal:
   dir: {wal_dir}
 proxy:
   listen: {listen}
   passthrough_url: %(url)s
-  read_barrier_ms: 1000
+  read_barrier_ms: 3000
   users:
     - user: %(user)s
       password: %(password)s
@@ -133,10 +138,17 @@ class Gateway:
 
     # ---- connections
     def _conn(self, name):
+        """This thread's keep-alive connection `name`; like the gateway's pool, one idle for
+        more than 2 s is closed and a new one opened."""
         c = getattr(self.tls, name, None)
+        now = time.monotonic()
+        if c is not None and now - c.last_used > 2.0:
+            c.close()
+            c = None
         if c is None:
             c = http.client.HTTPConnection(self.host, self.port, timeout=120)
             setattr(self.tls, name, c)
+        c.last_used = now
         return c
 
     def _drop(self, name):
@@ -148,11 +160,13 @@ class Gateway:
     def _send(self, req, name):
         """One request on this thread's connection `name` (a broken one is dropped and the
         error raised: the gateway does not retry)."""
+        c = self._conn(name)
         try:
-            st, h, body = req.send(self.base_url, conn=self._conn(name))
+            st, h, body = req.send(self.base_url, conn=c)
         except (http.client.HTTPException, OSError):
             self._drop(name)
             raise
+        c.last_used = time.monotonic()
         self._check_summary(h.get("x-clickhouse-summary"))
         return st, h, body
 
@@ -198,6 +212,7 @@ class Gateway:
             try:
                 r = c.getresponse()
                 body = r.read()
+                c.last_used = time.monotonic()
                 self._check_summary(r.getheader("X-ClickHouse-Summary"))
                 results.append((r.status, body, time.time()))
             except (http.client.HTTPException, OSError) as e:
