@@ -109,11 +109,13 @@ class Gateway:
     'conn' for connection errors); write_lat (s per write request); feedback list of dicts
     (found, attempts, lookup latencies, error). rate=0 is a closed loop: every worker sends
     its next inference as soon as the last one is acked, for `duration` s. on_ack(inf, t) is
-    called (on the worker's thread) once both writes of an inference got 200."""
+    called (on the worker's thread) once both writes of an inference got 200. Every
+    `big_every`-th inference carries raw_request/raw_response of big_bytes each (multi-MB
+    ModelInference bodies, as the gateway sends for long model calls)."""
 
     def __init__(self, base_url, database, rate, duration, workers=24, feedback_every=5,
                  feedback_delay=(0.0, 0.5), seed=1, user=GW_USER, password=GW_PASSWORD,
-                 on_ack=None, feedback_workers=48):
+                 on_ack=None, feedback_workers=48, big_every=0, big_bytes=1 << 20):
         self.base_url, self.db = base_url, database
         u = urllib.parse.urlsplit(base_url)
         self.host, self.port = u.hostname, u.port
@@ -121,6 +123,7 @@ class Gateway:
         self.feedback_every, self.feedback_delay = feedback_every, feedback_delay
         self.seed, self.user, self.password = seed, user, password
         self.on_ack = on_ack
+        self.big_every, self.big_bytes = big_every, big_bytes
         self.lock = threading.Lock()
         self.acked = collections.defaultdict(list)
         self.statuses = collections.Counter()
@@ -194,7 +197,9 @@ class Gateway:
     # ---- one inference
     def _inference(self, i, rng):
         kind = "chat" if i % 3 else "json"
-        inf = tz.make_inference(rng, self.db, kind=kind, user=self.user, password=self.password)
+        big = self.big_bytes if self.big_every and i % self.big_every == 7 else 0
+        inf = tz.make_inference(rng, self.db, kind=kind, user=self.user, password=self.password,
+                                payload_bytes=big)
         t = time.time()
         results = []
         conns = []
@@ -454,7 +459,7 @@ def test_gateway_traffic_lands_identical_and_feedback_finds_inferences():
         assert st == 200 and body == b"Ok.\n", (st, body)
         # feedback for 1 inference in 10 (20/s at 200/s): each lookup is a query on the test
         # engine, which serves every request through one chDB session
-        gw = Gateway(s.url, DB, RATE, DURATION, feedback_every=10).run()
+        gw = Gateway(s.url, DB, RATE, DURATION, feedback_every=10, big_every=1000).run()
         print("  " + gw.summary(), flush=True)
         print("  achieved rate: %.1f inferences/s (%.1f write requests/s)"
               % (gw.achieved_rate(), 2 * gw.achieved_rate()), flush=True)
