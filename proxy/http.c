@@ -192,6 +192,17 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+/* "chunked" with optional surrounding whitespace, any case. */
+static int te_is_chunked(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, "chunked", 7) != 0) return 0;
+    for (v += 7; *v == ' ' || *v == '\t'; v++) {
+    }
+    return *v == '\0';
+}
+
 static int on_headers_complete(http_parser *p)
 {
     http_rp_t *rp = p->data;
@@ -218,11 +229,17 @@ static int on_headers_complete(http_parser *p)
     }
     /* Request smuggling guards: one framing, stated once. */
     r->n_content_length = http_req_header_count(r, "Content-Length");
-    r->has_transfer_encoding = http_req_header_count(r, "Transfer-Encoding") > 0;
+    int n_te = http_req_header_count(r, "Transfer-Encoding");
+    r->has_transfer_encoding = n_te > 0;
     if (r->n_content_length > 1) return rp_fail(rp, 400, "duplicate Content-Length header");
     if (r->n_content_length && r->has_transfer_encoding)
         return rp_fail(rp, 400, "both Content-Length and Transfer-Encoding");
-    if (r->has_transfer_encoding && !(p->flags & F_CHUNKED))
+    /* Exactly "chunked", once: http_parser takes any list ending in chunked ("gzip,
+     * chunked", two headers) as chunked and ignores the other codings, which another
+     * implementation would apply. */
+    if (n_te > 1) return rp_fail(rp, 400, "more than one Transfer-Encoding header");
+    if (r->has_transfer_encoding &&
+        (!(p->flags & F_CHUNKED) || !te_is_chunked(http_req_header(r, "Transfer-Encoding"))))
         return rp_fail(rp, 501, "unsupported Transfer-Encoding (only chunked)");
     if (p->method == HTTP_CONNECT) return rp_fail(rp, 405, "CONNECT is not supported");
     const char *expect = http_req_header(r, "Expect");
@@ -297,9 +314,45 @@ void http_rp_init(http_rp_t *rp, http_server_t *srv, size_t max_header_bytes,
     rp->max_body_bytes = max_body_bytes;
 }
 
+/* http_parser silently unfolds obs-fold lines ("Name: a\r\n b", or "Transfer-Encoding:\r\n
+ * chunked", which another HTTP implementation may read as no Transfer-Encoding at all) and
+ * accepts a header line that starts with whitespace. Either is a framing ambiguity
+ * (RFC 9112 §5.2 lets a server reject it): scan the header block of each request for a
+ * line that starts with SP or HT and refuse with 400. The scan stops at the empty line, so
+ * body bytes are never looked at. Every feed starts where the parser stopped, so the scanner
+ * sees exactly the bytes the parser reads. */
+enum { HS_PRE = 0, HS_LINE, HS_LF, HS_LFCR, HS_DONE };
+
+static int head_scan(http_rp_t *rp, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && rp->head_scan != HS_DONE; i++) {
+        char ch = data[i];
+        switch (rp->head_scan) {
+        case HS_PRE: /* CRLFs before the request line are skipped (RFC 9112 §2.2) */
+            if (ch != '\r' && ch != '\n') rp->head_scan = HS_LINE;
+            break;
+        case HS_LINE:
+            if (ch == '\n') rp->head_scan = HS_LF;
+            break;
+        case HS_LF:
+            if (ch == ' ' || ch == '\t')
+                return rp_fail(rp, 400,
+                               "folded header line (obs-fold) or a header line that "
+                               "starts with whitespace");
+            rp->head_scan = ch == '\r' ? HS_LFCR : ch == '\n' ? HS_DONE : HS_LINE;
+            break;
+        case HS_LFCR:
+            rp->head_scan = ch == '\n' ? HS_DONE : HS_LINE;
+            break;
+        }
+    }
+    return 0;
+}
+
 size_t http_rp_feed(http_rp_t *rp, const char *data, size_t len)
 {
     if (rp->status || rp->complete) return 0;
+    if (head_scan(rp, data, len)) return 0;
     size_t n = http_parser_execute(&rp->p, &rp_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&rp->p);
     if (e == HPE_PAUSED) return n;
@@ -320,6 +373,7 @@ http_req_t *http_rp_take(http_rp_t *rp)
     if (!r) return NULL;
     rp->req = NULL;
     rp->complete = 0;
+    rp->head_scan = HS_PRE;
     http_parser_pause(&rp->p, 0);
     if (rp->p.upgrade) rp_fail(rp, 400, "protocol upgrade is not supported"); /* no more */
     return r;
