@@ -72,6 +72,20 @@ static struct curl_slist *add_hdr(struct curl_slist *l, int *ok, const char *k, 
     return n ? n : l;
 }
 
+/* A db or table name as one URL path segment: percent-encoded, '.' included, so that a name
+ * "." or ".." is never a dot-segment that libcurl removes (RFC 3986 §5.2.4), which would send
+ * the load to another URL (/api/db/../_stream_load). StarRocks decodes it back to the name. */
+static int put_segment(sr_t *c, const char *name)
+{
+    for (const char *p = name; *p; p++) {
+        char one[2] = {*p, '\0'};
+        int rc = *p == '.' ? sink_buf_put(&c->url, &c->url_len, &c->url_cap, "%2E", 3)
+                           : sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, one);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 static void sr_send(void *state, const sink_batch_t *b, sink_result_t *res)
 {
     sr_t *c = state;
@@ -97,9 +111,8 @@ static void sr_send(void *state, const sink_batch_t *b, sink_result_t *res)
         n--;
     if (!ok || sink_buf_put(&c->url, &c->url_len, &c->url_cap, u, n) < 0 ||
         sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/api/", 5) < 0 ||
-        sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, b->db) < 0 ||
-        sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/", 1) < 0 ||
-        sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, b->table) < 0 ||
+        put_segment(c, b->db) < 0 || sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/", 1) < 0 ||
+        put_segment(c, b->table) < 0 ||
         sink_buf_put(&c->url, &c->url_len, &c->url_cap, "/_stream_load", 13) < 0) {
         res->kind = SINK_RES_RETRY;
         snprintf(res->msg, sizeof res->msg, "out of memory");
