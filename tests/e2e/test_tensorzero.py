@@ -3,27 +3,31 @@
 ClickHouse engine (chDB 26.x behind tests/support/chserver; issue 11 part 4).
 
 The client here behaves like the gateway (../../../shared/tensorzero.md): keep-alive
-connections, credentials as X-ClickHouse-User/Key, every request built by
-tests/fixtures/tensorzero/tz.py in the modern shape (SETTINGS clause, the gateway's URL
-settings); each inference is two concurrent POSTs (ModelInference + Chat/JsonInference), and
-a share of inferences (1 in 10) get feedback, which first polls the InferenceById query THROUGH sluice
-(passthrough, proxy.read_barrier_ms on) every 2 s until 6 s after the inference's UUIDv7
-timestamp, then posts the feedback row. Cases:
+connections closed after 2 s idle, credentials as X-ClickHouse-User/Key (proxy.users on), every
+request built by tests/fixtures/tensorzero/tz.py in the modern shape (SETTINGS clause, the
+gateway's URL settings), X-ClickHouse-Summary parsed when present; each inference is two
+concurrent POSTs (ModelInference + Chat/JsonInference), and a share of inferences get feedback,
+which first polls the InferenceById query THROUGH sluice (passthrough, proxy.read_barrier_ms on)
+every 2 s until 6 s after the inference's UUIDv7 timestamp, then posts the feedback row. Cases:
   - steady traffic: every write 200, every feedback lookup finds its inference in time, and
     every table holds exactly what the same rows inserted directly into another database of
-    the same engine hold (SELECT * ... ORDER BY id FORMAT JSONEachRow, per table);
+    the same engine hold (SELECT * ... ORDER BY id FORMAT JSONEachRow, per table, and the
+    InferenceById view);
   - the engine killed (-9) for 20 s mid-run and restarted on its data dir: writes see only
     200s, lookups during the outage get ClickHouse-shaped 502s, every acked row lands once;
-  - kill -9 of sluice in the middle of sends, restart: 0 duplicates (tables with
-    non_replicated_deduplication_window; the sink's insert_deduplication_token);
+  - kill -9 of sluice in the middle of sends (until kills land with a batch in flight),
+    restart: 0 duplicates (tables with non_replicated_deduplication_window; the sink's
+    insert_deduplication_token);
   - schema violations (unknown field with skip_unknown_fields=0, null into a non-Nullable
-    column) in a gateway batch: dead-lettered with the engine's message, the rest delivered.
+    column) in a gateway batch: dead-lettered with the engine's own message (admin
+    GET /v1/dlq and `sluice dlq list`), the rest of the batch delivered.
 
-The steady case runs TZ_RATE=200 inferences/s (400 write requests/s plus the feedback) for
-TZ_DURATION=30 s, as the issue asks; measured on the 2-core dev machine the Python client holds
-200.0/s with sluice acking at p99 ~60 ms. The achieved rate is printed; the test fails only if
-it falls below 75% of the target (a client/CPU limit, not a sluice property). The outage and
-kill cases run slower (40 and 60/s) to keep the file within ~4 minutes.
+The steady case runs TZ_RATE=200 inferences/s (400 write requests/s, plus feedback for 1 in 10
+and a 1 MiB-payload inference in 1000) for TZ_DURATION=30 s, as the issue asks: the Python
+client holds 200.0/s on the 2-core dev machine even at load average ~10 from other jobs (sluice
+acks p50 4-16 ms, p99 60-130 ms). The achieved rate is printed; the test fails only below 75%
+of the target (a client/CPU limit, not a sluice property). The outage and kill cases run at
+40 and 60/s. Whole file: ~1m45s-2m on 2 cores.
 Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_tensorzero.py"""
 import collections
 import http.client
