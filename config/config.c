@@ -327,6 +327,25 @@ static int url_split(const char *s, cfg_url_t *u, const char **why)
     return 0;
 }
 
+/* cfg_quote of a URL with the password of its userinfo (user:PASSWORD@) shown as ***, for
+ * error messages: a refused URL must not print the secret it carries. */
+static void quote_url_redacted(char *out, size_t outlen, const char *url)
+{
+    char tmp[160];
+    const char *auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@') at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon)
+        snprintf(tmp, sizeof tmp, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    else
+        snprintf(tmp, sizeof tmp, "%s", url);
+    cfg_quote(out, outlen, tmp);
+}
+
 int cfg_check_url(const char *s, char *why, size_t whylen)
 {
     cfg_url_t u;
@@ -339,7 +358,7 @@ int cfg_check_url(const char *s, char *why, size_t whylen)
         rc = -EINVAL;
     }
     if (rc == 0) return 0;
-    cfg_quote(q, sizeof q, s);
+    quote_url_redacted(q, sizeof q, s);
     cfg_errf(why, whylen, "%s, got %s", reason, q);
     return rc;
 }
@@ -525,7 +544,7 @@ static int apply_clickhouse_url(sluice_cfg_t *cfg, const char *val, char *err, s
     int bad = 0, rc;
     cfg_sink_t *target = NULL;
 
-    cfg_quote(q, sizeof q, val);
+    quote_url_redacted(q, sizeof q, val);
     if (url_split(val, &u, &reason) != 0) {
         cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: %s, got %s", reason, q);
         return -EINVAL;

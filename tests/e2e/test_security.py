@@ -575,6 +575,19 @@ def test_secrets_never_printed():
             rc, o1, e1 = s.cli("check-config", "--config", s.config_path, check=False)
             assert rc != 0 and "SLUICE_CLICKHOUSE_URL" in o1 + e1, (bad, o1, e1)
             assert SECRETS[4] not in o1 + e1, (bad, o1 + e1)
+        # Credentials inside a config URL are refused, also without echoing them.
+        del s.env["SLUICE_CLICKHOUSE_URL"]
+        for key in ("passthrough_url", "sink"):
+            cfg = make_config(pt="http://u:%s@127.0.0.1:1" % SECRETS[4] if key != "sink"
+                              else ch.url,
+                              sinks=SINK_CH % ("http://u:%s@127.0.0.1:1" % SECRETS[0]
+                                               if key == "sink" else ch.url, ""))
+            p = os.path.join(td.path, "bad-%s.yaml" % key)
+            with open(p, "w") as f:
+                f.write(cfg.format(listen="127.0.0.1:1", admin="127.0.0.1:2", wal_dir=td.path))
+            rc, o1, e1 = s.cli("check-config", "--config", p, check=False)
+            assert rc != 0 and "credentials" in o1 + e1, (key, o1, e1)
+            assert not any(x in o1 + e1 for x in SECRETS), (key, o1 + e1)
     finally:
         if s.proc.alive():
             s.stop()
