@@ -444,6 +444,33 @@ def set_dedup_window(ch, db):
                  % (db, t))
 
 
+def check_gateway_startup_through_sluice(ch, s):
+    """What the gateway does at startup before any write (tensorzero.md §3): /ping, queries
+    whose UNKNOWN_DATABASE / UNKNOWN_TABLE error bodies it matches, and an INSERT ... VALUES
+    with server-side parameters: sluice answers exactly as the engine does."""
+    st, _, body = H.http_request(s.url + "/ping")
+    assert st == 200 and body == b"Ok.\n", (st, body)
+    hd = tz.auth_headers(GW_USER, GW_PASSWORD)
+    for path, sql in ((tz.url_path("nosuchdb"), "SELECT 1"),
+                      (tz.url_path(DB), "SELECT COUNT() FROM TensorZeroMigration")):
+        a = H.http_request(ch.url + path, "POST", sql, hd)
+        b = H.http_request(s.url + path, "POST", sql, hd)
+        assert a[0] == b[0] == 404 and a[2] == b[2], (a, b)
+        assert a[1]["x-clickhouse-exception-code"] == b[1]["x-clickhouse-exception-code"], (a, b)
+        assert b"(UNKNOWN_DATABASE)" in b[2] or b"(UNKNOWN_TABLE)" in b[2], b
+    fid = tz.uuid7()
+    path = tz.url_path(DB, extra=[("param_id", fid), ("param_v", "startup")]) + \
+        "&mutations_sync=2&alter_sync=2&join_algorithm=auto"
+    st, h, body = H.http_request(
+        s.url + path, "POST", "INSERT INTO CommentFeedback (id, target_id, target_type, value) "
+        "VALUES ({id:UUID}, {id:UUID}, 'inference', {v:String})", hd)
+    assert st == 200, (st, body)
+    json.loads(h["x-clickhouse-summary"])
+    got = ch.query("SELECT value FROM %s.CommentFeedback WHERE id = '%s'" % (DB, fid))
+    assert got == "startup\n", got
+    ch.query("TRUNCATE TABLE %s.CommentFeedback" % DB)
+
+
 def setup(tmp):
     ch = H.ChServer(tmp.sub("ch"), users=USERS)
     tz.create_schema(ch.url, DB)
@@ -458,9 +485,7 @@ def test_gateway_traffic_lands_identical_and_feedback_finds_inferences():
     try:
         ch = setup(tmp)
         s = H.Sluice(tmp.sub("sluice"), sluice_config(ch))
-        # the gateway's startup and /health checks, through sluice
-        st, _, body = H.http_request(s.url + "/ping")
-        assert st == 200 and body == b"Ok.\n", (st, body)
+        check_gateway_startup_through_sluice(ch, s)
         # feedback for 1 inference in 10 (20/s at 200/s): each lookup is a query on the test
         # engine, which serves every request through one chDB session
         gw = Gateway(s.url, DB, RATE, DURATION, feedback_every=10, big_every=1000).run()
