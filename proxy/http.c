@@ -23,8 +23,9 @@ struct http_conn {
     size_t pending_len;
     size_t writes; /* uv_write requests in flight */
     int reading, closing, close_after_write, in_process, open_handles;
-    int lingering; /* after a protocol error: discard input until EOF or timeout */
-    int eof;       /* the client half-closed: answer what it sent, then close */
+    int lingering;  /* after a protocol error: discard input until EOF or timeout */
+    int eof;        /* the client half-closed: answer what it sent, then close */
+    int in_request; /* bytes of the next request have arrived: its header deadline runs */
     uint64_t discarded;
     uv_shutdown_t shut;
     http_conn_t *prev, *next;
@@ -637,7 +638,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (c->pending_len >= READ_BUF) conn_read_stop(c);
         return;
     }
-    arm_timer(c);
+    /* Slowloris guard: the headers must all arrive within idle_timeout_ms of the request's
+     * first bytes, however they trickle in; only body reads restart the timer (idle between
+     * reads, so a big upload on a slow link is not cut off). */
+    if (!c->in_request) {
+        c->in_request = 1;
+        arm_timer(c);
+    } else if (c->rp.req && c->rp.req->path) {
+        arm_timer(c);
+    }
     if (c->pending_len) {
         /* Never parse new bytes ahead of older unparsed ones. */
         conn_save_pending(c, buf->base, (size_t)nread);
@@ -723,6 +732,7 @@ static void conn_process(http_conn_t *c, const char *data, size_t len)
         http_req_t *r = http_rp_take(&c->rp);
         r->conn = c;
         c->cur = r;
+        c->in_request = 0;
         s->in_flight++;
         s->st.requests++;
         uv_timer_stop(&c->timer);
