@@ -103,9 +103,15 @@ typedef struct {
     int stopping;
 } app_t;
 
+/* The read barrier's view of the primary sink. While the sink is degraded (backend down or
+ * refusing) waiting cannot help: report everything delivered so a read fails fast (502)
+ * instead of holding the client for the whole barrier. */
 static uint64_t primary_delivered(void *ctx)
 {
     sink_t *s = ctx;
+    sink_stats_t st;
+    sink_get_stats(s, &st);
+    if (st.state == SINK_DEGRADED) return UINT64_MAX;
     return sink_delivered_seq(s);
 }
 

@@ -403,6 +403,33 @@ def test_second_sigterm_exits_at_once_and_loses_nothing():
         tmp.close()
 
 
+def test_read_barrier_does_not_hold_reads_while_primary_is_down():
+    tmp = H.TempDir()
+    try:
+        ch = H.ClickHouse18(tmp.sub("ch"))
+        ch.query("CREATE DATABASE IF NOT EXISTS " + DB)
+        ch.query(DDL)
+        cfg = config(ch.url).replace("proxy:\n", "proxy:\n  read_barrier_ms: 8000\n")
+        sl = H.Sluice(tmp.sub("sl"), cfg)
+        # Up: a read waits for the earlier write to be delivered, then sees it.
+        assert sl.insert(DB + ".events", rows(0, 5))[0] == 200
+        st, _, body = H.http_request(sl.url + "/?query=SELECT%20count()%20FROM%20" + DB + ".events")
+        assert (st, body) == (200, b"5\n"), (st, body)
+        # Down: the sink degrades; a read must fail fast with a ClickHouse-shaped 502,
+        # not wait out the 8 s barrier.
+        ch.kill()
+        assert sl.insert(DB + ".events", rows(5, 10))[0] == 200
+        H.wait_until(lambda: json.loads(H.http_request(sl.admin_url + "/v1/sinks")[2])[0]["state"]
+                     == "degraded", 20, what="sink degraded")
+        t0 = time.time()
+        st, hdrs, body = H.http_request(sl.url + "/?query=SELECT%201")
+        took = time.time() - t0
+        assert st == 502 and body.startswith(b"Code: 210."), (st, body)
+        assert took < 3, took
+    finally:
+        tmp.close()
+
+
 def test_startup_line_and_json_logs():
     tmp, ch, sl = setup()
     try:
