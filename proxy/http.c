@@ -324,8 +324,9 @@ void http_rp_init(http_rp_t *rp, http_server_t *srv, size_t max_header_bytes,
  * sees exactly the bytes the parser reads. */
 enum { HS_PRE = 0, HS_LINE, HS_LF, HS_LFCR, HS_DONE };
 
-static int head_scan(http_rp_t *rp, const char *data, size_t len)
+static int head_scan(http_rp_t *rp, const char *data, size_t len, size_t *body_off)
 {
+    *body_off = rp->head_scan == HS_DONE ? 0 : len;
     for (size_t i = 0; i < len && rp->head_scan != HS_DONE; i++) {
         char ch = data[i];
         switch (rp->head_scan) {
@@ -346,6 +347,94 @@ static int head_scan(http_rp_t *rp, const char *data, size_t len)
             rp->head_scan = ch == '\n' ? HS_DONE : HS_LINE;
             break;
         }
+        if (rp->head_scan == HS_DONE) *body_off = i + 1;
+    }
+    return 0;
+}
+
+/* http_parser (built without HTTP_PARSER_STRICT) takes any two bytes after a chunk's data
+ * as its CRLF ("2\r\n{}XX0\r\n\r\n" is accepted) and any bytes but CR as a chunk
+ * extension (NUL, control characters): framings a stricter implementation in front of sluice
+ * would read differently. This checker follows the chunked body the parser has consumed and
+ * holds it to RFC 9112 §7.1: hex size, optional extensions of visible characters, CRLF line
+ * ends, CRLF after each chunk's data. Trailers are left to the parser. */
+enum {
+    CS_SIZE0 = 0,
+    CS_SIZE,
+    CS_BWS,
+    CS_EXT,
+    CS_LF,
+    CS_DATA,
+    CS_DCR,
+    CS_DLF,
+    CS_TSTART,
+    CS_TLINE,
+    CS_TLF,
+    CS_DONE
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int chunk_scan(http_rp_t *rp, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && rp->chunk_scan != CS_DONE; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        int st = rp->chunk_scan, h = hexval((char)ch);
+        if (st == CS_DATA) {
+            size_t take = len - i < rp->chunk_left ? len - i : (size_t)rp->chunk_left;
+            rp->chunk_left -= take;
+            i += take - 1;
+            if (!rp->chunk_left) rp->chunk_scan = CS_DCR;
+            continue;
+        }
+        if (st == CS_SIZE0 || st == CS_SIZE) {
+            if (h >= 0) {
+                if (rp->chunk_left > (UINT64_MAX >> 4)) break; /* the parser refuses it */
+                rp->chunk_left = rp->chunk_left << 4 | (uint64_t)h;
+                rp->chunk_scan = CS_SIZE;
+                continue;
+            }
+            if (st == CS_SIZE0) return rp_fail(rp, 400, "bad chunk size");
+            st = CS_BWS; /* fall into the checks after the size */
+        }
+        switch (st) {
+        case CS_BWS:
+        case CS_EXT:
+            if (ch == '\r')
+                rp->chunk_scan = CS_LF;
+            else if (ch == ';' || (st == CS_EXT && (ch == '\t' || ch >= 0x20) && ch != 0x7f))
+                rp->chunk_scan = CS_EXT;
+            else if (ch == ' ' || ch == '\t')
+                rp->chunk_scan = CS_BWS;
+            else
+                return rp_fail(rp, 400, "bad chunk extension");
+            break;
+        case CS_LF:
+            if (ch != '\n') return rp_fail(rp, 400, "chunk size line not ended by CRLF");
+            rp->chunk_scan = rp->chunk_left ? CS_DATA : CS_TSTART;
+            break;
+        case CS_DCR:
+        case CS_DLF:
+            if (ch != (st == CS_DCR ? '\r' : '\n'))
+                return rp_fail(rp, 400, "chunk data not followed by CRLF");
+            rp->chunk_scan = st == CS_DCR ? CS_DLF : CS_SIZE0;
+            break;
+        case CS_TSTART:
+            rp->chunk_scan = ch == '\r' ? CS_TLF : ch == '\n' ? CS_DONE : CS_TLINE;
+            break;
+        case CS_TLINE:
+            if (ch == '\n') rp->chunk_scan = CS_TSTART;
+            break;
+        case CS_TLF:
+            rp->chunk_scan = ch == '\n' ? CS_DONE : CS_TLINE;
+            break;
+        }
     }
     return 0;
 }
@@ -353,9 +442,13 @@ static int head_scan(http_rp_t *rp, const char *data, size_t len)
 size_t http_rp_feed(http_rp_t *rp, const char *data, size_t len)
 {
     if (rp->status || rp->complete) return 0;
-    if (head_scan(rp, data, len)) return 0;
+    size_t body_off;
+    if (head_scan(rp, data, len, &body_off)) return 0;
     size_t n = http_parser_execute(&rp->p, &rp_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&rp->p);
+    if ((e == HPE_OK || e == HPE_PAUSED) && !rp->status && (rp->p.flags & F_CHUNKED) &&
+        body_off < n && chunk_scan(rp, data + body_off, n - body_off))
+        return n;
     if (e == HPE_PAUSED) return n;
     if (e != HPE_OK) {
         if (e == HPE_HEADER_OVERFLOW)
@@ -375,6 +468,8 @@ http_req_t *http_rp_take(http_rp_t *rp)
     rp->req = NULL;
     rp->complete = 0;
     rp->head_scan = HS_PRE;
+    rp->chunk_scan = CS_SIZE0;
+    rp->chunk_left = 0;
     http_parser_pause(&rp->p, 0);
     if (rp->p.upgrade) rp_fail(rp, 400, "protocol upgrade is not supported"); /* no more */
     return r;

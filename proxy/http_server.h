@@ -57,10 +57,12 @@ typedef struct {
     size_t max_header_bytes;
     uint64_t max_body_bytes;
     size_t header_bytes;
-    int kind;      /* 0 none, 1 url, 2 header name, 3 header value */
-    int complete;  /* req is a whole request: take it */
-    int status;    /* != 0: protocol error to answer with (400, 413, 431, ...) */
-    int head_scan; /* line-start scanner of the header block (obs-fold guard) */
+    int kind;            /* 0 none, 1 url, 2 header name, 3 header value */
+    int complete;        /* req is a whole request: take it */
+    int status;          /* != 0: protocol error to answer with (400, 413, 431, ...) */
+    int head_scan;       /* line-start scanner of the header block (obs-fold guard) */
+    int chunk_scan;      /* chunked-framing checker state (strict chunk lines) */
+    uint64_t chunk_left; /* data bytes left in the current chunk (chunk_scan) */
     char error[160];
 } http_rp_t;
 

@@ -242,6 +242,16 @@ def test_smuggling_ambiguous_framing_is_400_and_closes():
                            SMUGGLED, {400, 501}),
             "chunk_ext_bare_lf": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
                                   b"2;a\n{}\r\n0\r\n\r\n" + SMUGGLED, {400}),
+            "chunk_ext_nul": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
+                              b"2;a\x00b\r\n{}\r\n0\r\n\r\n" + SMUGGLED, {400}),
+            "chunk_ext_ctl": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
+                              b"2;a=\x01\r\n{}\r\n0\r\n\r\n" + SMUGGLED, {400}),
+            "chunk_ext_del": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
+                              b"2;\x7f\r\n{}\r\n0\r\n\r\n" + SMUGGLED, {400}),
+            "chunk_data_not_crlf": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
+                                    b"2\r\n{}XX0\r\n\r\n" + SMUGGLED, {400}),
+            "chunk_data_bare_lf": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
+                                   b"2\r\n{}\n0\r\n\r\n" + SMUGGLED, {400}),
             "chunk_size_overflow": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
                                     b"10000000000000002\r\n{}\r\n0\r\n\r\n" + SMUGGLED, {400}),
             "chunk_size_junk": (INSERT + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -262,9 +272,25 @@ def test_smuggling_ambiguous_framing_is_400_and_closes():
         assert "666" not in out or "SELECT" not in out
         # The well-formed forms of the same requests still work (not a blanket refusal).
         s.start()
-        ok = INSERT + b"Transfer-Encoding: chunked\r\n\r\n2;name=val\r\n{}\r\n0\r\n\r\n"
+        ok = INSERT + (b"Transfer-Encoding: chunked\r\n\r\n2;name=val\r\n{}\r\n"
+                       b"3 ; q=\"a b;c\"\t\r\n{}\n\r\n0\r\nX-Trailer: 1\r\n\r\n")
         out, _ = raw(s.port, ok + b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(out) == [200, 200], out
+        # the same, a byte per segment: the checks hold across reads
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(ok)):
+            c.send(ok[i:i + 1])
+        assert statuses(c.recv(4096)) == [200]
+        bad = INSERT + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n"
+        c.sendall(bad[:60])
+        for i in range(60, len(bad)):
+            try:
+                c.send(bad[i:i + 1])
+            except OSError:
+                break
+        assert statuses(c.recv(4096)) == [400]
+        c.close()
     finally:
         s.stop()
         ch.close()
