@@ -425,6 +425,14 @@ void sink_sr_classify(int http_status, const char *body, size_t body_len, int cu
         if (sink_json_get(body, body_len, "msg", lmsg, sizeof lmsg) != 1) lmsg[0] = '\0';
     }
 
+    if (http_status >= 500 || http_status == 429) {
+        /* Overloaded or down (FE or BE), whatever JSON the body carries: back off briefly and
+         * resend with the same label; this is not a configuration error. */
+        res->kind = SINK_RES_RETRY;
+        snprintf(res->msg, sizeof res->msg, "starrocks: HTTP %d %.*s", http_status,
+                 (int)(body_len > 300 ? 300 : body_len), body ? body : "");
+        return;
+    }
     if (http_status == 401 || http_status == 403 || has_lower ||
         (has_status && strcmp(status, "FAILED") == 0)) {
         /* FE refusal: no Expect header, no database/table, no backend alive, auth. */

@@ -301,6 +301,11 @@ static void test_sr_status_table(void **st)
     assert_int_equal(r.kind, SINK_RES_CONFIG);
     /* failures */
     assert_int_equal(sr(503, "busy").kind, SINK_RES_RETRY);
+    /* a 5xx/429 with a FE-style JSON body is overload, not configuration (chaos finding) */
+    assert_int_equal(sr(503, "{\"status\":\"FAILED\",\"msg\":\"service unavailable\"}").kind,
+                     SINK_RES_RETRY);
+    assert_int_equal(sr(429, "{\"status\":\"FAILED\",\"msg\":\"too many requests\"}").kind,
+                     SINK_RES_RETRY);
     assert_int_equal(sr(500, NULL).kind, SINK_RES_RETRY);
     assert_int_equal(sr(200, "{\"Status\": \"Weird\"}").kind, SINK_RES_RETRY);
     assert_int_equal(sr(200, "{\"Foo\": 1}").kind, SINK_RES_RETRY);
