@@ -59,53 +59,67 @@ static void *arena_alloc(const views_t *vs, size_t item_size, wal_kv_t **kv, cha
     return mem;
 }
 
-int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal_batch_t *out)
+typedef int (*parse_fn)(const void *p, size_t n, wal_env_view_t *v);
+
+/* Gather the views of dbi's entries with key > after (at most max, about max_bytes; 0 = no
+ * bound; only sink's when sink != NULL) inside a read txn left open in *txn: the views point
+ * into its snapshot, so the caller copies them out, then aborts *txn. */
+static int gather(wal_t *w, MDB_dbi dbi, parse_fn parse, uint64_t after, size_t max,
+                  size_t max_bytes, const char *sink, MDB_txn **txn, views_t *vs)
 {
-    MDB_txn *txn = NULL;
     MDB_cursor *c = NULL;
-    views_t vs = {0};
     uint8_t kb[8];
     size_t bytes = 0;
     int rc;
-
-    memset(out, 0, sizeof *out);
+    *txn = NULL;
     if (after == UINT64_MAX) return 0;
-    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn))) goto fail;
-    if ((rc = mdb_cursor_open(txn, w->dbi_log, &c))) goto fail;
+    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, txn))) goto out;
+    if ((rc = mdb_cursor_open(*txn, dbi, &c))) goto out;
     wal_put_be64(kb, after + 1);
     MDB_val k = {8, kb}, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (max_records && vs.n >= max_records) break;
-        if (max_bytes && vs.n > 0 && bytes + v.mv_size > max_bytes) break;
+        if (max && vs->n >= max) break;
+        if (max_bytes && vs->n > 0 && bytes + v.mv_size > max_bytes) break;
         wal_env_view_t view;
-        if (k.mv_size != 8 || wal_env_parse_record(v.mv_data, v.mv_size, &view)) {
+        if (k.mv_size != 8 || parse(v.mv_data, v.mv_size, &view)) {
             rc = WAL_ECORRUPT;
-            goto fail;
+            goto out;
         }
-        if ((rc = views_add(&vs, wal_get_be64(k.mv_data), v.mv_size, &view))) goto fail;
+        if (sink && (view.sink.n != strlen(sink) || memcmp(view.sink.p, sink, view.sink.n)))
+            continue;
+        if ((rc = views_add(vs, wal_get_be64(k.mv_data), v.mv_size, &view))) goto out;
         bytes += v.mv_size;
     }
-    if (rc != MDB_NOTFOUND && rc != 0) goto fail;
-    if (vs.n) {
+    if (rc == MDB_NOTFOUND) rc = 0;
+out:
+    if (c) mdb_cursor_close(c);
+    return wal_mdb_code(rc);
+}
+
+int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal_batch_t *out)
+{
+    MDB_txn *txn;
+    views_t vs = {0};
+    memset(out, 0, sizeof *out);
+    int rc = gather(w, w->dbi_log, wal_env_parse_record, after, max_records, max_bytes, NULL,
+                    &txn, &vs);
+    if (rc == 0 && vs.n) {
         wal_kv_t *kv;
         char *chars;
         out->mem = arena_alloc(&vs, sizeof(wal_record_t), &kv, &chars);
         if (!out->mem) {
             rc = -ENOMEM;
-            goto fail;
+        } else {
+            out->recs = out->mem;
+            for (size_t i = 0; i < vs.n; i++)
+                wal_env_to_record(&vs.v[i], vs.keys[i], vs.raw[i], &out->recs[i], &kv, &chars);
+            out->n = vs.n;
         }
-        out->recs = out->mem;
-        for (size_t i = 0; i < vs.n; i++)
-            wal_env_to_record(&vs.v[i], vs.keys[i], vs.raw[i], &out->recs[i], &kv, &chars);
-        out->n = vs.n;
     }
-    rc = 0;
-fail:
-    if (c) mdb_cursor_close(c);
     if (txn) mdb_txn_abort(txn);
     views_free(&vs);
-    return rc > 0 ? -rc : wal_mdb_code(rc);
+    return rc;
 }
 
 void wal_batch_free(wal_batch_t *b)
@@ -171,50 +185,26 @@ int wal_cursor_get(wal_t *w, const char *sink, wal_cursor_t *out)
 
 int wal_dlq_list(wal_t *w, const char *sink, uint64_t after_id, size_t max, wal_dlq_list_t *out)
 {
-    MDB_txn *txn = NULL;
-    MDB_cursor *c = NULL;
+    MDB_txn *txn;
     views_t vs = {0};
-    uint8_t kb[8];
-    int rc;
-
     memset(out, 0, sizeof *out);
-    if (after_id == UINT64_MAX) return 0;
-    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn))) goto fail;
-    if ((rc = mdb_cursor_open(txn, w->dbi_dlq, &c))) goto fail;
-    wal_put_be64(kb, after_id + 1);
-    MDB_val k = {8, kb}, v;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (max && vs.n >= max) break;
-        wal_env_view_t view;
-        if (k.mv_size != 8 || wal_env_parse_dlq(v.mv_data, v.mv_size, &view)) {
-            rc = WAL_ECORRUPT;
-            goto fail;
-        }
-        if (sink && (view.sink.n != strlen(sink) || memcmp(view.sink.p, sink, view.sink.n)))
-            continue;
-        if ((rc = views_add(&vs, wal_get_be64(k.mv_data), v.mv_size, &view))) goto fail;
-    }
-    if (rc != MDB_NOTFOUND && rc != 0) goto fail;
-    if (vs.n) {
+    int rc = gather(w, w->dbi_dlq, wal_env_parse_dlq, after_id, max, 0, sink, &txn, &vs);
+    if (rc == 0 && vs.n) {
         wal_kv_t *kv;
         char *chars;
         out->mem = arena_alloc(&vs, sizeof(wal_dlq_entry_t), &kv, &chars);
         if (!out->mem) {
             rc = -ENOMEM;
-            goto fail;
+        } else {
+            out->e = out->mem;
+            for (size_t i = 0; i < vs.n; i++)
+                wal_env_to_dlq(&vs.v[i], vs.keys[i], &out->e[i], &kv, &chars);
+            out->n = vs.n;
         }
-        out->e = out->mem;
-        for (size_t i = 0; i < vs.n; i++)
-            wal_env_to_dlq(&vs.v[i], vs.keys[i], &out->e[i], &kv, &chars);
-        out->n = vs.n;
     }
-    rc = 0;
-fail:
-    if (c) mdb_cursor_close(c);
     if (txn) mdb_txn_abort(txn);
     views_free(&vs);
-    return rc > 0 ? -rc : wal_mdb_code(rc);
+    return rc;
 }
 
 void wal_dlq_free(wal_dlq_list_t *l)
