@@ -32,6 +32,24 @@ static int split_table(const char *t, const char **table, const char **db, char 
     return 0;
 }
 
+/* The checks backfill and verify share: --table [db.]name split (database from --database
+ * or "default") and every name safe to put between quotes in SQL. tbuf/dbuf hold 256. */
+static int finish_target(const char *table, const char *database, const char *time_column,
+                         char *tbuf, char *dbuf, const char **out_table, const char **out_db,
+                         char *err, size_t errlen)
+{
+    if (split_table(table, &table, &database, tbuf, 256, dbuf, 256) < 0)
+        return fail(err, errlen, "--table: cannot read '%s' as [db.]table", table);
+    *out_table = table;
+    *out_db = database ? database : "default";
+    if (!migrate_ident_ok(*out_table) || !migrate_ident_ok(*out_db) ||
+        !migrate_ident_ok(time_column))
+        return fail(err, errlen, "%s",
+                    "table, database and time column names must not contain "
+                    "quotes, backticks or control characters");
+    return 0;
+}
+
 static int time_opt(const char *name, const char *v, int64_t *out, int *has, char *err,
                     size_t errlen)
 {
@@ -79,16 +97,9 @@ int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, si
     if (!o->source) return fail(err, errlen, "%s is required", "--source CLICKHOUSE_URL");
     if (!o->sink) return fail(err, errlen, "%s is required", "--sink NAME");
     if (!table) return fail(err, errlen, "%s is required", "--table T");
-    if (split_table(table, &table, &database, o->table_buf, sizeof o->table_buf, o->db_buf,
-                    sizeof o->db_buf) < 0)
-        return fail(err, errlen, "--table: cannot read '%s' as [db.]table", table);
-    o->table = table;
-    o->database = database ? database : "default";
-    if (!migrate_ident_ok(o->table) || !migrate_ident_ok(o->database) ||
-        !migrate_ident_ok(o->time_column))
-        return fail(err, errlen, "%s",
-                    "table, database and time column names must not contain "
-                    "quotes, backticks or control characters");
+    if (finish_target(table, database, o->time_column, o->table_buf, o->db_buf, &o->table,
+                      &o->database, err, errlen) < 0)
+        return -1;
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");
     if (o->where && !*o->where) o->where = NULL;
@@ -161,16 +172,9 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
             err, errlen,
             "--b: unknown URL scheme in '%s' (clickhouse://, http://, emu+http://, mysql://)",
             o->b);
-    if (split_table(table, &table, &database, o->table_buf, sizeof o->table_buf, o->db_buf,
-                    sizeof o->db_buf) < 0)
-        return fail(err, errlen, "--table: cannot read '%s' as [db.]table", table);
-    o->table = table;
-    o->database = database ? database : "default";
-    if (!migrate_ident_ok(o->table) || !migrate_ident_ok(o->database) ||
-        !migrate_ident_ok(o->time_column))
-        return fail(err, errlen, "%s",
-                    "table, database and time column names must not contain "
-                    "quotes, backticks or control characters");
+    if (finish_target(table, database, o->time_column, o->table_buf, o->db_buf, &o->table,
+                      &o->database, err, errlen) < 0)
+        return -1;
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");
     return 0;
