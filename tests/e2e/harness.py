@@ -183,7 +183,27 @@ CH18_USERS = """<?xml version="1.0"?>
 """
 
 
-class ClickHouse18:
+class _ClickHouseBase:
+    """What both ClickHouse test servers share: start (subclass: argv/log/what/timeout),
+    kill -9, stop, query."""
+
+    def _spawn(self, argv, log_path, what, timeout, cwd=None):
+        self.proc = Proc(argv, log_path, cwd=cwd)
+        wait_until(lambda: http_request(self.url + "/ping", timeout=2)[2] == b"Ok.\n",
+                   timeout=timeout, what=what)
+
+    def kill(self):
+        self.proc.kill9()
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+    def query(self, sql, **params):
+        return ch_query(self.url, sql, **params)
+
+
+class ClickHouse18(_ClickHouseBase):
     """Debian's clickhouse-server 18.16 on free loopback ports, data in dirpath."""
 
     def __init__(self, dirpath, password=""):
@@ -201,23 +221,12 @@ class ClickHouse18:
 
     def start(self):
         binary = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
-        self.proc = Proc([binary, "--config-file=" + os.path.join(self.dir, "config.xml")],
-                         os.path.join(self.dir, "stdout.log"), cwd=self.dir)
-        wait_until(lambda: http_request(self.url + "/ping", timeout=2)[2] == b"Ok.\n",
-                   timeout=60, what="clickhouse-server 18.16 /ping")
-
-    def kill(self):
-        self.proc.kill9()
-
-    def stop(self):
-        if self.proc:
-            self.proc.stop()
-
-    def query(self, sql, **params):
-        return ch_query(self.url, sql, **params)
+        self._spawn([binary, "--config-file=" + os.path.join(self.dir, "config.xml")],
+                    os.path.join(self.dir, "stdout.log"), "clickhouse-server 18.16 /ping", 60,
+                    cwd=self.dir)
 
 
-class ChServer:
+class ChServer(_ClickHouseBase):
     """The modern ClickHouse engine (npm chdb) behind tests/support/chserver."""
 
     def __init__(self, dirpath, users=None):
@@ -234,19 +243,7 @@ class ChServer:
         argv = ["node", server, "--port", str(self.port), "--data", os.path.join(self.dir, "data")]
         if self.users:
             argv += ["--users", self.users]
-        self.proc = Proc(argv, os.path.join(self.dir, "chserver.log"))
-        wait_until(lambda: http_request(self.url + "/ping", timeout=2)[2] == b"Ok.\n",
-                   timeout=120, what="chserver /ping")
-
-    def kill(self):
-        self.proc.kill9()
-
-    def stop(self):
-        if self.proc:
-            self.proc.stop()
-
-    def query(self, sql, **params):
-        return ch_query(self.url, sql, **params)
+        self._spawn(argv, os.path.join(self.dir, "chserver.log"), "chserver /ping", 120)
 
 
 class StarRocksEmulator:
