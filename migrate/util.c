@@ -225,9 +225,122 @@ static int is_datetime_text(const char *v, size_t n)
            v[n - 1] != 'Z';
 }
 
+static size_t value_end(const char *s, size_t i, size_t n);
+static size_t skip_ws(const char *s, size_t i, size_t n);
+
+#define CANON_JSON_DEPTH 64
+#define CANON_JSON_FIELDS 1024
+
+typedef struct {
+    buf_t key; /* decoded */
+    const char *val;
+    size_t val_len;
+} canon_member_t;
+
+static int cmp_member(const void *a, const void *b)
+{
+    const buf_t *x = &((const canon_member_t *)a)->key, *y = &((const canon_member_t *)b)->key;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->data, y->data, n) : 0;
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* A JSON string's value re-encoded minimally: StarRocks and ClickHouse escape differently
+ * (\u00e9 vs é, \/ vs /), the value is what counts. */
+static int canon_json_string(buf_t *out, const char *v, size_t n)
+{
+    buf_t d = {0};
+    int is_null, rc = migrate_json_value(v, n, &d, &is_null);
+    if (rc == 0 && memchr(d.data ? d.data : "", '\0', d.len)) rc = -EINVAL; /* \u0000: as text */
+    if (rc == 0) {
+        buf_append(out, "\"", 1);
+        buf_json_escape(out, d.data ? d.data : "");
+        buf_append(out, "\"", 1);
+    }
+    buf_free(&d);
+    return rc < 0 ? rc : (out->oom ? -ENOMEM : 0);
+}
+
+/* JSON text → its value in one spelling: no whitespace, object members sorted by key,
+ * strings re-escaped, numbers as migrate_canonical prints them. -EINVAL when v is not one
+ * JSON value (the caller then keeps the text). */
+static int canon_json(buf_t *out, const char *v, size_t n, int depth)
+{
+    size_t i = skip_ws(v, 0, n);
+    while (n > i && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
+        n--;
+    if (i >= n || depth > CANON_JSON_DEPTH) return -EINVAL;
+    v += i, n -= i;
+    if (v[0] == '"') return value_end(v, 0, n) == n ? canon_json_string(out, v, n) : -EINVAL;
+    if (v[0] == '[') {
+        size_t j = skip_ws(v, 1, n);
+        if (buf_append(out, "[", 1)) return -ENOMEM;
+        if (j < n && v[j] == ']')
+            return j + 1 == n ? (buf_append(out, "]", 1) ? -ENOMEM : 0) : -EINVAL;
+        for (int first = 1;; first = 0) {
+            size_t e = value_end(v, j, n);
+            if (!e) return -EINVAL;
+            if (!first && buf_append(out, ",", 1)) return -ENOMEM;
+            int rc = canon_json(out, v + j, e - j, depth + 1);
+            if (rc < 0) return rc;
+            j = skip_ws(v, e, n);
+            if (j < n && v[j] == ',') {
+                j = skip_ws(v, j + 1, n);
+                continue;
+            }
+            if (j + 1 == n && v[j] == ']') return buf_append(out, "]", 1) ? -ENOMEM : 0;
+            return -EINVAL;
+        }
+    }
+    if (v[0] == '{') {
+        migrate_field_t *f = malloc(CANON_JSON_FIELDS * sizeof *f);
+        if (!f) return -ENOMEM;
+        int k = migrate_json_fields(v, n, f, CANON_JSON_FIELDS), rc = k < 0 ? k : 0;
+        canon_member_t *m = k > 0 ? calloc((size_t)k, sizeof *m) : NULL;
+        if (k > 0 && !m) rc = -ENOMEM;
+        for (int x = 0; rc == 0 && x < k; x++) {
+            int is_null;
+            m[x].val = f[x].val;
+            m[x].val_len = f[x].val_len;
+            rc = migrate_json_value(f[x].key - 1, f[x].key_len + 2, &m[x].key, &is_null);
+        }
+        if (rc == 0) {
+            qsort(m, (size_t)k, sizeof *m, cmp_member);
+            buf_append(out, "{", 1);
+            for (int x = 0; rc == 0 && x < k; x++) {
+                if (x) buf_append(out, ",", 1);
+                buf_append(out, "\"", 1);
+                buf_json_escape(out, m[x].key.data ? m[x].key.data : "");
+                buf_append(out, "\":", 2);
+                rc = canon_json(out, m[x].val, m[x].val_len, depth + 1);
+            }
+            if (rc == 0 && buf_append(out, "}", 1)) rc = -ENOMEM;
+        }
+        for (int x = 0; m && x < k; x++)
+            buf_free(&m[x].key);
+        free(m);
+        free(f);
+        return rc;
+    }
+    if ((n == 4 && memcmp(v, "null", 4) == 0) || (n == 4 && memcmp(v, "true", 4) == 0) ||
+        (n == 5 && memcmp(v, "false", 5) == 0))
+        return buf_append(out, v, n) ? -ENOMEM : 0;
+    if (!is_decimal_text(v, n)) return -EINVAL;
+    return migrate_canonical(out, v, n);
+}
+
 int migrate_canonical(buf_t *out, const char *v, size_t n)
 {
     char tmp[64];
+    /* A JSON object or array (a ClickHouse String holding JSON, a StarRocks JSON column):
+     * compared by value, since StarRocks prints {"k": "v"} and ClickHouse {"k":"v"}. */
+    if (n >= 2 && (v[0] == '{' || v[0] == '[')) {
+        size_t mark = out->len;
+        int rc = canon_json(out, v, n, 0);
+        if (rc == 0 || rc == -ENOMEM) return rc;
+        out->len = mark; /* not JSON: the text itself */
+        if (out->data) out->data[mark] = '\0';
+    }
     if ((n == 4 && memcmp(v, "true", 4) == 0) || (n == 5 && memcmp(v, "false", 5) == 0))
         return buf_append(out, n == 4 ? "1" : "0", 1) ? -ENOMEM : 0;
     if (n > 0 && n < 40 && is_int_text(v, n)) {

@@ -163,6 +163,17 @@ static void test_checksum_canonical_form(void **st)
     canon_is("inf", "inf");
     canon_is("héllo \"q\"", "héllo \"q\"");
     canon_is("", "");
+    /* JSON by value: StarRocks prints {"k": "v"}, ClickHouse {"k":"v"} (issue 16) */
+    canon_is("{\"k\": \"v\", \"n\": [1, 2.50]}", "{\"k\":\"v\",\"n\":[1,2.5]}");
+    canon_is("{\"k\":\"v\",\"n\":[1,2.5]}", "{\"k\":\"v\",\"n\":[1,2.5]}");
+    canon_is("{\"b\": 1, \"a\": {\"y\": null, \"x\": true}}",
+             "{\"a\":{\"x\":true,\"y\":null},\"b\":1}");
+    canon_is("[ ]", "[]");
+    canon_is(" {} ", " {} "); /* leading space: not a JSON column's text, kept */
+    canon_is("{\"s\": \"\\u00e9\\/x\"}", "{\"s\":\"\xc3\xa9/x\"}");
+    canon_is("[INFO] started", "[INFO] started"); /* not JSON: the text */
+    canon_is("{\"a\": 1,}", "{\"a\": 1,}");
+    canon_is("[1, 2] tail", "[1, 2] tail");
 
     /* row hash: NULL differs from "", column boundaries matter, values canonicalised */
     buf_t s = {0};
