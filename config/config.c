@@ -467,7 +467,7 @@ void cfg_defaults(sluice_cfg_t *cfg)
     cfg->proxy.max_header_bytes = (uint32_t)(64 * KiB);
     cfg->proxy.idle_timeout_ms = 60000;
     cfg->proxy.passthrough_timeout_ms = 300000;
-    cfg->proxy.read_barrier_ms = 0;
+    cfg->proxy.read_barrier_ms = 3000;
     cfg->proxy.max_connections = 10000;
     cfg->admin.listen = cfg_strdup("127.0.0.1:8124");
     cfg->log.level = CFG_LOG_INFO;

@@ -45,7 +45,7 @@ typedef struct {
     uint32_t max_header_bytes;  /* default 64 KiB (431 above) */
     uint32_t idle_timeout_ms;   /* default 60000: keep-alive idle and header read timeout */
     uint32_t passthrough_timeout_ms; /* default 300000 */
-    uint32_t read_barrier_ms;   /* default 0: off */
+    uint32_t read_barrier_ms;   /* default 3000; 0: off */
     uint32_t max_connections;   /* default 10000 */
     cfg_user_t *users;          /* optional: checked on every request when n_users > 0 */
     size_t n_users;

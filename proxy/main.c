@@ -98,28 +98,18 @@ typedef struct {
     proxy_admin_t *admin;
     sink_t **sinks;
     size_t n_sinks;
+    sink_t *primary; /* the read barrier's sink, one of sinks (or NULL) */
     uv_signal_t sigterm, sigint;
     uv_work_t drain;
     int stopping;
 } app_t;
-
-/* The read barrier's view of the primary sink. While the sink is degraded (backend down or
- * refusing) waiting cannot help: report everything delivered so a read fails fast (502)
- * instead of holding the client for the whole barrier. */
-static uint64_t primary_delivered(void *ctx)
-{
-    sink_t *s = ctx;
-    sink_stats_t st;
-    sink_get_stats(s, &st);
-    if (st.state == SINK_DEGRADED) return UINT64_MAX;
-    return sink_delivered_seq(s);
-}
 
 /* Runs on the thread pool: sinks deliver what they can within shutdown.drain_timeout_s,
  * persist their cursors and stop; the admin port keeps answering (readyz: 503) meanwhile. */
 static void drain_sinks(uv_work_t *w)
 {
     app_t *app = w->data;
+    if (app->primary) sink_on_progress(app->primary, NULL, NULL); /* before it is freed */
     sinks_stop(app->sinks, app->n_sinks, app->cfg->shutdown.drain_timeout_s * 1000u);
 }
 
@@ -196,12 +186,11 @@ static int cmd_run(int argc, char **argv)
     }
     loop_ok = 1;
     app.loop = &loop;
-    sink_t *primary = NULL;
     const cfg_sink_t *pcfg = cfg_primary_sink(&cfg);
     for (size_t i = 0; pcfg && i < app.n_sinks; i++)
-        if (strcmp(sink_name(app.sinks[i]), pcfg->name) == 0) primary = app.sinks[i];
-    rc = proxy_start(&app.proxy, &loop, &cfg, w, primary ? primary_delivered : NULL, primary,
-                     err, sizeof err);
+        if (strcmp(sink_name(app.sinks[i]), pcfg->name) == 0) app.primary = app.sinks[i];
+    rc = proxy_start(&app.proxy, &loop, &cfg, w, app.primary, err, sizeof err);
+    if (rc == 0 && app.primary) sink_on_progress(app.primary, proxy_barrier_kick, app.proxy);
     if (rc == 0)
         rc = proxy_admin_start(&app.admin, &loop, &cfg, w, app.proxy, app.sinks, app.n_sinks,
                                err, sizeof err);
@@ -229,6 +218,7 @@ static int cmd_run(int argc, char **argv)
     rc = EXIT_OK;
     log_info("sluice stopped");
 out:
+    if (app.sinks && app.primary) sink_on_progress(app.primary, NULL, NULL);
     if (app.sinks) sinks_stop(app.sinks, app.n_sinks, 0);
     if (app.admin) proxy_admin_free(app.admin);
     if (app.proxy) proxy_free(app.proxy);

@@ -48,6 +48,14 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
                p->requests_passthrough);
     buf_printf(b, "sluice_ingest_requests_total{kind=\"error\"} %" PRIu64 "\n",
                p->requests_error);
+    head(b, "sluice_read_barrier_total", "counter",
+         "Passthrough reads the read barrier held (waited, then timeout of those) or let through "
+         "because the primary sink was degraded or paused (skipped).");
+    buf_printf(b, "sluice_read_barrier_total{outcome=\"held\"} %" PRIu64 "\n", p->barrier_waits);
+    buf_printf(b, "sluice_read_barrier_total{outcome=\"timeout\"} %" PRIu64 "\n",
+               p->barrier_timeouts);
+    buf_printf(b, "sluice_read_barrier_total{outcome=\"skipped\"} %" PRIu64 "\n",
+               p->barrier_skipped);
     metric_u64(b, "sluice_ingest_rows_total", "counter", "Rows acknowledged (durable in the WAL).",
                p->rows_ingested);
     metric_u64(b, "sluice_ingest_bytes_total", "counter", "Row bytes acknowledged.",

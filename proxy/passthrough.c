@@ -38,6 +38,7 @@ struct xfer {
     char *url;
     int status;
     char *rh; /* forwarded response header lines */
+    const char *extra; /* pt_forward's extra_hdrs (static storage), or NULL */
     size_t rh_len, rh_cap;
     int64_t content_length;
     int started, paused, in_cb, aborted;
@@ -203,6 +204,7 @@ static int xfer_start_answer(xfer_t *x)
     x->started = 1;
     int64_t cl = x->content_length;
     if (x->status == 204 || x->status == 304) cl = 0;
+    if (x->extra && rh_put(x, x->extra, strlen(x->extra))) return -1;
     return http_stream_begin(x->req, x->status ? x->status : 502, x->rh, cl);
 }
 
@@ -244,7 +246,7 @@ static void on_req_abort(http_req_t *r)
 static void answer_error(xfer_t *x, CURLcode rc)
 {
     http_req_t *r = x->req;
-    char body[1024], hdrs[160];
+    char body[1024], hdrs[256];
     int code = 210, status = 502;
     const char *name = "NETWORK_ERROR";
     const char *what = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
@@ -266,8 +268,8 @@ static void answer_error(xfer_t *x, CURLcode rc)
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof body) n = sizeof body - 1;
     snprintf(hdrs, sizeof hdrs,
-             "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: %d\r\n",
-             code);
+             "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: %d\r\n%s",
+             code, x->extra ? x->extra : "");
     http_respond(r, status, hdrs, body, (size_t)n);
 }
 
@@ -379,7 +381,7 @@ static void answer_plain_502(http_req_t *r, const char *msg)
                  body, (size_t)n);
 }
 
-int pt_forward(pt_t *pt, http_req_t *r)
+int pt_forward(pt_t *pt, http_req_t *r, const char *extra_hdrs)
 {
     if (!pt->base[0]) {
         answer_plain_502(r, "no primary ClickHouse is configured for passthrough "
@@ -402,6 +404,7 @@ int pt_forward(pt_t *pt, http_req_t *r)
     xfer_t *x = calloc(1, sizeof *x);
     if (!x) return -ENOMEM;
     x->pt = pt;
+    x->extra = extra_hdrs;
     x->content_length = -1;
     size_t ul = strlen(pt->base) + r->path_len + r->query_len + 4;
     x->url = malloc(ul);

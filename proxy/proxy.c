@@ -40,12 +40,13 @@ struct ack_op {
     char query_id[64];
 };
 
+/* A read held by the read barrier until the primary sink has delivered target_seq (woken by
+ * barrier_async, which the sink signals) or its timer (proxy.read_barrier_ms) fires. */
 typedef struct barrier {
     http_req_t *req;
     proxy_t *p;
     uv_timer_t timer;
     uint64_t target_seq;
-    uint64_t deadline_ms;
     struct barrier *prev, *next;
 } barrier_t;
 
@@ -53,8 +54,9 @@ struct proxy {
     uv_loop_t *loop;
     const sluice_cfg_t *cfg;
     wal_t *w;
-    proxy_delivered_fn delivered;
-    void *delivered_ctx;
+    sink_t *primary;          /* read barrier target, or NULL */
+    uv_async_t barrier_async; /* the primary sink delivered or changed state */
+    uint64_t acked_seq;       /* highest seq acked to a client (loop only) */
     http_server_t *http;
     pt_t *pt;
     acks_t *acks;
@@ -213,6 +215,8 @@ static void on_acks(uv_async_t *h)
         p->appends_in_flight--;
         uint64_t lat = op->t_done_ns > r->t_complete_ns ? op->t_done_ns - r->t_complete_ns : 0;
         if (op->status == 0) {
+            /* Read-your-writes: a read arriving after this 200 waits for last_seq. */
+            if (op->last_seq > p->acked_seq) p->acked_seq = op->last_seq;
             p->st.rows_ingested += op->n_rows;
             p->st.bytes_ingested += op->bytes;
             record_latency(p, lat);
@@ -358,48 +362,104 @@ static void barrier_end(barrier_t *b)
     uv_close((uv_handle_t *)&b->timer, barrier_closed);
 }
 
-static void forward(proxy_t *p, http_req_t *r)
+static void forward(proxy_t *p, http_req_t *r, const char *extra_hdrs)
 {
     if (!r->conn) return;
-    if (pt_forward(p->pt, r))
+    if (pt_forward(p->pt, r, extra_hdrs))
         ch_error(p, r, 502, 210, "NETWORK_ERROR", "sluice: cannot start the passthrough request");
 }
 
-static void barrier_tick(uv_timer_t *t)
+#define BARRIER_HDR "X-Sluice-Read-Barrier: "
+
+/* The bound passed: forward anyway (reads must not hang), and say so. */
+static void barrier_timeout(uv_timer_t *t)
 {
     barrier_t *b = t->data;
-    proxy_t *p = b->p;
-    uint64_t d = p->delivered(p->delivered_ctx);
-    if (d < b->target_seq && uv_now(p->loop) < b->deadline_ms && b->req->conn) return;
-    /* Delivered, or the bound passed (then forward anyway: reads must not hang). */
-    forward(p, b->req);
+    b->p->st.barrier_timeouts++;
+    forward(b->p, b->req, BARRIER_HDR "timeout\r\n");
     barrier_end(b);
 }
 
-static void passthrough(proxy_t *p, http_req_t *r, uint64_t seen_seq)
+static const char *barrier_skip_hdr(sink_state_t st)
+{
+    if (st == SINK_DEGRADED) return BARRIER_HDR "skipped-degraded\r\n";
+    if (st == SINK_PAUSED) return BARRIER_HDR "skipped-paused\r\n";
+    return BARRIER_HDR "skipped-stopped\r\n";
+}
+
+/* The primary sink signalled (delivered more, or turned degraded/paused/stopped): release
+ * the reads it no longer holds. One atomic load per held read, no LMDB. */
+static void on_barrier_async(uv_async_t *h)
+{
+    proxy_t *p = h->data;
+    if (!p->barriers) return;
+    uint64_t d = sink_delivered_seq(p->primary);
+    sink_state_t st = sink_state(p->primary);
+    barrier_t *b = p->barriers;
+    while (b) {
+        barrier_t *next = b->next;
+        if (!b->req->conn) {
+            barrier_end(b);
+        } else if (d >= b->target_seq) {
+            forward(p, b->req, BARRIER_HDR "waited\r\n");
+            barrier_end(b);
+        } else if (st != SINK_OK) {
+            forward(p, b->req, barrier_skip_hdr(st));
+            barrier_end(b);
+        }
+        b = next;
+    }
+}
+
+void proxy_barrier_kick(void *proxy)
+{
+    proxy_t *p = proxy;
+    uv_async_send(&p->barrier_async);
+}
+
+/* Read-your-writes (DESIGN.md §1): a read that arrives while the primary sink has not yet
+ * delivered every record acked before it is held until it has. Rule: every pending record
+ * of the primary, whatever its table, because a read of one table can depend on writes to
+ * another (InferenceById is a materialized view fed by ChatInference). A read with nothing
+ * pending goes straight through: one atomic load. */
+static void passthrough(proxy_t *p, http_req_t *r)
 {
     p->st.requests_passthrough++;
-    if (p->cfg->proxy.read_barrier_ms && p->delivered && seen_seq &&
-        p->delivered(p->delivered_ctx) < seen_seq) {
-        barrier_t *b = calloc(1, sizeof *b);
-        if (b) {
-            b->req = r;
-            b->p = p;
-            b->target_seq = seen_seq;
-            b->deadline_ms = uv_now(p->loop) + p->cfg->proxy.read_barrier_ms;
-            http_req_ref(r);
-            uv_timer_init(p->loop, &b->timer);
-            b->timer.data = b;
-            p->barriers_in_flight++;
-            p->handles_open++;
-            b->next = p->barriers;
-            if (p->barriers) p->barriers->prev = b;
-            p->barriers = b;
-            uv_timer_start(&b->timer, barrier_tick, 2, 2);
-            return;
-        }
+    uint64_t target = p->acked_seq;
+    if (!p->cfg->proxy.read_barrier_ms || !p->primary || target == 0 ||
+        sink_delivered_seq(p->primary) >= target) {
+        forward(p, r, NULL);
+        return;
     }
-    forward(p, r);
+    sink_state_t st = sink_state(p->primary);
+    if (st != SINK_OK) { /* waiting cannot help: fail or answer fast, and say why */
+        p->st.barrier_skipped++;
+        forward(p, r, barrier_skip_hdr(st));
+        return;
+    }
+    barrier_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        forward(p, r, NULL);
+        return;
+    }
+    p->st.barrier_waits++;
+    b->req = r;
+    b->p = p;
+    b->target_seq = target;
+    http_req_ref(r);
+    uv_timer_init(p->loop, &b->timer);
+    b->timer.data = b;
+    p->barriers_in_flight++;
+    p->handles_open++;
+    b->next = p->barriers;
+    if (p->barriers) p->barriers->prev = b;
+    p->barriers = b;
+    uv_timer_start(&b->timer, barrier_timeout, p->cfg->proxy.read_barrier_ms, 0);
+    /* The sink sends what it holds now instead of after batch.max_wait_ms; its signal
+     * (sink_on_progress -> proxy_barrier_kick) releases the read. The delivered check runs
+     * once more in case it delivered between the load above and the list insert. */
+    sink_deliver_now(p->primary, target);
+    if (sink_delivered_seq(p->primary) >= target) uv_async_send(&p->barrier_async);
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -413,7 +473,6 @@ static int path_is(const http_req_t *r, const char *path)
 static void on_request(http_req_t *r, void *ctx)
 {
     proxy_t *p = ctx;
-    uint64_t seen_seq = p->cfg->proxy.read_barrier_ms && p->w ? wal_last_seq(p->w) : 0;
     /* "/" alone (no query string) is ClickHouse's static "Ok." too: keep health checks
      * answering during a backend outage. */
     int root_ok = path_is(r, "/") && !r->query && !r->body_len &&
@@ -469,7 +528,7 @@ static void on_request(http_req_t *r, void *ctx)
                    !(ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) &&
                    !(decompress && strcmp(decompress, "0") != 0);
     if (!classify) {
-        passthrough(p, r, seen_seq);
+        passthrough(p, r);
         goto out;
     }
 
@@ -483,7 +542,7 @@ static void on_request(http_req_t *r, void *ctx)
     if (qlen) {
         rc = proxy_stmt_parse(q, qlen, st);
         if (rc == PROXY_STMT_OTHER) {
-            passthrough(p, r, seen_seq);
+            passthrough(p, r);
             goto out;
         }
         if (rc == PROXY_STMT_ESYNTAX) goto syntax;
@@ -538,7 +597,7 @@ static void on_request(http_req_t *r, void *ctx)
         }
         rc = proxy_stmt_parse(text, tlen, st);
         if (rc == PROXY_STMT_OTHER || (rc == PROXY_STMT_INCOMPLETE && !st->err[0])) {
-            passthrough(p, r, seen_seq);
+            passthrough(p, r);
             goto out;
         }
         if (rc != PROXY_STMT_INSERT) goto syntax;
@@ -566,7 +625,7 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *w,
-                proxy_delivered_fn delivered, void *delivered_ctx, char *err, size_t errlen)
+                sink_t *primary, char *err, size_t errlen)
 {
     *out = NULL;
     proxy_t *p = calloc(1, sizeof *p);
@@ -574,8 +633,7 @@ int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *
     p->loop = loop;
     p->cfg = cfg;
     p->w = w;
-    p->delivered = delivered;
-    p->delivered_ctx = delivered_ctx;
+    p->primary = primary;
     p->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)p;
     if (!p->rng) p->rng = 88172645463325252ull;
     int rc;
@@ -591,7 +649,9 @@ int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *
     p->async.data = p;
     uv_timer_init(loop, &p->drain_timer);
     p->drain_timer.data = p;
-    p->handles_open = 2;
+    uv_async_init(loop, &p->barrier_async, on_barrier_async);
+    p->barrier_async.data = p;
+    p->handles_open = 3;
 
     const char *url = cfg->proxy.passthrough_url;
     if (!url || !*url) {
@@ -661,6 +721,7 @@ void proxy_free(proxy_t *p)
     uv_timer_stop(&p->drain_timer);
     uv_close((uv_handle_t *)&p->async, on_handle_closed);
     uv_close((uv_handle_t *)&p->drain_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->barrier_async, on_handle_closed);
 }
 
 void proxy_get_stats(proxy_t *p, proxy_stats_t *out)

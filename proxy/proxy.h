@@ -8,23 +8,28 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "sinks/sink.h"
 #include "wal/wal.h"
 
 typedef struct proxy proxy_t;
 
-/* Seq up to which the primary sink has delivered, for proxy.read_barrier_ms (NULL: none). */
-typedef uint64_t (*proxy_delivered_fn)(void *ctx);
-
 typedef struct {
     uint64_t requests_insert, requests_passthrough, requests_error;
+    uint64_t barrier_waits;    /* reads held by proxy.read_barrier_ms */
+    uint64_t barrier_timeouts; /* ... and forwarded when the bound passed */
+    uint64_t barrier_skipped;  /* reads not held: the primary sink was degraded/paused */
     uint64_t rows_ingested, bytes_ingested;
     uint64_t connections_open;
     uint64_t ack_latency_hist[12]; /* ms buckets: <=1,2,5,10,25,50,100,250,500,1000,5000,+Inf */
     uint64_t ack_latency_sum_us;
 } proxy_stats_t;
 
+/* primary: the sink the read barrier waits for (NULL: none). The caller connects it with
+ * sink_on_progress(primary, proxy_barrier_kick, p) and disconnects it before the sink stops. */
 int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *w,
-                proxy_delivered_fn delivered, void *delivered_ctx, char *err, size_t errlen);
+                sink_t *primary, char *err, size_t errlen);
+/* Any thread: the primary sink made progress; re-check the reads the barrier holds. */
+void proxy_barrier_kick(void *proxy);
 
 /* Stop accepting; cb runs on the loop once every in-flight request has been answered. */
 void proxy_shutdown(proxy_t *p, void (*cb)(void *ctx), void *ctx);
@@ -33,8 +38,6 @@ void proxy_get_stats(proxy_t *p, proxy_stats_t *out);
 
 
 /* ---- the admin listener (admin.listen): /healthz, /readyz, /metrics, /v1/sinks, /v1/dlq ---- */
-
-#include "sinks/sink.h"
 
 typedef struct proxy_admin proxy_admin_t;
 

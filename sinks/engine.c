@@ -44,6 +44,11 @@ struct sink {
                             * lock-free by the backend's progress callback) */
 
     atomic_uint_fast64_t delivered; /* acked seq, published after the cursor commit */
+    atomic_uint_fast64_t deliver_now; /* sink_deliver_now: send up to here without waiting
+                                       * for the batch to fill (max seq asked so far) */
+    atomic_int state_now;             /* sink_state_t, for sink_state (lock-free) */
+    void (*on_progress)(void *ctx);   /* mu: sink_on_progress */
+    void *on_progress_ctx;            /* mu */
 
     /* Statistics, protected by stats_mu. */
     pthread_mutex_t stats_mu;
@@ -112,6 +117,21 @@ static int should_exit(sink_t *s)
 
 /* ---- state, stats ---- */
 
+/* Tell the sink_on_progress listener (the proxy's read barrier) that delivered or the
+ * state moved. Under mu so that sink_on_progress(s, NULL, NULL) returning means no call is
+ * running or will run. */
+static void notify_progress(sink_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->on_progress) s->on_progress(s->on_progress_ctx);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void set_state(sink_t *s, sink_state_t st)
+{
+    atomic_store(&s->state_now, (int)st);
+}
+
 static void set_last_error(sink_t *s, const char *msg)
 {
     size_t n = strlen(msg);
@@ -130,9 +150,11 @@ static void note_failure(sink_t *s, const sink_result_t *res)
     uint64_t t = now_ms();
     if (s->state != SINK_DEGRADED) {
         s->state = SINK_DEGRADED;
+        set_state(s, SINK_DEGRADED);
         s->retries_at_degrade = s->retries - 1;
         s->last_summary_ms = t;
         pthread_mutex_unlock(&s->stats_mu);
+        notify_progress(s); /* reads held by the barrier go now: waiting cannot help */
         log_warn("sink degraded, retrying", "sink", s->cfg->name, "#http_status", status, "kind",
                  res->kind == SINK_RES_CONFIG ? "configuration" : "transient", "error", res->msg);
         return;
@@ -155,6 +177,7 @@ static void note_recovered(sink_t *s)
         char n[24];
         snprintf(n, sizeof n, "%" PRIu64, s->retries - s->retries_at_degrade);
         s->state = SINK_OK;
+        set_state(s, SINK_OK);
         pthread_mutex_unlock(&s->stats_mu);
         log_info("sink recovered", "sink", s->cfg->name, "#retries", n);
         return;
@@ -430,6 +453,7 @@ static int process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, i
     wal_cursor_t done = {.acked = last};
     if (commit_cursor(s, &done, dlq.e, dlq.n) < 0) goto out;
     atomic_store(&s->delivered, last);
+    notify_progress(s);
     rc = 0;
 out:
     dlq_vec_free(&dlq);
@@ -527,8 +551,11 @@ static int read_batch(sink_t *s, uint64_t after, batch_t *b)
             wal_batch_free(&wb);
         }
         uint64_t t = now_ms();
+        /* A read is waiting for records up to now_upto (the proxy's read barrier): send
+         * once they are in, instead of waiting for the batch to fill. */
+        uint64_t now_upto = atomic_load(&s->deliver_now);
         if (rows >= max_rows || bytes >= max_bytes || t >= deadline || last >= upto ||
-            should_abort(s))
+            (now_upto > after && last >= now_upto) || should_abort(s))
             break;
         uint64_t left = deadline - t;
         rc =
@@ -651,6 +678,7 @@ done:
     batch_free(&b);
     pthread_mutex_lock(&s->mu);
     s->finished = 1;
+    if (s->on_progress) s->on_progress(s->on_progress_ctx); /* held reads go */
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -688,6 +716,8 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     pthread_mutex_init(&s->stats_mu, NULL);
     atomic_init(&s->abort_flag, 0);
     atomic_init(&s->delivered, 0);
+    atomic_init(&s->deliver_now, 0);
+    atomic_init(&s->state_now, SINK_OK);
     s->state = SINK_OK;
     return s;
 }
@@ -920,6 +950,7 @@ void sink_pause(sink_t *s)
 {
     pthread_mutex_lock(&s->mu);
     s->paused = 1;
+    if (s->on_progress) s->on_progress(s->on_progress_ctx); /* held reads go */
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
@@ -935,6 +966,33 @@ void sink_resume(sink_t *s)
 uint64_t sink_delivered_seq(sink_t *s)
 {
     return atomic_load(&s->delivered);
+}
+
+sink_state_t sink_state(sink_t *s)
+{
+    if (atomic_load(&s->abort_flag)) return SINK_STOPPED;
+    pthread_mutex_lock(&s->mu);
+    int paused = s->paused, finished = s->finished;
+    pthread_mutex_unlock(&s->mu);
+    if (finished) return SINK_STOPPED;
+    if (paused) return SINK_PAUSED;
+    return (sink_state_t)atomic_load(&s->state_now);
+}
+
+void sink_deliver_now(sink_t *s, uint64_t upto)
+{
+    uint64_t cur = atomic_load(&s->deliver_now);
+    while (cur < upto && !atomic_compare_exchange_weak(&s->deliver_now, &cur, upto))
+        ;
+    if (s->w) wal_wake(s->w); /* ends the batch's wait for more records */
+}
+
+void sink_on_progress(sink_t *s, void (*cb)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    s->on_progress = cb;
+    s->on_progress_ctx = ctx;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- direct delivery (sluice backfill) ---- */

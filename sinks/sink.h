@@ -38,8 +38,20 @@ void sink_get_stats(sink_t *s, sink_stats_t *out);
 void sink_pause(sink_t *s);
 void sink_resume(sink_t *s);
 
-/* Seq up to which this sink has delivered (for the proxy's read barrier). */
+/* ---- the proxy's read barrier (any thread, no LMDB transaction) ---- */
+
+/* Seq up to which this sink has delivered. */
 uint64_t sink_delivered_seq(sink_t *s);
+/* OK, DEGRADED, PAUSED or STOPPED, from atomics and a mutex only (sink_get_stats reads the
+ * log; this does not). */
+sink_state_t sink_state(sink_t *s);
+/* Deliver every record up to upto now: the batch stops waiting for batch.max_wait_ms once
+ * it holds them. */
+void sink_deliver_now(sink_t *s, uint64_t upto);
+/* cb(ctx) runs on the sink's thread each time delivered advances or the sink turns
+ * degraded; it must only signal (uv_async_send). cb NULL: none; once this returns, the
+ * previous cb is not running and never runs again. */
+void sink_on_progress(sink_t *s, void (*cb)(void *ctx), void *ctx);
 
 /* ---- direct delivery: batches that do not come from the log (`sluice backfill`) ---- */
 

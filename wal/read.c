@@ -141,9 +141,14 @@ int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms)
     }
     int rc = 0;
     pthread_mutex_lock(&w->clock);
+    uint64_t wakes = w->wakes;
     while (atomic_load(&w->last_seq) <= after) {
         if (w->closed) {
             rc = WAL_ECLOSED;
+            break;
+        }
+        if (w->wakes != wakes) {
+            rc = WAL_ETIMEDOUT;
             break;
         }
         if (pthread_cond_timedwait(&w->ccond, &w->clock, &ts) == ETIMEDOUT) {
@@ -153,6 +158,14 @@ int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms)
     }
     pthread_mutex_unlock(&w->clock);
     return rc;
+}
+
+void wal_wake(wal_t *w)
+{
+    pthread_mutex_lock(&w->clock);
+    w->wakes++;
+    pthread_cond_broadcast(&w->ccond);
+    pthread_mutex_unlock(&w->clock);
 }
 
 uint64_t wal_last_seq(wal_t *w)

@@ -101,8 +101,12 @@ int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal
 void wal_batch_free(wal_batch_t *b);
 
 /* Wait until a record with seq > after exists, or timeout_ms passes (0 on data,
- * WAL_ETIMEDOUT, WAL_ECLOSED). */
+ * WAL_ETIMEDOUT, WAL_ECLOSED), or wal_wake is called (WAL_ETIMEDOUT too). */
 int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms);
+
+/* End every wal_wait in progress now (any thread): a sink asked to deliver at once (the
+ * proxy's read barrier) stops waiting for its batch to fill. */
+void wal_wake(wal_t *w);
 
 /* Highest committed seq (0 when the log never held a record). */
 uint64_t wal_last_seq(wal_t *w);

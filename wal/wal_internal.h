@@ -138,6 +138,7 @@ struct wal {
     pthread_mutex_t clock;
     pthread_cond_t ccond;
     int closed;
+    uint64_t wakes; /* clock: bumped by wal_wake, ends every wal_wait in progress */
     _Atomic uint64_t last_seq; /* highest committed seq: written by the writer after commit */
 
     /* Writer-thread-only state (also filled once at open, before the thread starts). */

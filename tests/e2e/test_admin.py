@@ -425,6 +425,7 @@ def test_read_barrier_does_not_hold_reads_while_primary_is_down():
         st, hdrs, body = H.http_request(sl.url + "/?query=SELECT%201")
         took = time.time() - t0
         assert st == 502 and body.startswith(b"Code: 210."), (st, body)
+        assert hdrs.get("x-sluice-read-barrier") == "skipped-degraded", hdrs
         assert took < 3, took
     finally:
         tmp.close()

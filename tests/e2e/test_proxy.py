@@ -410,25 +410,32 @@ def test_half_close_after_pipelined_requests_gets_every_answer():
 
 
 def test_read_barrier_gives_read_your_writes():
-    """With proxy.read_barrier_ms, a SELECT right after an acked INSERT sees the row: the
-    read waits until the primary sink delivered everything appended before it arrived."""
+    """By default (proxy.read_barrier_ms: 3000) a SELECT right after an acked INSERT sees the
+    row: the read makes the primary sink deliver what is pending now, without waiting for its
+    batch timer (max_wait_ms 20000 here, far past the barrier's bound: a read that paid it would
+    be answered with X-Sluice-Read-Barrier: timeout and a stale count)."""
     td = h.TempDir()
     ch = h.ClickHouse18(td.sub("ch"))
     s = None
     try:
         ch.query("CREATE DATABASE IF NOT EXISTS db")
         ch.query("CREATE TABLE db.t (a UInt32, s String) ENGINE = Memory")
-        cfg = ("wal:\n  dir: {wal_dir}\nproxy:\n  listen: {listen}\n  read_barrier_ms: 10000\n"
+        cfg = ("wal:\n  dir: {wal_dir}\nproxy:\n  listen: {listen}\n"
                "admin:\n  listen: {admin}\nshutdown:\n  drain_timeout_s: 5\nsinks:\n"
-               "  - name: ch\n    type: clickhouse\n    url: %s\n" % ch.url)
+               "  - name: ch\n    type: clickhouse\n    url: %s\n"
+               "    batch:\n      max_wait_ms: 20000\n" % ch.url)
         s = h.Sluice(td.sub("s"), cfg)
         q = urllib.parse.quote
         for i in range(1, 6):
             st, _, b = req(s.url, "POST", "/?query=" + q("INSERT INTO db.t FORMAT JSONEachRow"),
                            '{"a":%d,"s":"x"}' % i)
             assert st == 200, b
-            st, _, b = req(s.url, "GET", "/?query=" + q("SELECT count() FROM db.t"))
+            st, hd, b = req(s.url, "GET", "/?query=" + q("SELECT count() FROM db.t"))
             assert (st, b) == (200, b"%d\n" % i), (st, b)
+            assert hd.get("x-sluice-read-barrier") == "waited", hd
+        # Nothing pending now: the read goes straight through, no barrier header.
+        st, hd, b = req(s.url, "GET", "/?query=" + q("SELECT count() FROM db.t"))
+        assert (st, b) == (200, b"5\n") and "x-sluice-read-barrier" not in hd, (st, hd, b)
     finally:
         if s:
             assert s.stop() == 0

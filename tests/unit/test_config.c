@@ -95,7 +95,7 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.proxy.max_header_bytes, 64u << 10);
     assert_int_equal(c.proxy.idle_timeout_ms, 60000);
     assert_int_equal(c.proxy.passthrough_timeout_ms, 300000);
-    assert_int_equal(c.proxy.read_barrier_ms, 0);
+    assert_int_equal(c.proxy.read_barrier_ms, 3000);
     assert_int_equal(c.proxy.max_connections, 10000);
     assert_int_equal(c.proxy.n_users, 0);
     assert_int_equal(c.n_sinks, 0);
