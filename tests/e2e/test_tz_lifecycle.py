@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""test_tz_lifecycle.py - a TensorZero gateway's whole life through sluice with sluice's DEFAULT
+config (issue 15): its migration manager's first start on an empty modern engine
+(tests/support/chserver), the second start, steady traffic with feedback, a sluice restart, and
+a start while the engine is down. The start-up is replayed request by request from the
+gateway's own source (tests/fixtures/tensorzero/gateway_start.py cites the files): migration
+0033 writes DeploymentID through the write path and counts it at once, and every migration
+record written at one start is read back by the next; both need read-your-writes.
+
+What a gateway starting while the engine is down sees through sluice (checked below): GET /ping
+answers 200 "Ok." (sluice's own: sluice is up), the records query answers a ClickHouse-shaped
+502 (Code: 210 NETWORK_ERROR) whose body names neither UNKNOWN_DATABASE nor UNKNOWN_TABLE, so
+check_migrations_state says UnableToParse and the manager runs the migrations anyway; the next
+query (the database check) fails with the same 502, and the gateway stops ("ClickHouse query
+failed with status 502"). A gateway already running keeps getting 200 for its writes.
+Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_tz_lifecycle.py"""
+import json
+import os
+import random
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+sys.path.insert(0, os.path.join(H.SRC, "tests", "fixtures", "tensorzero"))
+import gateway_start as G  # noqa: E402
+import tz  # noqa: E402
+
+DB = "tensorzero"
+
+# Nothing but the addresses: every other key keeps its default (read_barrier_ms included).
+CONFIG = """wal:
+  dir: {wal_dir}
+proxy:
+  listen: {listen}
+admin:
+  listen: {admin}
+sinks:
+  - name: ch
+    type: clickhouse
+    url: %s
+"""
+
+
+def engine_count(ch, sql):
+    return int(ch.query(sql).strip())
+
+
+def metric(s, name):
+    _, _, body = H.http_request(s.admin_url + "/metrics")
+    total = 0
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def deployment_id_pattern(gw, ch, n):
+    """Migration 0033's pattern n times: write one row through the write path, count at once."""
+    gw.query("CREATE TABLE IF NOT EXISTS RywProbe (deployment_id String) ENGINE = MergeTree "
+             "ORDER BY tuple()")
+    for i in range(1, n + 1):
+        gw.write("RywProbe", [{"deployment_id": "%064x" % i}])
+        got = int(gw.query("SELECT COUNT() FROM RywProbe FORMAT CSV").strip())
+        assert got == i, "read %d after write %d" % (got, i)
+
+
+def traffic_with_feedback(gw, rng, n):
+    """n inferences, each looked up by the feedback endpoint's InferenceById query right after
+    its ChatInference write was acked (the MV must have it), then its feedback written."""
+    for _ in range(n):
+        inf = tz.make_inference(rng, DB, kind="chat")
+        for r in inf["requests"]:
+            st, _, body = r.send(gw.base)
+            assert st == 200, body
+        q = tz.inference_by_id_request(inf["inference_id"], DB)
+        st, _, body = q.send(gw.base)
+        assert st == 200, body
+        row = json.loads(body.decode().splitlines()[0]) if body.strip() else None
+        assert row and row["function_name"] == inf["function_name"], \
+            "InferenceById has no row for %s right after its write: %r" % (inf["inference_id"], body)
+        fb = tz.feedback_request("boolean", inf["inference_id"], DB, rng=rng)
+        assert fb.send(gw.base)[0] == 200
+
+
+def test_gateway_lifecycle_with_default_config():
+    tmp = H.TempDir()
+    try:
+        ch = H.ChServer(tmp.sub("ch"))
+        s = H.Sluice(tmp.sub("s"), CONFIG % ch.url)
+        rng = random.Random(15)
+
+        # 1. First start on an empty engine: every migration applies, 0033 reads its write.
+        gw = G.Gateway(s.url, DB, rng=rng)
+        first = gw.start()
+        assert first["state"] == "TooFew", first
+        assert first["applied"] == G.MIGRATION_IDS, first
+        assert first["writes"] == 48, first  # 47 records + the DeploymentID row
+        H.wait_until(lambda: engine_count(ch, "SELECT count() FROM %s.TensorZeroMigration" % DB)
+                     == 47, 30, what="47 migration records in the engine")
+        assert engine_count(ch, "SELECT count() FROM %s.DeploymentID" % DB) == 1
+
+        # 2. Second start: the records written by the first are read back; nothing applies.
+        inserts = metric(s, "sluice_ingest_requests_total")
+        again = G.Gateway(s.url, DB, rng=rng).start()
+        assert again == {"state": "JustRight", "applied": [], "writes": 0}, again
+
+        # 3. Steady traffic with feedback, and the DeploymentID pattern 50 times in a row.
+        traffic_with_feedback(gw, rng, 20)
+        deployment_id_pattern(gw, ch, 50)
+        assert metric(s, "sluice_ingest_requests_total") > inserts
+
+        # 4. sluice restarts (SIGTERM, same log): the next gateway start still finds everything.
+        assert s.stop() == 0
+        s.start()
+        gw3 = G.Gateway(s.url, DB, rng=rng)
+        assert gw3.start()["state"] == "JustRight"
+        traffic_with_feedback(gw3, rng, 5)
+
+        # 5. The engine is down: what a starting gateway sees (module docstring).
+        ch.kill()
+        gw4 = G.Gateway(s.url, DB, rng=rng)
+        try:
+            gw4.start()
+            raise AssertionError("a gateway start succeeded with the engine down")
+        except G.GatewayError as e:
+            assert "Code: 210" in str(e) and "NETWORK_ERROR" in str(e), e
+        kinds = [(k, st) for k, _, st in gw4.log]
+        assert kinds[0] == ("query", 502), gw4.log  # the records query (after /ping's 200)
+        assert len(kinds) == 2 and kinds[1] == ("query", 502), gw4.log  # the database check
+        # ... while a running gateway's writes are still acked, and land after the engine is back.
+        inf = tz.make_inference(rng, DB, kind="chat")
+        for r in inf["requests"]:
+            assert r.send(s.url)[0] == 200
+        ch.start()
+        H.wait_until(lambda: engine_count(
+            ch, "SELECT count() FROM %s.ChatInference WHERE id = '%s'" % (DB, inf["inference_id"]))
+            == 1, 60, what="the write acked during the outage, delivered")
+        assert G.Gateway(s.url, DB, rng=rng).start()["state"] == "JustRight"
+        assert s.stop() == 0
+    finally:
+        tmp.close()
+
+
+if __name__ == "__main__":
+    H.run_tests(globals())
