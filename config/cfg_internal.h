@@ -35,6 +35,7 @@ typedef enum {
     CFG_T_STRLIST,  /* char ** + size_t count at off_n */
     CFG_T_KVMAP,    /* cfg_kv_t * + size_t count at off_n */
     CFG_T_USERS,    /* cfg_user_t * + size_t count at off_n */
+    CFG_T_URLS,     /* char ** + size_t count at off_n: one URL or a list of them */
     CFG_T_SECTION,  /* nested map whose keys are fields of the same struct (sub) */
 } cfg_type_t;
 
@@ -68,6 +69,10 @@ extern const cfg_section_t cfg_sections[]; /* all but sinks; terminated by key =
 /* Defaults of one sink (type decides the default user later, see cfg_sink_finish_defaults). */
 int cfg_sink_defaults(cfg_sink_t *s);
 void cfg_sink_free(cfg_sink_t *s);
+
+/* Keep url and urls[] in agreement: url = urls[0] when the list is set, else a one-entry
+ * list from url (a sink made by an environment override). 0 or -ENOMEM. */
+int cfg_sink_sync_urls(cfg_sink_t *s);
 
 /* Validators shared by the loader and cfg_finish: 0 when s is acceptable, else negative
  * with a short reason ("expected host:port, got ...") written to why. */

@@ -83,7 +83,7 @@ const cfg_field_t cfg_sink_fields[] = {
     FE(cfg_sink_t, type, type, sink_type_names),
     F(cfg_sink_t, enabled, CFG_T_BOOL, enabled, 0, 1),
     F(cfg_sink_t, primary, CFG_T_BOOL, primary, 0, 1),
-    F(cfg_sink_t, url, CFG_T_URL, url, 0, 0),
+    FL(cfg_sink_t, url, CFG_T_URLS, urls, n_urls),
     F(cfg_sink_t, user, CFG_T_STR, user, 0, 0),
     FS(cfg_sink_t, password, CFG_T_STR0, password),
     F(cfg_sink_t, database, CFG_T_OPTSTR, database, 0, 0),
@@ -415,10 +415,32 @@ static void free_kvs(cfg_kv_t *v, size_t n)
     free(v);
 }
 
+int cfg_sink_sync_urls(cfg_sink_t *s)
+{
+    if (s->n_urls) {
+        if (s->url && strcmp(s->url, s->urls[0]) == 0) return 0;
+        char *u = cfg_strdup(s->urls[0]);
+        if (!u) return -ENOMEM;
+        free(s->url);
+        s->url = u;
+        return 0;
+    }
+    if (!s->url) return 0;
+    char **v = calloc(1, sizeof *v);
+    if (!v || !(v[0] = cfg_strdup(s->url))) {
+        free(v);
+        return -ENOMEM;
+    }
+    s->urls = v;
+    s->n_urls = 1;
+    return 0;
+}
+
 void cfg_sink_free(cfg_sink_t *s)
 {
     free(s->name);
     free(s->url);
+    free_strs(s->urls, s->n_urls);
     free(s->user);
     free(s->password);
     free(s->database);
@@ -617,6 +639,10 @@ static int apply_clickhouse_url(sluice_cfg_t *cfg, const char *val, char *err, s
     }
     set_owned(&target->url, base);
     base = NULL;
+    free_strs(target->urls, target->n_urls); /* the override names the one endpoint */
+    target->urls = NULL;
+    target->n_urls = 0;
+    if (cfg_sink_sync_urls(target) < 0) goto done;
     if (user) {
         set_owned(&target->user, user);
         set_owned(&target->password, pass);
@@ -743,6 +769,16 @@ static int check_fields(const char *name, const char *path, const void *base, co
             if (rc) return rc;
             break;
         }
+        case CFG_T_URLS: {
+            char *const *uv = *(char **const *)p;
+            size_t un = *(const size_t *)((const char *)base + f->off_n);
+            if (un == 0) snprintf(why, sizeof why, "missing");
+            if (un > CFG_MAX_ENDPOINTS)
+                snprintf(why, sizeof why, "more than %d endpoints", CFG_MAX_ENDPOINTS);
+            for (size_t k = 0; !why[0] && k < un; k++)
+                cfg_check_url(uv[k], why, sizeof why);
+            break;
+        }
         case CFG_T_OPTSTR:
         case CFG_T_STRLIST:
         case CFG_T_KVMAP:
@@ -797,6 +833,15 @@ static int validate(sluice_cfg_t *cfg, char *err, size_t errlen)
                      name, path);
             return -EINVAL;
         }
+        if (s->type == CFG_SINK_STARROCKS && s->batch_max_bytes > CFG_STARROCKS_MAX_BATCH_BYTES) {
+            cfg_errf(
+                err, errlen,
+                "%s: %s.batch.max_bytes: %llu is more than %u (90MiB): StarRocks refuses a JSON "
+                "load over streaming_load_max_batch_size_mb (100MiB), and a batch may pass "
+                "max_bytes by one record",
+                name, path, (unsigned long long)s->batch_max_bytes, CFG_STARROCKS_MAX_BATCH_BYTES);
+            return -EINVAL;
+        }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->sinks[j].name, s->name) == 0) {
                 cfg_errf(err, errlen, "%s: %s.name: duplicate sink name \"%s\" (also sinks[%zu])",
@@ -848,6 +893,11 @@ int cfg_finish(sluice_cfg_t *cfg, char *err, size_t errlen)
         if (rc == -ENOMEM && err && !err[0]) cfg_errf(err, errlen, "out of memory");
         return rc;
     }
+    for (size_t i = 0; i < cfg->n_sinks; i++)
+        if (cfg_sink_sync_urls(&cfg->sinks[i]) < 0) {
+            cfg_errf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
     rc = validate(cfg, err, errlen);
     if (rc == -ENOMEM && err && !err[0]) cfg_errf(err, errlen, "out of memory");
     return rc;

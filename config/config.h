@@ -21,29 +21,34 @@ typedef struct {
     char *value;
 } cfg_kv_t;
 
+#define CFG_MAX_ENDPOINTS 16 /* urls per sink */
+/* A StarRocks sink's batch.max_bytes ceiling: below the BE's JSON load limit
+ * (streaming_load_max_batch_size_mb, 100 MiB, checked in be/src/http/action/stream_load.cpp). */
+#define CFG_STARROCKS_MAX_BATCH_BYTES (90u << 20)
+
 typedef struct {
     char *user;
     char *password;
 } cfg_user_t;
 
 typedef struct {
-    char *dir;                  /* default "./sluice-wal" */
-    uint64_t max_bytes;         /* default 1 GiB: live bytes ceiling (503 above it) */
-    uint32_t max_record_bytes;  /* default 1 MiB: a request is split into records of this */
-    cfg_sync_t sync;            /* default always */
-    uint32_t sync_interval_ms;  /* default 100, for sync: interval */
-    cfg_when_full_t when_full;  /* default reject (503 + Retry-After) */
-    uint32_t block_timeout_ms;  /* default 5000, for when_full: block */
-    uint32_t truncate_chunk;    /* default 1000 records deleted per txn */
-    uint32_t ready_below_pct;   /* default 90: /readyz fails above this fill */
+    char *dir;                 /* default "./sluice-wal" */
+    uint64_t max_bytes;        /* default 1 GiB: live bytes ceiling (503 above it) */
+    uint32_t max_record_bytes; /* default 1 MiB: a request is split into records of this */
+    cfg_sync_t sync;           /* default always */
+    uint32_t sync_interval_ms; /* default 100, for sync: interval */
+    cfg_when_full_t when_full; /* default reject (503 + Retry-After) */
+    uint32_t block_timeout_ms; /* default 5000, for when_full: block */
+    uint32_t truncate_chunk;   /* default 1000 records deleted per txn */
+    uint32_t ready_below_pct;  /* default 90: /readyz fails above this fill */
 } cfg_wal_t;
 
 typedef struct {
-    char *listen;               /* default "127.0.0.1:8123" */
-    char *passthrough_url;      /* default NULL: the first clickhouse sink's url */
-    uint64_t max_body_bytes;    /* default 64 MiB (413 above) */
-    uint32_t max_header_bytes;  /* default 64 KiB (431 above) */
-    uint32_t idle_timeout_ms;   /* default 60000: keep-alive idle and header read timeout */
+    char *listen;                    /* default "127.0.0.1:8123" */
+    char *passthrough_url;           /* default NULL: the first clickhouse sink's url */
+    uint64_t max_body_bytes;         /* default 64 MiB (413 above) */
+    uint32_t max_header_bytes;       /* default 64 KiB (431 above) */
+    uint32_t idle_timeout_ms;        /* default 60000: keep-alive idle and header read timeout */
     uint32_t passthrough_timeout_ms; /* default 300000 */
     uint32_t read_barrier_ms;   /* default 3000; 0: off */
     uint32_t max_connections;   /* default 10000 */
@@ -52,53 +57,56 @@ typedef struct {
 } cfg_proxy_t;
 
 typedef struct {
-    char *name;                 /* required, unique, [A-Za-z0-9_-]+ */
-    cfg_sink_type_t type;       /* required: clickhouse | starrocks */
-    int enabled;                /* default 1 */
-    int primary;                /* default: 1 for the first enabled clickhouse sink */
-    char *url;                  /* required: http://host:port (StarRocks: the FE http port) */
-    char *user;                 /* default "default" (clickhouse) / "root" (starrocks) */
-    char *password;             /* default "" */
-    char *database;             /* default NULL: keep the request's database */
-    char **include;             /* tables; empty = all */
+    char *name;           /* required, unique, [A-Za-z0-9_-]+ */
+    cfg_sink_type_t type; /* required: clickhouse | starrocks */
+    int enabled;          /* default 1 */
+    int primary;          /* default: 1 for the first enabled clickhouse sink */
+    char *url;            /* = urls[0]: the first endpoint (passthrough, logs) */
+    char **urls;          /* required: `url`, one http://host:port or a list of them
+                           * (StarRocks FEs, ClickHouse replicas), tried in order */
+    size_t n_urls;        /* 1..CFG_MAX_ENDPOINTS */
+    char *user;           /* default "default" (clickhouse) / "root" (starrocks) */
+    char *password;       /* default "" */
+    char *database;       /* default NULL: keep the request's database */
+    char **include;       /* tables; empty = all */
     size_t n_include;
     char **exclude;
     size_t n_exclude;
-    cfg_kv_t *rename;           /* table -> table in this backend */
+    cfg_kv_t *rename; /* table -> table in this backend */
     size_t n_rename;
-    cfg_kv_t *settings;         /* extra URL settings (clickhouse) or headers (starrocks) */
+    cfg_kv_t *settings; /* extra URL settings (clickhouse) or headers (starrocks) */
     size_t n_settings;
-    char **drop_settings;       /* request settings never forwarded to this sink */
+    char **drop_settings; /* request settings never forwarded to this sink */
     size_t n_drop_settings;
-    uint32_t batch_max_rows;    /* default 10000 */
-    uint64_t batch_max_bytes;   /* default 8 MiB */
-    uint32_t batch_max_wait_ms; /* default 200 */
+    uint32_t batch_max_rows;           /* default 10000 */
+    uint64_t batch_max_bytes;          /* default 8 MiB */
+    uint32_t batch_max_wait_ms;        /* default 200 */
     uint32_t retry_initial_backoff_ms; /* default 100 */
     uint32_t retry_max_backoff_ms;     /* default 30000 */
     uint32_t connect_timeout_ms;       /* default 2000 */
     uint32_t request_timeout_ms;       /* default 30000 */
-    int compress;               /* default 0: gzip request bodies when 1 */
-    cfg_start_from_t start_from; /* default earliest */
-    cfg_overflow_t overflow;    /* default block */
-    cfg_dedup_t dedup;          /* default auto: clickhouse token when server >= 22.2 */
-    double max_filter_ratio;    /* starrocks, default 0 */
+    int compress;                      /* default 0: gzip request bodies when 1 */
+    cfg_start_from_t start_from;       /* default earliest */
+    cfg_overflow_t overflow;           /* default block */
+    cfg_dedup_t dedup;                 /* default auto: clickhouse token when server >= 22.2 */
+    double max_filter_ratio;           /* starrocks, default 0 */
 } cfg_sink_t;
 
 typedef struct {
-    char *listen;               /* default "127.0.0.1:8124"; "" disables */
-    char *token;                /* optional bearer token; required off loopback */
+    char *listen; /* default "127.0.0.1:8124"; "" disables */
+    char *token;  /* optional bearer token; required off loopback */
 } cfg_admin_t;
 
 typedef struct {
-    cfg_log_level_t level;      /* default info */
+    cfg_log_level_t level; /* default info */
 } cfg_log_t;
 
 typedef struct {
-    uint32_t drain_timeout_s;   /* default 30 */
+    uint32_t drain_timeout_s; /* default 30 */
 } cfg_shutdown_t;
 
 typedef struct sluice_cfg {
-    char *path;                 /* file it was loaded from, or NULL for defaults */
+    char *path; /* file it was loaded from, or NULL for defaults */
     cfg_wal_t wal;
     cfg_proxy_t proxy;
     cfg_sink_t *sinks;

@@ -326,6 +326,44 @@ static int parse_strlist(ld_t *ld, const yaml_node_t *n, const char *key, char *
     return 0;
 }
 
+/* `url`: one URL, or a list of them (several StarRocks FEs / ClickHouse replicas). Each is
+ * checked with the one URL parser (cfg_check_url). */
+static int parse_urls(ld_t *ld, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
+{
+    char sub[PATH_LEN], why[200];
+    int rc;
+    size_t cnt;
+    void *mem = NULL;
+    if (n->type == YAML_SCALAR_NODE) {
+        char *s = NULL;
+        if ((rc = scalar(ld, n, key, &s, NULL))) return rc;
+        if (cfg_check_url(s, why, sizeof why)) {
+            free(s);
+            return fail(ld, n, key, -EINVAL, "%s", why);
+        }
+        if (!(*out = calloc(1, sizeof **out))) {
+            free(s);
+            return oom(ld, n, key);
+        }
+        (*out)[0] = s;
+        *nout = 1;
+        return 0;
+    }
+    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt))) return rc;
+    if (cnt == 0) return fail(ld, n, key, -EINVAL, "expected a URL or a non-empty list of URLs");
+    if (cnt > CFG_MAX_ENDPOINTS)
+        return fail(ld, n, key, -EINVAL, "more than %d endpoints", CFG_MAX_ENDPOINTS);
+    char **v = *out = mem;
+    for (size_t i = 0; i < cnt; i++) {
+        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
+        pathf(sub, "%s[%zu]", key, i);
+        if ((rc = scalar(ld, it, sub, &v[i], NULL))) return rc;
+        *nout = i + 1;
+        if (cfg_check_url(v[i], why, sizeof why)) return fail(ld, it, sub, -EINVAL, "%s", why);
+    }
+    return 0;
+}
+
 static int parse_kvmap(ld_t *ld, const yaml_node_t *n, const char *key, int need_value,
                        cfg_kv_t **out, size_t *nout)
 {
@@ -413,6 +451,8 @@ static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *ba
     switch (f->type) {
     case CFG_T_STRLIST:
         return parse_strlist(ld, n, key, (char ***)p, (size_t *)((char *)base + f->off_n));
+    case CFG_T_URLS:
+        return parse_urls(ld, n, key, (char ***)p, (size_t *)((char *)base + f->off_n));
     case CFG_T_KVMAP:
         return parse_kvmap(ld, n, key, f->min > 0, (cfg_kv_t **)p,
                            (size_t *)((char *)base + f->off_n));
@@ -642,6 +682,15 @@ static int parse_sinks(ld_t *ld, const yaml_node_t *n, sluice_cfg_t *cfg)
         }
         if (!s->user && !(s->user = cfg_strdup(s->type == CFG_SINK_STARROCKS ? "root" : "default")))
             return oom(ld, it, path);
+        if (cfg_sink_sync_urls(s) < 0) return oom(ld, it, path);
+        if (s->type == CFG_SINK_STARROCKS && s->batch_max_bytes > CFG_STARROCKS_MAX_BATCH_BYTES) {
+            pathf(full, "%s.batch.max_bytes", path);
+            return fail(ld, it, full, -EINVAL,
+                        "%llu is more than 90MiB: StarRocks refuses a JSON load over "
+                        "streaming_load_max_batch_size_mb (100MiB), and a batch may pass max_bytes "
+                        "by one record",
+                        (unsigned long long)s->batch_max_bytes);
+        }
         if (s->retry_max_backoff_ms < s->retry_initial_backoff_ms) {
             pathf(full, "%s.retry.max_backoff_ms", path);
             return fail(ld, it, full, -EINVAL, "%u is smaller than initial_backoff_ms (%u)",

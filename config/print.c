@@ -138,6 +138,20 @@ static void put_fields(FILE *out, const void *base, const cfg_field_t *f, int in
         case CFG_T_RATIO:
             fprintf(out, "%.17g", *(const double *)p);
             break;
+        case CFG_T_URLS: {
+            char *const *v = *(char **const *)p;
+            if (n == 1) {
+                put_quoted(out, v[0], 1);
+                break;
+            }
+            fputc('[', out);
+            for (size_t i = 0; i < n; i++) {
+                if (i) fputs(", ", out);
+                put_quoted(out, v[i], 1);
+            }
+            fputc(']', out);
+            break;
+        }
         case CFG_T_STRLIST: {
             char *const *v = *(char **const *)p;
             fputc('[', out);

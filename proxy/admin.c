@@ -127,11 +127,23 @@ static void sink_json(buf_t *b, sink_t *s)
                "\",\"state\":\"%s\",\"cursor\":%" PRIu64 ",\"lag_records\":%" PRIu64
                ",\"lag_seconds\":%.3f,\"rows_sent\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
                ",\"batches_sent\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"dlq_rows\":%" PRIu64
-               ",\"last_error\":\"",
+               ",\"rows_filtered\":%" PRIu64 ",\"last_error\":\"",
                state_name(st.state), st.cursor, st.lag_records, st.lag_seconds, st.rows_sent,
-               st.bytes_sent, st.batches_sent, st.retries, st.dlq_rows);
+               st.bytes_sent, st.batches_sent, st.retries, st.dlq_rows, st.rows_filtered);
     buf_json_escape(b, st.last_error);
-    buf_puts(b, "\"}");
+    buf_puts(b, "\",\"last_error_url\":\"");
+    buf_json_escape(b, st.last_error_url);
+    buf_puts(b, "\",\"endpoints\":[");
+    for (size_t i = 0; i < st.n_endpoints; i++) {
+        const sink_endpoint_stats_t *e = &st.endpoints[i];
+        buf_puts(b, i ? ",{\"url\":\"" : "{\"url\":\"");
+        buf_json_escape(b, e->url ? e->url : "");
+        buf_printf(b, "\",\"state\":\"%s\",\"failures\":%" PRIu64 ",\"last_error\":\"",
+                   e->up ? "up" : "down", e->failures);
+        buf_json_escape(b, e->last_error);
+        buf_puts(b, "\"}");
+    }
+    buf_puts(b, "]}");
 }
 
 static sink_t *find_sink(proxy_admin_t *a, const char *name, size_t len)
@@ -345,7 +357,8 @@ static int token_ok(proxy_admin_t *a, http_req_t *r)
     h += 7;
     size_t n = strlen(tok), m = strlen(h);
     unsigned char diff = (unsigned char)(n != m);
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(tok[i] ^ (i < m ? h[i] : 0));
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(tok[i] ^ (i < m ? h[i] : 0));
     return diff == 0;
 }
 

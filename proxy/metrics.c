@@ -11,8 +11,7 @@ static void head(buf_t *b, const char *name, const char *type, const char *help)
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void metric_u64(buf_t *b, const char *name, const char *type, const char *help,
-                       uint64_t v)
+static void metric_u64(buf_t *b, const char *name, const char *type, const char *help, uint64_t v)
 {
     head(b, name, type, help);
     buf_printf(b, "%s %" PRIu64 "\n", name, v);
@@ -68,8 +67,8 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
     uint64_t cum = 0;
     for (int i = 0; i < 11; i++) {
         cum += p->ack_latency_hist[i];
-        buf_printf(b, "sluice_ack_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                   ack_bounds_s[i], cum);
+        buf_printf(b, "sluice_ack_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", ack_bounds_s[i],
+                   cum);
     }
     cum += p->ack_latency_hist[11];
     buf_printf(b, "sluice_ack_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
@@ -94,8 +93,7 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
     metric_u64(b, "sluice_wal_commits_total", "counter", "WAL write transactions committed.",
                w->commits);
     metric_u64(b, "sluice_wal_fsyncs_total", "counter", "fsyncs of the WAL.", w->fsyncs);
-    metric_u64(b, "sluice_wal_appends_total", "counter", "Append requests committed.",
-               w->appends);
+    metric_u64(b, "sluice_wal_appends_total", "counter", "Append requests committed.", w->appends);
     metric_u64(b, "sluice_wal_rejected_full_total", "counter",
                "Append requests refused because the WAL was full.", w->rejected_full);
     metric_u64(b, "sluice_wal_live_bytes", "gauge", "Bytes held by unreplayed log records.",
@@ -128,6 +126,9 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
          offsetof(sink_stats_t, retries)},
         {"sluice_sink_dlq_rows_total", "counter", "Rows put in the dead-letter queue.",
          offsetof(sink_stats_t, dlq_rows)},
+        {"sluice_sink_rows_filtered_total", "counter",
+         "Rows the backend dropped from loads it accepted (StarRocks NumberFilteredRows).",
+         offsetof(sink_stats_t, rows_filtered)},
     };
     for (size_t m = 0; m < sizeof per_sink / sizeof per_sink[0]; m++) {
         head(b, per_sink[m].name, per_sink[m].type, per_sink[m].help);
@@ -150,8 +151,17 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
         for (int st = 0; st < 4; st++) {
             buf_puts(b, "sluice_sink_state{sink=\"");
             label(b, s->sink_names[i]);
-            buf_printf(b, "\",state=\"%s\"} %d\n", state_names[st],
-                       (int)s->sinks[i].state == st);
+            buf_printf(b, "\",state=\"%s\"} %d\n", state_names[st], (int)s->sinks[i].state == st);
+        }
+    head(b, "sluice_sink_endpoint_up", "gauge",
+         "1 while the sink's endpoint answers; 0 after a connect error or timeout.");
+    for (size_t i = 0; i < s->n_sinks; i++)
+        for (size_t e = 0; e < s->sinks[i].n_endpoints; e++) {
+            buf_puts(b, "sluice_sink_endpoint_up{sink=\"");
+            label(b, s->sink_names[i]);
+            buf_puts(b, "\",url=\"");
+            label(b, s->sinks[i].endpoints[e].url ? s->sinks[i].endpoints[e].url : "");
+            buf_printf(b, "\"} %d\n", s->sinks[i].endpoints[e].up);
         }
     metric_u64(b, "sluice_up", "gauge", "1 while sluice runs; 0 once it drains.", !s->draining);
     return b->oom ? -1 : 0;

@@ -24,6 +24,8 @@ typedef struct {
     size_t url_len, url_cap;
     unsigned char *gz; /* compressed body, reused */
     size_t gz_cap;
+    size_t ep;   /* endpoint (replica) in use: the last one that answered */
+    CURLcode cc; /* of the last transfer */
 } ch_t;
 
 static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
@@ -80,7 +82,7 @@ static void ch_close(void *state)
 static int url_base(ch_t *c)
 {
     c->url_len = 0;
-    const char *u = c->cfg->url;
+    const char *u = sink_endpoint_url(c->cfg, c->ep);
     size_t n = strlen(u);
     while (n && u[n - 1] == '/')
         n--;
@@ -94,7 +96,7 @@ static void perform(ch_t *c, int *status, int *failed)
 {
     sink_http_resp_reset(&c->resp);
     c->errbuf[0] = '\0';
-    CURLcode cc = curl_easy_perform(c->h);
+    CURLcode cc = c->cc = curl_easy_perform(c->h);
     long st = 0;
     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &st);
     *status = (int)st;
@@ -121,7 +123,12 @@ static int ch_prepare(void *state, sink_result_t *res)
     if (failed || st != 200) {
         int code = failed ? 0 : sink_ch_error_code(c->resp.exc_code, c->resp.body, c->resp.len);
         sink_ch_classify(st, code, c->resp.body, c->resp.len, failed, c->errbuf, res);
-        if (res->kind == SINK_RES_OK || res->kind == SINK_RES_PERMANENT) res->kind = SINK_RES_RETRY;
+        if (res->kind != SINK_RES_CONFIG) res->kind = SINK_RES_RETRY;
+        if (failed && sink_http_failover_error(c->cc)) {
+            res->endpoints_failed = 1u << c->ep;
+            snprintf(res->endpoint_error, sizeof res->endpoint_error, "%.159s", res->msg);
+            c->ep = (c->ep + 1) % sink_endpoint_count(c->cfg); /* next replica next time */
+        }
         char m[sizeof res->msg];
         snprintf(m, sizeof m, "version probe: %.480s", res->msg);
         memcpy(res->msg, m, sizeof m);
@@ -186,15 +193,30 @@ out:
     return rc;
 }
 
-static void ch_send(void *state, const sink_batch_t *b, sink_result_t *res)
+/* One INSERT through the current endpoint. */
+static void send_once(ch_t *c, const sink_batch_t *b, const char *body, size_t len,
+                      sink_result_t *res)
 {
-    ch_t *c = state;
-    memset(res, 0, sizeof *res);
     if (build_url(c, b) < 0) {
+        memset(res, 0, sizeof *res);
         res->kind = SINK_RES_RETRY;
         snprintf(res->msg, sizeof res->msg, "out of memory");
         return;
     }
+    curl_easy_setopt(c->h, CURLOPT_URL, c->url);
+    curl_easy_setopt(c->h, CURLOPT_POST, 1L);
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    int st, failed;
+    perform(c, &st, &failed);
+    int code = failed ? 0 : sink_ch_error_code(c->resp.exc_code, c->resp.body, c->resp.len);
+    sink_ch_classify(st, code, c->resp.body, c->resp.len, failed, c->errbuf, res);
+}
+
+static void ch_send(void *state, const sink_batch_t *b, sink_result_t *res)
+{
+    ch_t *c = state;
+    memset(res, 0, sizeof *res);
     const char *body = b->body;
     size_t len = b->body_len;
     if (c->cfg->compress) {
@@ -207,14 +229,24 @@ static void ch_send(void *state, const sink_batch_t *b, sink_result_t *res)
         body = (const char *)c->gz;
         len = zl;
     }
-    curl_easy_setopt(c->h, CURLOPT_URL, c->url);
-    curl_easy_setopt(c->h, CURLOPT_POST, 1L);
-    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    int st, failed;
-    perform(c, &st, &failed);
-    int code = failed ? 0 : sink_ch_error_code(c->resp.exc_code, c->resp.body, c->resp.len);
-    sink_ch_classify(st, code, c->resp.body, c->resp.len, failed, c->errbuf, res);
+    /* Replicas in turn from the one that answered last, on connect errors and timeouts
+     * only; the dedup token is the batch's whatever replica takes it. */
+    size_t n = sink_endpoint_count(c->cfg);
+    uint32_t failed_mask = 0;
+    char eperr[sizeof res->endpoint_error] = "";
+    for (size_t k = 0; k < n; k++) {
+        send_once(c, b, body, len, res);
+        if (!(res->kind == SINK_RES_RETRY && res->http_status == 0 &&
+              sink_http_failover_error(c->cc))) {
+            res->endpoint = (int)c->ep;
+            break;
+        }
+        failed_mask |= 1u << c->ep;
+        snprintf(eperr, sizeof eperr, "%.159s", res->msg);
+        c->ep = (c->ep + 1) % n;
+    }
+    res->endpoints_failed = failed_mask;
+    memcpy(res->endpoint_error, eperr, sizeof eperr);
 }
 
 const sink_backend_t sink_clickhouse_backend = {

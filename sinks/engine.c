@@ -53,10 +53,13 @@ struct sink {
     /* Statistics, protected by stats_mu. */
     pthread_mutex_t stats_mu;
     sink_state_t state;
-    uint64_t rows_sent, bytes_sent, batches_sent, retries, dlq_rows;
+    uint64_t rows_sent, bytes_sent, batches_sent, retries, dlq_rows, rows_filtered;
     uint64_t retries_at_degrade;
     uint64_t last_summary_ms;
     char last_error[256];
+    char last_error_url[256];
+    sink_endpoint_stats_t ep[CFG_MAX_ENDPOINTS];
+    size_t n_ep;
 };
 
 /* ---- time, sleeping ---- */
@@ -166,6 +169,27 @@ static void note_failure(sink_t *s, const sink_result_t *res)
         pthread_mutex_unlock(&s->stats_mu);
         log_warn("sink still degraded", "sink", s->cfg->name, "#retries", n, "error", res->msg);
         return;
+    }
+    pthread_mutex_unlock(&s->stats_mu);
+}
+
+/* Which endpoints answered and which could not be reached during one send. */
+static void note_endpoints(sink_t *s, const sink_result_t *res)
+{
+    pthread_mutex_lock(&s->stats_mu);
+    for (size_t i = 0; i < s->n_ep; i++) {
+        sink_endpoint_stats_t *e = &s->ep[i];
+        if (res->endpoints_failed & (1u << i)) {
+            if (e->up)
+                log_warn("sink endpoint down", "sink", s->cfg->name, "url", e->url, "error",
+                         res->endpoint_error);
+            e->up = 0;
+            e->failures++;
+            snprintf(e->last_error, sizeof e->last_error, "%s", res->endpoint_error);
+        } else if (res->endpoint == (int)i) {
+            if (!e->up) log_info("sink endpoint up", "sink", s->cfg->name, "url", e->url);
+            e->up = 1;
+        }
     }
     pthread_mutex_unlock(&s->stats_mu);
 }
@@ -315,22 +339,50 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
         .n_rows = hi - lo,
         .key = key,
     };
+    uint32_t unknown = 0; /* unclassified failures of exactly these rows */
     for (;;) {
         if (should_abort(s)) return -1;
         sink_result_t res;
         s->be->send(s->be_state, &b, &res);
+        note_endpoints(s, &res);
         if (res.kind == SINK_RES_OK) {
             c->attempt = 0;
             note_recovered(s);
             pthread_mutex_lock(&s->stats_mu);
-            s->rows_sent += b.n_rows;
+            s->rows_sent +=
+                b.n_rows - (res.filtered_rows < b.n_rows ? res.filtered_rows : b.n_rows);
             s->bytes_sent += b.body_len;
             s->batches_sent++;
+            s->rows_filtered += res.filtered_rows;
+            if (res.filtered_rows)
+                snprintf(s->last_error_url, sizeof s->last_error_url, "%s", res.error_url);
             pthread_mutex_unlock(&s->stats_mu);
-            if (res.msg[0] && strncmp(res.msg, "Label Already Exists", 20) == 0)
-                log_info("batch already loaded under its label", "sink", s->cfg->name, "label",
-                         key);
+            if (res.filtered_rows) {
+                /* Accepted with rows dropped (max_filter_ratio > 0): never silent. */
+                char nf[24];
+                snprintf(nf, sizeof nf, "%" PRIu64, res.filtered_rows);
+                log_warn("backend filtered rows of a delivered batch", "sink", s->cfg->name,
+                         "label", key, "#rows_filtered", nf, "error_url",
+                         res.error_url[0] ? res.error_url : "(none)");
+            }
+            if (res.label_used)
+                log_info("batch already loaded under its label", "sink", s->cfg->name, "label", key,
+                         "detail", res.msg);
             return 0;
+        }
+        if (res.kind == SINK_RES_UNKNOWN) {
+            /* Never stuck on data (DESIGN.md §1): an answer sluice cannot classify is retried
+             * SINK_UNKNOWN_TRIES times for these rows, then treated as caused by them. */
+            if (++unknown >= SINK_UNKNOWN_TRIES) {
+                char nt[16];
+                snprintf(nt, sizeof nt, "%u", unknown);
+                log_warn("unclassified failure repeats for the same rows: bisecting", "sink",
+                         s->cfg->name, "label", key, "#attempts", nt, "error", res.msg);
+                res.kind = SINK_RES_PERMANENT;
+                res.whole = 0;
+            } else {
+                res.kind = SINK_RES_RETRY;
+            }
         }
         if (res.kind == SINK_RES_PERMANENT) {
             c->attempt = 0;
@@ -634,6 +686,8 @@ static void *sink_thread(void *arg)
                 attempt = 0;
                 note_recovered(s);
             } else {
+                res.endpoint = -1;
+                note_endpoints(s, &res);
                 note_failure(s, &res);
                 if (backoff(s, &res, &attempt) < 0) break;
                 continue;
@@ -719,6 +773,12 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     atomic_init(&s->deliver_now, 0);
     atomic_init(&s->state_now, SINK_OK);
     s->state = SINK_OK;
+    s->n_ep = cfg->n_urls ? cfg->n_urls : 1;
+    if (s->n_ep > CFG_MAX_ENDPOINTS) s->n_ep = CFG_MAX_ENDPOINTS;
+    for (size_t i = 0; i < s->n_ep; i++) {
+        s->ep[i].url = cfg->n_urls ? cfg->urls[i] : cfg->url;
+        s->ep[i].up = 1; /* until a connect error says otherwise */
+    }
     return s;
 }
 
@@ -921,7 +981,11 @@ void sink_get_stats(sink_t *s, sink_stats_t *out)
     out->batches_sent = s->batches_sent;
     out->retries = s->retries;
     out->dlq_rows = s->dlq_rows;
+    out->rows_filtered = s->rows_filtered;
     snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    snprintf(out->last_error_url, sizeof out->last_error_url, "%s", s->last_error_url);
+    out->n_endpoints = s->n_ep;
+    memcpy(out->endpoints, s->ep, s->n_ep * sizeof *s->ep);
     pthread_mutex_unlock(&s->stats_mu);
     pthread_mutex_lock(&s->mu);
     if (s->finished)

@@ -155,3 +155,30 @@ int sink_gzip(const char *src, size_t len, unsigned char **out, size_t *cap, siz
     deflateEnd(&z);
     return rc == Z_STREAM_END ? 0 : -EIO;
 }
+
+size_t sink_endpoint_count(const cfg_sink_t *cfg)
+{
+    return cfg->n_urls ? cfg->n_urls : 1;
+}
+
+const char *sink_endpoint_url(const cfg_sink_t *cfg, size_t i)
+{
+    return cfg->n_urls ? cfg->urls[i < cfg->n_urls ? i : 0] : cfg->url;
+}
+
+int sink_http_failover_error(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -14,15 +14,29 @@ typedef struct sink sink_t;
 
 typedef enum { SINK_OK = 0, SINK_DEGRADED, SINK_PAUSED, SINK_STOPPED } sink_state_t;
 
+/* One endpoint of a sink (its `url` list): up until a connect error or timeout, up again
+ * once it answers. */
+typedef struct {
+    const char *url; /* the config's string */
+    int up;
+    uint64_t failures; /* connect errors / timeouts so far */
+    char last_error[160];
+} sink_endpoint_stats_t;
+
 typedef struct {
     sink_state_t state;
-    uint64_t cursor;          /* acked seq */
-    uint64_t lag_records;     /* last_seq - cursor */
-    double lag_seconds;       /* age of the oldest undelivered record */
+    uint64_t cursor;      /* acked seq */
+    uint64_t lag_records; /* last_seq - cursor */
+    double lag_seconds;   /* age of the oldest undelivered record */
     uint64_t rows_sent, bytes_sent, batches_sent;
     uint64_t retries;
     uint64_t dlq_rows;
+    uint64_t rows_filtered; /* rows the backend dropped in loads it accepted (StarRocks
+                             * NumberFilteredRows with max_filter_ratio > 0) */
     char last_error[256];
+    char last_error_url[256]; /* ErrorURL of the last load with filtered rows */
+    size_t n_endpoints;
+    sink_endpoint_stats_t endpoints[CFG_MAX_ENDPOINTS];
 } sink_stats_t;
 
 /* Start every configured, enabled sink (declares them to the wal as consumers first). */

@@ -21,7 +21,16 @@ typedef enum {
     SINK_RES_RETRY,     /* transient: back off, resend the same rows with the same key */
     SINK_RES_PERMANENT, /* the rows are refused for good: bisect to find the bad ones */
     SINK_RES_CONFIG,    /* auth / FE refusal: degraded, slow retry, never DLQ */
+    SINK_RES_UNKNOWN,   /* not classifiable (a message sluice does not know): retried
+                         * SINK_UNKNOWN_TRIES times for the same rows, then bisected like
+                         * PERMANENT, so wording never decides whether data moves */
 } sink_res_kind_t;
+
+/* Never stuck on data (DESIGN.md §1): identical unclassified failures of one row range
+ * before it is treated as refused by the data. */
+#define SINK_UNKNOWN_TRIES 3
+/* Endpoints per sink (`url` as a list: StarRocks FEs, ClickHouse replicas). */
+#define SINK_MAX_ENDPOINTS CFG_MAX_ENDPOINTS
 
 typedef struct {
     sink_res_kind_t kind;
@@ -31,6 +40,18 @@ typedef struct {
     int code;              /* ClickHouse exception code, 0 when none */
     uint32_t min_delay_ms; /* RETRY: wait at least this long (StarRocks label RUNNING) */
     char msg[512];         /* backend's message, for last_error and the DLQ */
+    /* StarRocks: the label exists already (Label Already Exists, or a Fail saying it has
+     * already been used); existing: ExistingJobStatus when the reply had one. The backend
+     * resolves it with get_load_state before the engine sees the result. */
+    int label_used;
+    char existing[24];
+    uint64_t filtered_rows; /* OK: rows the backend dropped (NumberFilteredRows) */
+    char error_url[256];    /* OK with filtered rows: where the backend lists them */
+    /* Endpoints: the one that gave this answer (-1: none answered), and those that failed
+     * to connect or timed out during this send (bit i = endpoint i), with the last error. */
+    int endpoint;
+    uint32_t endpoints_failed;
+    char endpoint_error[160];
 } sink_result_t;
 
 /* Rows of one table, in log order, as the backend must receive them. */
@@ -93,6 +114,11 @@ void sink_ch_classify(int http_status, int code, const char *body, size_t body_l
 /* StarRocks Stream Load reply (final, after redirects) → result, per PROTOCOLS.md §B. */
 void sink_sr_classify(int http_status, const char *body, size_t body_len, int curl_failed,
                       const char *curl_err, sink_result_t *res);
+
+/* StarRocks get_load_state reply (fe/.../http/rest/GetStreamLoadState.java: a RestBaseResult
+ * with "state" = the TransactionStatus name, "reason") → state into out. 0, or -1 when the
+ * reply is a refusal or has no state. */
+int sink_sr_load_state(const char *body, size_t body_len, char *state, size_t statelen);
 
 /* Parse "18.16.1" / "24.3.2.23" → major*1000 + minor; -1 when unparseable. */
 int sink_ch_parse_version(const char *s);

@@ -250,7 +250,8 @@ class StarRocksEmulator:
     """tests/e2e/starrocks_emulator.py on two free ports (FE, BE); sqlite under dirpath.
     tables: {"db.table": [["col", "TYPE"], ...]}"""
 
-    def __init__(self, dirpath, tables, user="root", password="", strict_labels=True):
+    def __init__(self, dirpath, tables, user="root", password="", strict_labels=True,
+                 extra_args=()):
         self.dir = dirpath
         os.makedirs(dirpath, exist_ok=True)
         self.fe_port = free_port()
@@ -267,6 +268,7 @@ class StarRocksEmulator:
                      "--user", user, "--password", password]
         if not strict_labels:
             self.argv.append("--lenient-labels")
+        self.argv += list(extra_args)  # e.g. ["--label-mode", "used"]
         self.proc = None
         self.start()
 

@@ -12,6 +12,29 @@ reply gets `Label Already Exists` / `FINISHED` and the rows exist once.
 
     starrocks_emulator.py --fe-port P --be-port Q --tables tables.json --db emu.sqlite
                           --user U --password PW [--lenient-labels] [--host 127.0.0.1]
+                          [--label-mode existing|used] [--json-max-bytes N]
+
+Sources read (github:StarRocks/starrocks; facts carried over, no code):
+  be/src/http/action/stream_load.cpp      reply shape, the JSON size check before the body
+                                          ("The size of this batch exceed the max size [...]")
+  fe/.../http/rest/LoadAction.java        FE refusals ("No backend alive.", no 100-continue)
+                                          as TransactionResult {"Status":"FAILED","Message"}
+  fe/.../http/rest/GetStreamLoadState.java, RestBaseAction.java, RestBaseResult.java
+                                          GET /api/{db}/get_load_state?label= ->
+                                          {"state","reason","status","code","msg","message"}
+  fe/.../FrontendServiceImpl.java (loadTxnBeginImpl) the label check at begin: a used
+                                          label is LabelAlreadyUsedException; its job state
+                                          maps PREPARE/UNKNOWN -> RUNNING, COMMITTED/VISIBLE
+                                          -> FINISHED (ExistingJobStatus)
+  be/src/exec/json_scanner.cpp, be/src/exprs/json_parser.cpp  simdjson errors
+                                          ("Failed to iterate document stream as object.
+                                          error: UTF8_ERROR: The input is not valid UTF-8")
+  test/sql/test_stream_load/R/*           the expected replies (replayed by
+                                          test_starrocks_emulator.py)
+  StarRocks issue #57982                  newer versions answer a reused label with
+                                          Status "Fail" + "Label [x] has already been used."
+                                          and no ExistingJobStatus (--label-mode used)
+Where the emulator cannot tell what real StarRocks does, it says so next to the code.
 
 tables.json: {"db.table": [["col", "TYPE"], ...]}. TYPE: INT BIGINT LARGEINT TINYINT
 SMALLINT DOUBLE FLOAT DECIMAL(p,s) VARCHAR[(n)] CHAR[(n)] STRING DATETIME DATE JSON
@@ -24,9 +47,18 @@ label (missing: one is generated), format (must be json), strip_outer_array,
 max_filter_ratio (default 0), columns (a plain list of column names: only those are
 loaded; expressions make the header ignored), jsonpaths (["$.a", "$.b.c"], mapped to
 `columns` or to the table's columns in order). Bodies: Content-Length or chunked.
-Rows: unknown keys ignored, missing columns NULL, values failing the type check (and
-non-object documents) filtered; the ErrorURL of a load with filtered rows serves the
-reasons (GET /api/_load_error_log?file=...).
+Rows: unknown keys ignored, missing columns NULL; a value failing the type check becomes
+NULL in a nullable column unless `strict_mode: true` (then the row is filtered), a NOT
+NULL column filters the row; non-object documents filtered; the ErrorURL of a load with
+filtered rows serves the reasons (GET /api/_load_error_log?file=...). A body that is not
+valid UTF-8 fails the whole load (simdjson's UTF8_ERROR). A body over --json-max-bytes
+(default 100 MiB, streaming_load_max_batch_size_mb) is refused before it is read.
+
+Labels (--label-mode): "existing" (StarRocks <= 3.2, R/test_stream_load_label_already_exist)
+answers a used label with Status "Label Already Exists" + ExistingJobStatus FINISHED or
+RUNNING; "used" (newer code paths, issue #57982) with Status "Fail" and the same Message,
+no ExistingJobStatus. Either way GET /api/{db}/get_load_state?label=L on the FE answers
+VISIBLE (committed), PREPARE (in progress), ABORTED (a failed load's label) or UNKNOWN.
 
 Emulator-only endpoints, on both ports, all under /_emu/ (never affected by faults):
   GET    /_emu/health                  {"ok": true}
@@ -60,8 +92,13 @@ Faults. POST /_emu/faults with one object or a list of objects:
     drop_mid_body    send 100 Continue, read about half of the body, reset the
                      connection; nothing committed, label freed
     commit_then_drop read the body, commit rows and label, close without replying
-    running          answer Label Already Exists / ExistingJobStatus RUNNING
-    clear            empty the queue (other fields ignored)
+    running          answer Label Already Exists / ExistingJobStatus RUNNING (in label
+                     mode used: Fail + has already been used)
+    no_backend       at the FE: {"Status": "FAILED", "Message": "...No backend alive."}
+                     (LoadAction.java: every BE down or restarting); port "fe" only
+    poison           not queued: every BE load whose body contains "match" Fails with
+                     "message" (an error text sluice has never seen) until "clear"
+    clear            empty the queue and the poisons (other fields ignored)
   Faults form a FIFO queue and only its head is active: a request the head applies to
   consumes one count (the head is removed when its count reaches 0); requests it does
   not apply to are served normally and do not look further down the queue. A fault
@@ -101,11 +138,17 @@ KINDS = set(INT_RANGES) | {"DOUBLE", "VARCHAR", "DATETIME", "DATE", "JSON", "BOO
 SQLITE_TYPES = {"DOUBLE": "REAL", "BOOLEAN": "INTEGER", "LARGEINT": "", "VARCHAR": "TEXT",
                 "DATETIME": "TEXT", "DATE": "TEXT", "JSON": "TEXT"}
 FAULT_MODES = {"refuse", "hang", "503", "publish_timeout", "fail_retryable", "drop_mid_body",
-               "commit_then_drop", "running"}
-FE_FAULT_MODES = {"refuse", "hang", "503"}
+               "commit_then_drop", "running", "no_backend", "poison"}
+FE_FAULT_MODES = {"refuse", "hang", "503", "no_backend"}
 RETRYABLE_MSG = "too many versions. tablet_id: 10086, version_count: 1001, limit: 1000"
 NO_DATA_MSG = "all partitions have no load data"
 PARSE_MSG = "Failed to parse json as document stream"
+# be/src/exprs/json_parser.cpp: "Failed to iterate document stream as object. error: $0" with
+# simdjson::error_message(UTF8_ERROR). Whether json_scanner.cpp counts such a row as one
+# filtered row or fails the load is not clear from the source (the document stream cannot
+# resume after the error); issue 16 observed the whole load failing, so the emulator does.
+UTF8_MSG = "Failed to iterate document stream as object. error: UTF8_ERROR: The input is not valid UTF-8"
+NO_BACKEND_MSG = "class com.starrocks.common.DdlException: No backend alive."
 MAX_BODY = 100 * 1024 * 1024
 
 
@@ -303,8 +346,11 @@ def walk(doc, path):
     return doc
 
 
-def convert_rows(table, docs, targets, jsonpaths):
-    """Returns (rows as tuples in table column order, list of filter reasons)."""
+def convert_rows(table, docs, targets, jsonpaths, strict=False):
+    """Returns (rows as tuples in table column order, list of filter reasons). Without strict
+    mode a value that does not convert is NULL in a nullable column (StarRocks' default:
+    the load says Success and the value is gone); with it, or in a NOT NULL column, the row
+    is filtered."""
     rows, errors = [], []
     for doc in docs:
         if not isinstance(doc, dict):
@@ -327,6 +373,9 @@ def convert_rows(table, docs, targets, jsonpaths):
             try:
                 out.append(c.convert(src.get(c.name)))
             except ValueError as e:
+                if not strict and c.nullable and src.get(c.name) is not None:
+                    out.append(None)
+                    continue
                 bad = "Value %s is invalid for column '%s' of type %s (%s). Row: %s" % (
                     json.dumps(src.get(c.name))[:100], c.name, c.type_text, e,
                     json.dumps(doc)[:200])
@@ -353,6 +402,9 @@ class Emulator:
         self.clear_gen = 0
         self.faults = []
         self.running = {}  # (db, label) -> txn_id of the load in progress
+        self.aborted = {}  # (db, label) -> txn_id of the last failed load with that label
+        self.poisons = []  # [{"match": bytes, "message": str}]
+        self.fake_running = set()  # labels a "running" fault answered for
         self.error_logs = collections.OrderedDict()
         self.recent = collections.deque(maxlen=200)
         self.counters = {"attempts": 0, "committed": 0, "failed": 0, "by_status": {},
@@ -376,9 +428,19 @@ class Emulator:
                 raise ValueError("fault needs a mode in %s or clear: %r"
                                  % (sorted(FAULT_MODES), s))
             mode = s["mode"]
+            if mode == "poison":
+                if not s.get("match"):
+                    raise ValueError("poison needs a non-empty match: %r" % s)
+                p = {"mode": "poison", "match": str(s["match"]),
+                     "message": str(s.get("message") or "emulated: an error text nobody knows")}
+                with self.lock:
+                    self.poisons.append(p)
+                added.append(dict(p))
+                continue
             if mode == "clear":
                 with self.lock:
                     self.faults.clear()
+                    self.poisons.clear()
                     self.clear_gen += 1
                     self.fault_cv.notify_all()
                 added.append({"mode": "clear"})
@@ -389,6 +451,10 @@ class Emulator:
             port = s.get("port", "both" if mode == "refuse" else "be")
             if port not in ("fe", "be", "both"):
                 raise ValueError("port must be fe, be or both: %r" % s)
+            if mode == "no_backend":
+                port = s.get("port", "fe")
+                if port != "fe":
+                    raise ValueError("no_backend applies to the FE only: %r" % s)
             if port != "be" and mode not in FE_FAULT_MODES:
                 raise ValueError("mode %s applies to BE loads only: %r" % (mode, s))
             seconds = s.get("seconds", 10 if mode == "hang" else 0)
@@ -440,8 +506,28 @@ class Emulator:
             return None, txn
 
     def release_label(self, db, label):
+        """The load ended; a label that did not commit is free again (and ABORTED)."""
         with self.lock:
-            self.running.pop((db, label), None)
+            txn = self.running.pop((db, label), None)
+            row = self.conn.execute("SELECT 1 FROM _emu_labels WHERE db=? AND label=?",
+                                    (db, label)).fetchone()
+            if txn is not None and not row:
+                self.aborted[(db, label)] = txn
+
+    def label_state(self, db, label):
+        """get_load_state's TransactionStatus name for a label."""
+        with self.lock:
+            if self.conn.execute("SELECT 1 FROM _emu_labels WHERE db=? AND label=?",
+                                 (db, label)).fetchone():
+                return "VISIBLE"
+            if (db, label) in self.running:
+                return "PREPARE"
+            if (db, label) in self.fake_running:
+                self.fake_running.discard((db, label))
+                return "PREPARE"
+            if (db, label) in self.aborted:
+                return "ABORTED"
+            return "UNKNOWN"
 
     def commit(self, table, label, txn, rows):
         """Rows and label in one sqlite transaction: both are there, or neither."""
@@ -655,6 +741,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if text is None:
                     return self.send_raw(404, b"no such error log\n")
                 return self.send_raw(200, text.encode())
+            m = re.match(r"^/api/([^/]+)/get_load_state$", path)
+            if m and self.server.port_name == "fe" and self.command == "GET":
+                return self.fe_load_state(urllib.parse.unquote(m.group(1)))
             m = re.match(r"^/api/([^/]+)/([^/]+)/_stream_load$", path)
             if not m:
                 return self.send_json(404, {"status": "FAILED", "msg": "no handler for " + path})
@@ -684,6 +773,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return (user == a.user and pw == a.password), user
 
     # -- FE
+    def fe_load_state(self, db):
+        """GET /api/{db}/get_load_state?label= (GetStreamLoadState.java): a RestBaseResult
+        with the label's TransactionStatus; refusals (DdlException) as status FAILED, 200."""
+        emu = self.server.emu
+        ok, user = self.auth_user()
+        if not ok:
+            return self.send_json(401, {"status": "FAILED", "code": "1",
+                                        "msg": "Access denied for %s@%s" % (user or "root",
+                                                                            self.client_address[0])},
+                                  headers=[("WWW-Authenticate", 'Basic realm=""')], pretty=False)
+        label = self.query.get("label", [""])[0]
+        fail = None
+        if not label:
+            fail = "No label selected."
+        elif db not in emu.dbs:
+            fail = "unknown database, database=" + db
+        if fail:
+            return self.send_json(200, {"status": "FAILED", "code": "1", "msg": fail,
+                                        "message": fail}, pretty=False)
+        state = emu.label_state(db, label)
+        log("FE get_load_state %s label=%s -> %s", db, label, state)
+        # gson writes the subclass's fields first, then RestBaseResult's
+        self.send_json(200, {"state": state, "reason": "", "status": "OK", "code": "0",
+                             "msg": "Success", "message": "OK"}, pretty=False)
+
     def fe_stream_load(self, db, table):
         emu = self.server.emu
         with emu.lock:
@@ -700,9 +814,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, {"Status": "FAILED", "Message":
                                         "class com.starrocks.common.DdlException: "
                                         "There is no 100-continue header"})
-        f = emu.take_fault("fe", {"hang", "503"})
+        f = emu.take_fault("fe", {"hang", "503", "no_backend"})
         if f and f["mode"] == "hang":
             emu.hang(f["seconds"])
+        elif f and f["mode"] == "no_backend":
+            log("FE %s.%s: FAILED, no backend alive (fault)", db, table)
+            return self.send_json(200, {"Status": "FAILED", "Message": NO_BACKEND_MSG})
         elif f:
             return self.send_json(503, {"status": "FAILED", "msg": "service unavailable (emulated)"},
                                   reason="Service Unavailable")
@@ -744,14 +861,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(503, {"status": "FAILED", "msg": "service unavailable (emulated)"},
                                   reason="Service Unavailable")
         if f:
-            return self.be_reply(db, table, label, -1, "Label Already Exists", "", t0, existing="RUNNING")
+            with emu.lock:
+                emu.fake_running.add((db, label))  # get_load_state says PREPARE once
+            return self.label_used_reply(db, table, label, "RUNNING", t0)
+        # be/src/http/action/stream_load.cpp checks Content-Length against
+        # streaming_load_max_batch_size_mb for JSON before the body is read.
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        if n > emu.args.json_max_bytes:
+            return self.be_reply(db, table, label, -1, "Fail",
+                                 "The size of this batch exceed the max size [%d]  of json type data "
+                                 " data [ %d ]. Set ignore_json_size to skip the check, although it "
+                                 "may lead huge memory consuming." % (emu.args.json_max_bytes, n), t0)
         state, txn = emu.claim_label(db, label)
         if state:
-            return self.be_reply(db, table, label, txn, "Label Already Exists", "", t0, existing=state)
+            return self.label_used_reply(db, table, label, state, t0)
         try:
             self.run_load(tbl, label, txn, opts, t0)
         finally:
             emu.release_label(db, label)
+
+    def label_used_reply(self, db, table, label, state, t0):
+        """A used label. R/test_stream_load_label_already_exist: TxnId -1, Status "Label
+        Already Exists", ExistingJobStatus, Message "Label [x] has already been used.". In
+        label mode used (issue #57982): Status "Fail", same Message, no ExistingJobStatus."""
+        if self.server.emu.args.label_mode == "used":
+            return self.be_reply(db, table, label, -1, "Fail",
+                                 "Label [%s] has already been used." % label, t0)
+        return self.be_reply(db, table, label, -1, "Label Already Exists", "", t0, existing=state)
 
     def load_options(self, tbl):
         fmt = self.headers.get("format")
@@ -772,7 +908,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 log("BE columns header with expressions is not emulated, ignored: %s", cols)
         jp = self.headers.get("jsonpaths")
         jsonpaths = parse_jsonpaths(jp) if jp else None
-        return {"ratio": ratio, "strip": strip, "targets": targets, "jsonpaths": jsonpaths}
+        strict = self.headers.get("strict_mode", "false").strip().lower() == "true"
+        return {"ratio": ratio, "strip": strip, "targets": targets, "jsonpaths": jsonpaths,
+                "strict": strict}
 
     def run_load(self, tbl, label, txn, opts, t0):
         emu = self.server.emu
@@ -801,15 +939,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             emu.hang(f["seconds"])
         if mode == "fail_retryable":
             return self.be_reply(db, table, label, txn, "Fail", f["message"], t0, nbytes=len(body))
+        with emu.lock:
+            poison = next((p for p in emu.poisons if p["match"].encode() in body), None)
+        if poison:
+            return self.be_reply(db, table, label, txn, "Fail", poison["message"], t0,
+                                 nbytes=len(body))
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return self.be_reply(db, table, label, txn, "Fail", PARSE_MSG, t0, nbytes=len(body))
+            return self.be_reply(db, table, label, txn, "Fail", UTF8_MSG, t0, nbytes=len(body))
         try:
             docs = parse_documents(text, opts["strip"])
         except LoadError as e:
             return self.be_reply(db, table, label, txn, "Fail", str(e), t0, nbytes=len(body))
-        rows, errors = convert_rows(tbl, docs, opts["targets"], opts["jsonpaths"])
+        rows, errors = convert_rows(tbl, docs, opts["targets"], opts["jsonpaths"], opts["strict"])
         counts = {"total": len(docs), "loaded": len(rows), "filtered": len(errors)}
         error_url = emu.save_error_log(txn, errors) if errors else None
         if not docs:
@@ -836,7 +979,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         counts = counts or {}
         loaded = counts.get("loaded", 0)  # StarRocks reports it for Fail too: see Status
         if existing:
-            message = "Label [%s] has already been used, relate to txn [%d]" % (label, txn)
+            message = "Label [%s] has already been used." % label
         r = {"TxnId": txn, "Label": label, "Status": status}
         if existing:
             r["ExistingJobStatus"] = existing
@@ -965,6 +1108,8 @@ def main(argv=None):
     ap.add_argument("--password", default="")
     ap.add_argument("--lenient-labels", action="store_true")
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--label-mode", choices=("existing", "used"), default="existing")
+    ap.add_argument("--json-max-bytes", type=int, default=MAX_BODY)
     args = ap.parse_args(argv)
     with open(args.tables) as f:
         spec = json.load(f)

@@ -225,7 +225,7 @@ def test_label_reuse_is_label_already_exists_finished(emu):
     assert r.trace == [307, 200], r.trace  # refused before the body: no 100 Continue
     j = r.json()
     assert j["Status"] == "Label Already Exists" and j["ExistingJobStatus"] == "FINISHED", j
-    assert j["TxnId"] == first["TxnId"], j
+    assert j["TxnId"] == -1 and j["Message"] == "Label [batch_1] has already been used.", j
     assert emu.count("logs.events") == 1
     # labels are per database: the same label on another table of logs is taken too
     j = stream_load(emu, [{"id": 1}], "batch_1", table="logs.strict").json()
@@ -263,7 +263,7 @@ def test_lenient_labels_accept_any_label():
 
 @with_emu
 def test_failed_load_frees_label(emu):
-    r = stream_load(emu, [ROW, dict(ROW, n="abc")], "lab")
+    r = stream_load(emu, [ROW, dict(ROW, n="abc")], "lab", headers={"strict_mode": "true"})
     j = r.json()
     assert j["Status"] == "Fail" and j["Message"] == "too many filtered rows", j
     assert j["NumberFilteredRows"] == 1 and j["NumberTotalRows"] == 2, j
@@ -296,11 +296,12 @@ def test_type_checks_filter_rows_and_max_filter_ratio(emu):
         '"just a string"',              # a JSON string, not an object
     ]
     rows = good + bad
-    j = stream_load(emu, rows, "f1").json()
+    strict = {"strict_mode": "true"}
+    j = stream_load(emu, rows, "f1", headers=strict).json()
     assert j["Status"] == "Fail" and j["Message"] == "too many filtered rows", j
-    j = stream_load(emu, rows, "f1", headers={"max_filter_ratio": "0.6"}).json()  # 8/12 > 0.6
+    j = stream_load(emu, rows, "f1", headers=dict(strict, max_filter_ratio="0.6")).json()  # 8/12
     assert j["Status"] == "Fail", j
-    j = stream_load(emu, rows, "f1", headers={"max_filter_ratio": "0.7"}).json()
+    j = stream_load(emu, rows, "f1", headers=dict(strict, max_filter_ratio="0.7")).json()
     assert j["Status"] == "Success", j
     assert (j["NumberTotalRows"], j["NumberLoadedRows"], j["NumberFilteredRows"]) == (12, 4, 8), j
     st, _, log = http_request(j["ErrorURL"])
@@ -326,11 +327,134 @@ def test_not_null_column_filters_nulls(emu):
 
 @with_emu
 def test_invalid_json_fails_whole_load(emu):
-    for body in (b'{"id": 1}\n{"id": 2\n', b'{"id": 1}\nnot json\n', b'{"id": NaN}\n',
-                 b'\xff\xfe{"id":1}\n'):
+    for body in (b'{"id": 1}\n{"id": 2\n', b'{"id": 1}\nnot json\n', b'{"id": NaN}\n'):
         j = stream_load(emu, body, "bad_json", headers={"max_filter_ratio": "1"}).json()
         assert j["Status"] == "Fail" and j["Message"] == "Failed to parse json as document stream", j
+    # one row that is not UTF-8 fails the whole load (simdjson, json_parser.cpp)
+    j = stream_load(emu, b'{"id": 1}\n{"id": 2, "name": "\xff\xfe"}\n', "bad_utf8",
+                    headers={"max_filter_ratio": "1"}).json()
+    assert j["Status"] == "Fail" and "UTF8_ERROR: The input is not valid UTF-8" in j["Message"], j
     assert emu.count("logs.events") == 0
+
+
+@with_emu
+def test_non_strict_mode_stores_null_for_values_that_do_not_convert(emu):
+    # StarRocks' default (no strict_mode): a bad value is NULL in a nullable column, Success
+    j = stream_load(emu, [{"id": 1, "n": "abc", "ok": "maybe"}], "ns").json()
+    assert j["Status"] == "Success" and j["NumberFilteredRows"] == 0, j
+    got = emu.rows("logs.events")
+    assert got[0]["id"] == 1 and got[0]["n"] is None and got[0]["ok"] is None, got
+    j = stream_load(emu, [{"id": 2, "n": "abc"}], "st", headers={"strict_mode": "true"}).json()
+    assert j["Status"] == "Fail" and j["Message"] == "too many filtered rows", j
+    # NOT NULL filters even without strict mode
+    j = stream_load(emu, [{"id": "x", "msg": "m"}], "nn2", table="logs.strict").json()
+    assert j["Status"] == "Fail", j
+
+
+# ------------------------------------------------------------------ StarRocks' own SQL tests
+
+def replay_label_already_exist(emu, label_mode):
+    """test/sql/test_stream_load/R/test_stream_load_label_already_exist (CSV there, JSON here:
+    the emulator loads JSON only): the first load Succeeds, the second with the same label
+    answers TxnId -1, Label Already Exists, ExistingJobStatus FINISHED, Message "Label [...]
+    has already been used."; the table holds the row once. In label mode used the reply is
+    the newer Fail shape (issue #57982)."""
+    label = "test_stream_load_label_already_exist"
+    j = stream_load(emu, [{"id": 1, "msg": "2"}], label, table="logs.strict").json()
+    assert (j["Label"], j["Status"], j["Message"]) == (label, "Success", "OK"), j
+    j = stream_load(emu, [{"id": 1, "msg": "2"}], label, table="logs.strict").json()
+    want_msg = "Label [%s] has already been used." % label
+    if label_mode == "existing":
+        assert (j["TxnId"], j["Label"], j["Status"], j["ExistingJobStatus"], j["Message"]) == \
+            (-1, label, "Label Already Exists", "FINISHED", want_msg), j
+    else:
+        assert (j["Status"], j["Message"]) == ("Fail", want_msg), j
+        assert "ExistingJobStatus" not in j, j
+    assert emu.rows("logs.strict") == [{"id": 1, "msg": "2"}]
+
+
+@with_emu
+def test_replay_R_label_already_exist(emu):
+    replay_label_already_exist(emu, "existing")
+
+
+def test_replay_R_label_already_exist_newer_fail_shape():
+    tmp = TempDir("sr-emu-")
+    emu = start(tmp, extra_args=["--label-mode", "used"])
+    try:
+        replay_label_already_exist(emu, "used")
+    finally:
+        emu.stop()
+        tmp.close()
+
+
+@with_emu
+def test_replay_R_non_utf8_json(emu):
+    """R/test_stream_load_non_utf8_json: data/non_utf8.json is {"c1": 1, "c2": "\u000b"}
+    (an escaped control character, valid UTF-8): Success, and hex(c2) = 0B."""
+    j = stream_load(emu, b'{"id": 1, "msg": "\\u000b"}', "non_utf8", table="logs.strict").json()
+    assert (j["Status"], j["Message"]) == ("Success", "OK"), j
+    assert emu.rows("logs.strict") == [{"id": 1, "msg": "\x0b"}]
+
+
+def fe_get(emu, path, user=USER, pw=PW):
+    st, _, body = http_request(emu.url + path, headers={"Authorization": auth(user, pw)})
+    return st, json.loads(body)
+
+
+@with_emu
+def test_get_load_state_visible_prepare_aborted_unknown(emu):
+    assert stream_load(emu, [ROW], "ok_1").json()["Status"] == "Success"
+    st, j = fe_get(emu, "/api/logs/get_load_state?label=ok_1")
+    assert st == 200 and j == {"state": "VISIBLE", "reason": "", "status": "OK", "code": "0",
+                               "msg": "Success", "message": "OK"}, j
+    emu.faults(mode="fail_retryable")
+    assert stream_load(emu, [ROW], "failed_1").json()["Status"] == "Fail"
+    assert fe_get(emu, "/api/logs/get_load_state?label=failed_1")[1]["state"] == "ABORTED"
+    assert fe_get(emu, "/api/logs/get_load_state?label=never")[1]["state"] == "UNKNOWN"
+    emu.faults(mode="hang", seconds=5)
+    t = threading.Thread(target=stream_load, args=(emu, [ROW], "slow_1"))
+    t.start()
+    wait_until(lambda: fe_get(emu, "/api/logs/get_load_state?label=slow_1")[1]["state"] == "PREPARE",
+               timeout=10, what="PREPARE while the load runs")
+    emu.faults(mode="clear")
+    t.join(10)
+    assert fe_get(emu, "/api/logs/get_load_state?label=slow_1")[1]["state"] == "VISIBLE"
+    st, j = fe_get(emu, "/api/nodb/get_load_state?label=x")
+    assert st == 200 and j["status"] == "FAILED" and j["msg"] == "unknown database, database=nodb", j
+    st, _ = fe_get(emu, "/api/logs/get_load_state?label=x", pw="wrong")
+    assert st == 401
+
+
+def test_json_size_limit_refused_before_the_body():
+    tmp = TempDir("sr-emu-")
+    emu = start(tmp, extra_args=["--json-max-bytes", "1000"])
+    try:
+        j = stream_load(emu, body_of([dict(ROW, id=i) for i in range(40)]), "big").json()
+        assert j["Status"] == "Fail" and "exceed the max size [1000]" in j["Message"], j
+        assert stream_load(emu, [ROW], "small").json()["Status"] == "Success"
+    finally:
+        emu.stop()
+        tmp.close()
+
+
+@with_emu
+def test_fault_no_backend_alive_at_the_fe(emu):
+    emu.faults(mode="no_backend")
+    j = stream_load(emu, [ROW], "nb").json()
+    assert j == {"Status": "FAILED", "Message": "class com.starrocks.common.DdlException: "
+                                                "No backend alive."}, j
+    assert stream_load(emu, [ROW], "nb").json()["Status"] == "Success"
+
+
+@with_emu
+def test_fault_poison_fails_loads_holding_the_match(emu):
+    emu.faults(mode="poison", match="POISON", message="brand new error text")
+    j = stream_load(emu, [ROW, dict(ROW, name="POISON")], "p1").json()
+    assert (j["Status"], j["Message"]) == ("Fail", "brand new error text"), j
+    assert stream_load(emu, [ROW], "p2").json()["Status"] == "Success"
+    emu.faults(mode="clear")
+    assert stream_load(emu, [dict(ROW, name="POISON")], "p1").json()["Status"] == "Success"
 
 
 @with_emu
@@ -338,7 +462,8 @@ def test_empty_load_has_no_load_data(emu):
     for body in (b"", b"\n  \n"):
         j = stream_load(emu, body, "empty").json()
         assert j["Status"] == "Fail" and j["Message"] == "all partitions have no load data", j
-    j = stream_load(emu, [{"id": "x"}], "empty", headers={"max_filter_ratio": "1"}).json()
+    j = stream_load(emu, [{"id": "x"}], "empty",
+                    headers={"max_filter_ratio": "1", "strict_mode": "true"}).json()
     assert j["Status"] == "Fail" and j["Message"] == "all partitions have no load data", j
     j = stream_load(emu, b"[]", "empty", headers={"strip_outer_array": "true"}).json()
     assert j["Status"] == "Fail" and j["Message"] == "all partitions have no load data", j

@@ -1100,6 +1100,39 @@ static void test_free_is_safe(void **state)
     assert_true(is_zero(&c));
 }
 
+/* `url` as a list of endpoints (issue 16): each checked by the one URL parser, url = the
+ * first, printed back as a list; a StarRocks batch over the JSON load limit is refused. */
+static void test_sink_url_list_and_starrocks_batch_cap(void **state)
+{
+    (void)state;
+    sluice_cfg_t c;
+    load_ok(&c, "proxy: {passthrough_url: \"http://ch:8123\"}\n"
+                "sinks:\n  - name: sr\n    type: starrocks\n    url: [\"http://fe1:8030\", "
+                "\"http://fe2:8030\"]\n");
+    assert_int_equal(c.sinks[0].n_urls, 2);
+    assert_string_equal(c.sinks[0].urls[1], "http://fe2:8030");
+    assert_string_equal(c.sinks[0].url, "http://fe1:8030");
+    char *text = print_to_string(&c);
+    assert_non_null(strstr(text, "url: [\"http://fe1:8030\", \"http://fe2:8030\"]"));
+    free(text);
+    cfg_free(&c);
+    load_ok(&c, MIN_SINK);
+    assert_int_equal(c.sinks[0].n_urls, 1);
+    assert_string_equal(c.sinks[0].urls[0], "http://h:8123");
+    cfg_free(&c);
+    expect_error("sinks:\n  - name: sr\n    type: starrocks\n    url: [\"http://fe1:8030\", "
+                 "\"ftp://x\"]\n",
+                 "t.yaml:4: sinks[0].url[1]: ");
+    expect_error("sinks:\n  - name: sr\n    type: starrocks\n    url: []\n",
+                 "t.yaml:4: sinks[0].url: expected a URL or a non-empty list");
+    expect_error("sinks:\n  - name: sr\n    type: starrocks\n    url: http://fe:8030\n"
+                 "    batch: {max_bytes: 100MiB}\n",
+                 "t.yaml:2: sinks[0].batch.max_bytes: 104857600 is more than 90MiB: StarRocks");
+    load_ok(&c, "sinks:\n  - name: ch\n    type: clickhouse\n    url: http://h:8123\n"
+                "    batch: {max_bytes: 100MiB}\n");
+    cfg_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1134,6 +1167,7 @@ int main(void)
         cmocka_unit_test_setup(test_print_defaults_and_empty, setup),
         cmocka_unit_test_setup(test_examples_load, setup),
         cmocka_unit_test_setup(test_free_is_safe, setup),
+        cmocka_unit_test_setup(test_sink_url_list_and_starrocks_batch_cap, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

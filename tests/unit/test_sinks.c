@@ -170,14 +170,14 @@ static void test_ch_classification_table(void **st)
         assert_int_equal(r.whole, 0);
     }
     /* statement errors: whole batch to the DLQ */
-    int whole[] = {60, 81, 62, 115, 50};
+    int whole[] = {62, 115, 50};
     for (size_t i = 0; i < sizeof whole / sizeof *whole; i++) {
         r = ch(404, whole[i]);
         assert_int_equal(r.kind, SINK_RES_PERMANENT);
         assert_int_equal(r.whole, 1);
     }
-    /* auth: configuration error */
-    int auth[] = {516, 192, 193, 497};
+    /* auth, missing table or database: configuration, retried, never DLQ (issue 16) */
+    int auth[] = {516, 192, 193, 497, 60, 81};
     for (size_t i = 0; i < sizeof auth / sizeof *auth; i++)
         assert_int_equal(ch(i ? 401 : 403, auth[i]).kind, SINK_RES_CONFIG);
     sink_ch_classify(401, 0, "", 0, 0, NULL, &r);
@@ -188,6 +188,12 @@ static void test_ch_classification_table(void **st)
     assert_int_equal(ch(503, 0).kind, SINK_RES_RETRY);
     assert_int_equal(ch(429, 0).kind, SINK_RES_RETRY);
     assert_int_equal(ch(502, 0).kind, SINK_RES_RETRY);
+    assert_int_equal(ch(500, 159).kind, SINK_RES_RETRY); /* TIMEOUT_EXCEEDED */
+    assert_int_equal(ch(500, 0).kind, SINK_RES_RETRY);   /* a proxy's 5xx, no exception */
+    assert_int_equal(ch(503, 1001).kind, SINK_RES_RETRY);
+    /* an exception code sluice does not know: bounded retries, then bisected (issue 16) */
+    assert_int_equal(ch(500, 1001).kind, SINK_RES_UNKNOWN);
+    assert_int_equal(ch(400, 9999).kind, SINK_RES_UNKNOWN);
     sink_ch_classify(0, 0, NULL, 0, 1, "Connection refused", &r);
     assert_int_equal(r.kind, SINK_RES_RETRY);
     assert_non_null(strstr(r.msg, "Connection refused"));
@@ -254,16 +260,44 @@ static void test_sr_status_table(void **st)
     assert_int_equal(r.kind, SINK_RES_OK);
     r = sr(200, "{\"Status\": \"Label Already Exists\", \"ExistingJobStatus\": \"FINISHED\"}");
     assert_int_equal(r.kind, SINK_RES_OK);
+    assert_true(r.label_used);
     r = sr(200, "{\"Status\": \"Label Already Exists\", \"ExistingJobStatus\": \"RUNNING\"}");
     assert_int_equal(r.kind, SINK_RES_RETRY);
+    assert_true(r.label_used);
+    assert_string_equal(r.existing, "RUNNING");
     assert_true(r.min_delay_ms >= 1000);
+    /* the newer shape (StarRocks issue #57982): a Fail naming the used label, no state */
+    r = sr(200, "{\"TxnId\": -1, \"Label\": \"l\", \"Status\": \"Fail\", \"Message\": \"Label "
+                "[l] has already been used.\"}");
+    assert_true(r.label_used);
+    assert_int_equal(r.kind, SINK_RES_RETRY);
+    assert_string_equal(r.existing, "");
+    /* filtered rows of an accepted load are reported with the ErrorURL */
+    r = sr(200, "{\"Status\": \"Success\", \"NumberFilteredRows\": 2, \"ErrorURL\": "
+                "\"http://be/api/_load_error_log?file=x\"}");
+    assert_int_equal(r.kind, SINK_RES_OK);
+    assert_int_equal(r.filtered_rows, 2);
+    assert_string_equal(r.error_url, "http://be/api/_load_error_log?file=x");
+    /* get_load_state (GetStreamLoadState.java: a RestBaseResult with state, reason) */
+    char state[32];
+    const char *gs = "{\"state\":\"VISIBLE\",\"reason\":\"\",\"status\":\"OK\",\"code\":\"0\","
+                     "\"msg\":\"Success\",\"message\":\"OK\"}";
+    assert_int_equal(sink_sr_load_state(gs, strlen(gs), state, sizeof state), 0);
+    assert_string_equal(state, "VISIBLE");
+    gs = "{\"status\":\"FAILED\",\"code\":\"1\",\"msg\":\"unknown database, database=x\"}";
+    assert_int_equal(sink_sr_load_state(gs, strlen(gs), state, sizeof state), -1);
     /* permanent Fail messages */
     const char *perm[] = {
         "too many filtered rows",
         "Failed to parse json as document stream",
         "The value should be object type in json document stream",
+        "Failed to iterate document stream as object. error: UTF8_ERROR: The input is not valid "
+        "UTF-8",
+        "The size of this batch exceed the max size [104857600]  of json type data  data [ "
+        "104857700 ]. Set ignore_json_size to skip the check, although it may lead huge memory "
+        "consuming.",
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof perm / sizeof *perm; i++) {
         char b[256];
         snprintf(b, sizeof b, "{\"Status\": \"Fail\", \"Message\": \"%s\", \"ErrorURL\": \"u\"}",
                  perm[i]);
@@ -272,12 +306,19 @@ static void test_sr_status_table(void **st)
         assert_int_equal(r.whole, 0);
         assert_string_equal(r.msg, perm[i]);
     }
+    /* a missing database or table: configuration, retried, never DLQ (issue 16) */
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"unknown database, database=x\"}");
-    assert_int_equal(r.kind, SINK_RES_PERMANENT);
-    assert_int_equal(r.whole, 1);
+    assert_int_equal(r.kind, SINK_RES_CONFIG);
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"unknown table \\\"db.t\\\"\"}");
-    assert_int_equal(r.kind, SINK_RES_PERMANENT);
-    assert_int_equal(r.whole, 1);
+    assert_int_equal(r.kind, SINK_RES_CONFIG);
+    /* a message nobody listed: bounded retries, then bisected */
+    r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"something new went wrong\"}");
+    assert_int_equal(r.kind, SINK_RES_UNKNOWN);
+    assert_string_equal(r.msg, "something new went wrong");
+    /* FE: No backend alive (LoadAction.java) is transient, not configuration */
+    r = sr(200, "{\"Status\": \"FAILED\", \"Message\": \"class com.starrocks.common.DdlException: "
+                "No backend alive.\"}");
+    assert_int_equal(r.kind, SINK_RES_RETRY);
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"Access denied for root@127.0.0.1\"}");
     assert_int_equal(r.kind, SINK_RES_CONFIG);
     r = sr(200, "{\"Status\": \"Fail\", \"Message\": \"Access denied; you need (at least one of) "
@@ -307,9 +348,9 @@ static void test_sr_status_table(void **st)
     assert_int_equal(sr(429, "{\"status\":\"FAILED\",\"msg\":\"too many requests\"}").kind,
                      SINK_RES_RETRY);
     assert_int_equal(sr(500, NULL).kind, SINK_RES_RETRY);
-    assert_int_equal(sr(200, "{\"Status\": \"Weird\"}").kind, SINK_RES_RETRY);
-    assert_int_equal(sr(200, "{\"Foo\": 1}").kind, SINK_RES_RETRY);
-    assert_int_equal(sr(200, "not json").kind, SINK_RES_RETRY);
+    assert_int_equal(sr(200, "{\"Status\": \"Weird\"}").kind, SINK_RES_UNKNOWN);
+    assert_int_equal(sr(200, "{\"Foo\": 1}").kind, SINK_RES_UNKNOWN);
+    assert_int_equal(sr(200, "not json").kind, SINK_RES_UNKNOWN);
     sink_sr_classify(0, NULL, 0, 1, "Operation timed out", &r);
     assert_int_equal(r.kind, SINK_RES_RETRY);
 }

@@ -64,6 +64,13 @@ static void fake_send(void *state, const sink_batch_t *b, sink_result_t *res)
         pthread_mutex_unlock(&f->mu);
         return;
     }
+    if (memmem(b->body, b->body_len, "weird", 5)) {
+        res->kind = SINK_RES_UNKNOWN; /* a message no classification knows */
+        res->http_status = 200;
+        snprintf(res->msg, sizeof res->msg, "fake: something nobody has seen before");
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
     if (memmem(b->body, b->body_len, "bad", 3)) {
         res->kind = SINK_RES_PERMANENT;
         res->http_status = 400;
@@ -259,6 +266,36 @@ static void test_poison_rows_bisected_into_dlq(void **st)
     assert_non_null(strstr(g_fake.delivered, "{\"i\":16}\n{\"i\":18}\n"));
 }
 
+/* Never stuck on data (issue 16): an unclassified failure caused by one row is retried a
+ * bounded number of times, then the batch is bisected and that row dead-lettered with the
+ * backend's message; the rest arrive. Before, it was retried forever. */
+static void test_unknown_failure_converges_to_dlq(void **st)
+{
+    fx_t *f = *st;
+    declare(f);
+    char rows[64 * 24];
+    size_t len = 0;
+    for (int i = 0; i < 64; i++)
+        len += (size_t)snprintf(rows + len, sizeof rows - len,
+                                i == 40 ? "{\"i\":\"weird\"}\n" : "{\"i\":%d}\n", i);
+    uint64_t last = append(f, "T", rows, 64);
+    sink_t *s = start(f);
+    assert_true(wait_delivered(s, last, 20000));
+    sink_stats_t ss;
+    sink_get_stats(s, &ss);
+    assert_int_equal(ss.rows_sent, 63);
+    assert_int_equal(ss.dlq_rows, 1);
+    stop(s, 1000);
+    wal_dlq_list_t l = {0};
+    assert_int_equal(wal_dlq_list(f->w, "fake", 0, 10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_non_null(strstr(l.e[0].rows, "weird"));
+    assert_non_null(strstr(l.e[0].error, "nobody has seen"));
+    wal_dlq_free(&l);
+    /* bounded: SINK_UNKNOWN_TRIES per range on the path to the row (64 rows: 7 ranges) */
+    assert_true(g_fake.sends <= 7 * SINK_UNKNOWN_TRIES + 7);
+}
+
 static void test_transient_failures_retried_then_delivered(void **st)
 {
     fx_t *f = *st;
@@ -367,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delivers_rows_and_advances_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_rows_bisected_into_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_failure_converges_to_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failures_retried_then_delivered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_inflight_range_resent_with_same_keys, setup, teardown),
