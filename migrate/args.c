@@ -1,17 +1,261 @@
-/* args.c — command-line parsing for `sluice backfill` and `sluice verify`: every option
- * takes one value, unknown options and bad values are errors with a one-line reason. */
+/* args.c — command-line parsing for `sluice backfill` and `sluice verify`: one option table
+ * per command drives both the parser and the usage text (so `--help` always shows every
+ * option with its default). Flags take no value; every other option takes exactly one
+ * (`--opt V` or `--opt=V`); unknown options and bad values are errors with a one-line reason.
+ * Kept in one place so the future cli/ module can take it over whole (issue 17). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "migrate/migrate.h"
 #include "migrate/migrate_internal.h"
 
 #define DEFAULT_TIME_COLUMN "timestamp"
+
+typedef enum {
+    OPT_SKIP = 0, /* takes a value that someone else reads (--config: main.c) */
+    OPT_STR,
+    OPT_FLAG,
+    OPT_TIME,     /* sets the int64 at off and the int at has_off */
+    OPT_DURATION, /* int64 seconds */
+    OPT_UINT,     /* uint32 */
+    OPT_BY,       /* verify --by day|hour */
+    OPT_COLUMNS,  /* verify --columns a,b,c */
+} opt_kind_t;
+
+typedef struct {
+    const char *name;
+    opt_kind_t kind;
+    size_t off, has_off;
+    const char *arg; /* value placeholder in the usage */
+    const char *def; /* default shown in the usage, or NULL */
+    const char *help;
+} opt_t;
+
+#define NO_HAS ((size_t)-1)
+#define BF(f) offsetof(backfill_opts_t, f)
+#define VF(f) offsetof(verify_opts_t, f)
+
+static const opt_t backfill_table[] = {
+    {"--config", OPT_SKIP, 0, NO_HAS, "FILE", NULL, "sluice's config (sinks, wal.dir); required"},
+    {"--source", OPT_STR, BF(source), NO_HAS, "URL", NULL,
+     "ClickHouse to copy from: http://[user@]host:8123 (no password here: see below)"},
+    {"--source-sink", OPT_STR, BF(source_sink), NO_HAS, "NAME", NULL,
+     "or: the config's ClickHouse sink NAME is the source (its url, user, password)"},
+    {"--source-password-env", OPT_STR, BF(source_password_env), NO_HAS, "VAR", NULL,
+     "the source password from environment variable VAR"},
+    {"--source-password-file", OPT_STR, BF(source_password_file), NO_HAS, "FILE", NULL,
+     "the source password from FILE (first line)"},
+    {"--sink", OPT_STR, BF(sink), NO_HAS, "NAME", NULL, "the config's sink to copy into; required"},
+    {"--table", OPT_STR, BF(table_arg), NO_HAS, "[DB.]T", NULL, "table to copy; required"},
+    {"--database", OPT_STR, BF(database_arg), NO_HAS, "DB", "default", "database of --table"},
+    {"--time-column", OPT_STR, BF(time_column), NO_HAS, "C", DEFAULT_TIME_COLUMN,
+     "DateTime column the slices cut"},
+    {"--since", OPT_TIME, BF(since), BF(has_since), "TS", "the oldest row",
+     "UTC: 2024-05-01[ 10:00:00] or unix seconds"},
+    {"--until", OPT_TIME, BF(until), BF(has_until), "TS", "the sink's live start",
+     "exclusive; default: the dual-write boundary recorded in the WAL"},
+    {"--slice", OPT_DURATION, BF(slice_s), NO_HAS, "D", "1h",
+     "slice grid and smallest slice (90s, 30m, 1h, 1d)"},
+    {"--max-slice", OPT_DURATION, BF(max_slice_s), NO_HAS, "D", "1d",
+     "slices grow to this while they stay under 16 MiB and 5 s"},
+    {"--parallel", OPT_UINT, BF(parallel), NO_HAS, "N", "2", "slices in flight (1-16)"},
+    {"--where", OPT_STR, BF(where), NO_HAS, "SQL", NULL, "extra condition on the source rows"},
+    {"--dry-run", OPT_FLAG, BF(dry_run), NO_HAS, NULL, NULL,
+     "print the range, the boundary and rows per slice; send nothing"},
+    {"--status", OPT_FLAG, BF(status), NO_HAS, NULL, NULL,
+     "show the progress of a running or stopped backfill of --sink/--table"},
+    {"--retry-dlq", OPT_FLAG, BF(retry_dlq), NO_HAS, NULL, NULL,
+     "re-send the rows dead-lettered by earlier runs (after fixing the cause)"},
+    {"--restart", OPT_FLAG, BF(restart), NO_HAS, NULL, NULL,
+     "forget the recorded progress and plan, start over"},
+    {"--force", OPT_FLAG, BF(force), NO_HAS, NULL, NULL,
+     "copy even when the sink is the source (same host, port, database)"},
+    {"--json", OPT_FLAG, BF(json), NO_HAS, NULL, NULL,
+     "progress and summary as JSON lines (progress on stderr, summary on stdout)"},
+};
+
+static const opt_t verify_table[] = {
+    {"--a", OPT_STR, VF(a), NO_HAS, "URL", NULL,
+     "one side: http://, clickhouse://, mysql://user@host:9030/db, emu+http://; required"},
+    {"--b", OPT_STR, VF(b), NO_HAS, "URL", NULL, "the other side; required"},
+    {"--a-password-env", OPT_STR, VF(a_password_env), NO_HAS, "VAR", NULL,
+     "--a's password from environment variable VAR"},
+    {"--a-password-file", OPT_STR, VF(a_password_file), NO_HAS, "FILE", NULL,
+     "--a's password from FILE"},
+    {"--b-password-env", OPT_STR, VF(b_password_env), NO_HAS, "VAR", NULL,
+     "--b's password from environment variable VAR"},
+    {"--b-password-file", OPT_STR, VF(b_password_file), NO_HAS, "FILE", NULL,
+     "--b's password from FILE"},
+    {"--table", OPT_STR, VF(table_arg), NO_HAS, "[DB.]T", NULL, "table to compare; required"},
+    {"--database", OPT_STR, VF(database_arg), NO_HAS, "DB", "default", "database of --table"},
+    {"--time-column", OPT_STR, VF(time_column), NO_HAS, "C", DEFAULT_TIME_COLUMN,
+     "DateTime column the buckets cut"},
+    {"--by", OPT_BY, VF(by), NO_HAS, "day|hour", "day", "bucket width"},
+    {"--columns", OPT_COLUMNS, 0, NO_HAS, "c1,c2", NULL,
+     "also compare a checksum of these columns per bucket"},
+    {"--key", OPT_STR, VF(key), NO_HAS, "C", "the first of --columns",
+     "column naming a row in the list of differing rows"},
+    {"--since", OPT_TIME, VF(since), VF(has_since), "TS", NULL, "UTC, inclusive"},
+    {"--until", OPT_TIME, VF(until), VF(has_until), "TS", "the sink's live start",
+     "UTC, exclusive; default with --config/--sink: the dual-write boundary"},
+    {"--config", OPT_STR, VF(config), NO_HAS, "FILE", NULL,
+     "sluice's config, with --sink: read the live boundary from its WAL"},
+    {"--sink", OPT_STR, VF(sink), NO_HAS, "NAME", NULL, "the sink --b is fed by (for the boundary)"},
+    {"--all", OPT_FLAG, VF(all), NO_HAS, NULL, NULL,
+     "compare up to now, not only up to the boundary"},
+};
+
+#define N_OF(t) (sizeof(t) / sizeof((t)[0]))
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *a)
 {
     snprintf(err, errlen, fmt, a);
     return -EINVAL;
+}
+
+static void print_usage(FILE *f, const char *synopsis, const opt_t *t, size_t n, const char *tail)
+{
+    fputs(synopsis, f);
+    fputs("\noptions:\n", f);
+    for (size_t i = 0; i < n; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s", t[i].name, t[i].arg ? " " : "",
+                 t[i].arg ? t[i].arg : "");
+        fprintf(f, "  %-28s %s", head, t[i].help);
+        if (t[i].def) fprintf(f, " (default: %s)", t[i].def);
+        fputc('\n', f);
+    }
+    fputs(tail, f);
+}
+
+void migrate_backfill_usage(FILE *f)
+{
+    print_usage(f,
+                "usage: sluice backfill --config FILE --source URL --sink NAME --table [DB.]T "
+                "[options]\n"
+                "Copy a ClickHouse table's history into a sink, slice by slice, resumably "
+                "(deploy/MIGRATION.md).",
+                backfill_table, N_OF(backfill_table),
+                "exit codes: 0 done, 1 runtime error, 2 usage, 3 refused (configuration, plan, "
+                "sink), 4 WAL refused,\n"
+                "            5 done but rows were dead-lettered (see --retry-dlq), 130 "
+                "interrupted (rerun to resume)\n");
+}
+
+void migrate_verify_usage(FILE *f)
+{
+    print_usage(f,
+                "usage: sluice verify --a URL --b URL --table [DB.]T [options]\n"
+                "Compare row counts (and column checksums) per time bucket between two "
+                "backends.",
+                verify_table, N_OF(verify_table),
+                "exit codes: 0 same, 1 differs, 2 usage, 3 could not run (connection, "
+                "authentication, missing table)\n");
+}
+
+static const opt_t *find_opt(const opt_t *t, size_t n, const char *a, size_t alen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(t[i].name) == alen && strncmp(t[i].name, a, alen) == 0) return &t[i];
+    return NULL;
+}
+
+static int parse_columns(verify_opts_t *o, const char *v, char *err, size_t errlen)
+{
+    if (strlen(v) >= sizeof o->cols_buf) return fail(err, errlen, "%s", "--columns: too long");
+    snprintf(o->cols_buf, sizeof o->cols_buf, "%s", v);
+    o->n_columns = 0;
+    for (char *save = NULL, *c = strtok_r(o->cols_buf, ",", &save); c;
+         c = strtok_r(NULL, ",", &save)) {
+        while (*c == ' ')
+            c++;
+        char *e = c + strlen(c);
+        while (e > c && e[-1] == ' ')
+            *--e = '\0';
+        if (!migrate_ident_ok(c)) return fail(err, errlen, "--columns: bad column name '%s'", c);
+        if (o->n_columns == MIGRATE_MAX_COLUMNS)
+            return fail(err, errlen, "%s", "--columns: at most 64 columns");
+        o->columns[o->n_columns++] = c;
+    }
+    if (o->n_columns == 0) return fail(err, errlen, "%s", "--columns: no column given");
+    return 0;
+}
+
+/* Walk argv against table t, storing into the struct at base. */
+static int parse_table(const opt_t *t, size_t n, int argc, char **argv, void *base, char *err,
+                       size_t errlen)
+{
+    char *o = base;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) return fail(err, errlen, "unexpected argument '%s'", a);
+        const char *eq = strchr(a, '=');
+        size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+        const opt_t *op = find_opt(t, n, a, alen);
+        if (!op) {
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)(alen > 100 ? 100 : alen), a);
+            return fail(err, errlen, "unknown option %s (see --help)", name);
+        }
+        if (op->kind == OPT_FLAG) {
+            if (eq) return fail(err, errlen, "%s is a flag and takes no value", op->name);
+            *(int *)(o + op->off) = 1;
+            continue;
+        }
+        const char *v;
+        if (eq)
+            v = eq + 1;
+        else if (i + 1 < argc)
+            v = argv[++i];
+        else
+            return fail(err, errlen, "%s needs a value", op->name);
+        switch (op->kind) {
+        case OPT_SKIP:
+        case OPT_FLAG:
+            break;
+        case OPT_STR:
+            *(const char **)(o + op->off) = v;
+            break;
+        case OPT_TIME:
+            if (migrate_parse_time(v, (int64_t *)(o + op->off)) < 0)
+                return fail(err, errlen, "%s: expected YYYY-MM-DD[ HH:MM:SS] (UTC) or unix seconds",
+                            op->name);
+            *(int *)(o + op->has_off) = 1;
+            break;
+        case OPT_DURATION:
+            if (migrate_parse_duration(v, (int64_t *)(o + op->off)) < 0) {
+                char m[160];
+                snprintf(m, sizeof m, "%s: expected a duration like 1h, 30m, 1d, not '%.60s'",
+                         op->name, v);
+                return fail(err, errlen, "%s", m);
+            }
+            break;
+        case OPT_UINT: {
+            char *end;
+            errno = 0;
+            unsigned long x = strtoul(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-' || x > 1000000)
+                return fail(err, errlen, "%s: expected a number", op->name);
+            *(uint32_t *)(o + op->off) = (uint32_t)x;
+            break;
+        }
+        case OPT_BY:
+            if (strcmp(v, "day") == 0)
+                *(verify_by_t *)(o + op->off) = VERIFY_BY_DAY;
+            else if (strcmp(v, "hour") == 0)
+                *(verify_by_t *)(o + op->off) = VERIFY_BY_HOUR;
+            else
+                return fail(err, errlen, "--by: expected day or hour, not '%s'", v);
+            break;
+        case OPT_COLUMNS:
+            if (parse_columns(base, v, err, errlen) < 0) return -EINVAL;
+            break;
+        }
+    }
+    return 0;
 }
 
 /* "db.table" → db_buf, table_buf (when no --database was given). */
@@ -50,12 +294,32 @@ static int finish_target(const char *table, const char *database, const char *ti
     return 0;
 }
 
-static int time_opt(const char *name, const char *v, int64_t *out, int *has, char *err,
-                    size_t errlen)
+int migrate_read_password(const char *env, const char *file, char *out, size_t outlen, char *err,
+                          size_t errlen)
 {
-    if (migrate_parse_time(v, out) < 0)
-        return fail(err, errlen, "%s: expected YYYY-MM-DD[ HH:MM:SS] (UTC) or unix seconds", name);
-    *has = 1;
+    if (env && file)
+        return fail(err, errlen, "%s", "give the password from the environment or a file, not both");
+    if (env) {
+        const char *v = getenv(env);
+        if (!v) return fail(err, errlen, "environment variable %s is not set", env);
+        if (strlen(v) >= outlen) return fail(err, errlen, "%s: password too long", env);
+        snprintf(out, outlen, "%s", v);
+        return 1;
+    }
+    if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            snprintf(err, errlen, "%s: %s", file, strerror(errno));
+            return -EINVAL;
+        }
+        size_t n = fread(out, 1, outlen - 1, f);
+        int bad = ferror(f) || (n == outlen - 1 && !feof(f));
+        fclose(f);
+        if (bad) return fail(err, errlen, "%s: cannot read a password (too long?)", file);
+        out[n] = '\0';
+        out[strcspn(out, "\r\n")] = '\0';
+        return 1;
+    }
     return 0;
 }
 
@@ -63,45 +327,29 @@ int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, si
 {
     memset(o, 0, sizeof *o);
     o->slice_s = 3600;
+    o->max_slice_s = 0;
+    o->parallel = 2;
     o->time_column = DEFAULT_TIME_COLUMN;
-    const char *database = NULL, *table = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) return fail(err, errlen, "unexpected argument '%s'", a);
-        if (i + 1 >= argc) return fail(err, errlen, "%s needs a value", a);
-        const char *v = argv[++i];
-        if (strcmp(a, "--config") == 0) continue; /* main.c loads it */
-        if (strcmp(a, "--source") == 0)
-            o->source = v;
-        else if (strcmp(a, "--sink") == 0)
-            o->sink = v;
-        else if (strcmp(a, "--table") == 0)
-            table = v;
-        else if (strcmp(a, "--database") == 0)
-            database = v;
-        else if (strcmp(a, "--where") == 0)
-            o->where = v;
-        else if (strcmp(a, "--time-column") == 0)
-            o->time_column = v;
-        else if (strcmp(a, "--since") == 0) {
-            if (time_opt(a, v, &o->since, &o->has_since, err, errlen)) return -EINVAL;
-        } else if (strcmp(a, "--until") == 0) {
-            if (time_opt(a, v, &o->until, &o->has_until, err, errlen)) return -EINVAL;
-        } else if (strcmp(a, "--slice") == 0) {
-            if (migrate_parse_duration(v, &o->slice_s) < 0)
-                return fail(err, errlen, "--slice: expected a duration like 1h, 30m, 1d, not '%s'",
-                            v);
-        } else
-            return fail(err, errlen, "unknown option %s", a);
-    }
-    if (!o->source) return fail(err, errlen, "%s is required", "--source CLICKHOUSE_URL");
+    if (parse_table(backfill_table, N_OF(backfill_table), argc, argv, o, err, errlen) < 0)
+        return -EINVAL;
+    if (!o->source && !o->source_sink && !o->status && !o->retry_dlq)
+        return fail(err, errlen, "%s is required", "--source CLICKHOUSE_URL (or --source-sink NAME)");
+    if (o->source && o->source_sink)
+        return fail(err, errlen, "%s", "give --source or --source-sink, not both");
     if (!o->sink) return fail(err, errlen, "%s is required", "--sink NAME");
-    if (!table) return fail(err, errlen, "%s is required", "--table T");
-    if (finish_target(table, database, o->time_column, o->table_buf, o->db_buf, &o->table,
-                      &o->database, err, errlen) < 0)
+    if (!o->table_arg) return fail(err, errlen, "%s is required", "--table T");
+    if (finish_target(o->table_arg, o->database_arg, o->time_column, o->table_buf, o->db_buf,
+                      &o->table, &o->database, err, errlen) < 0)
         return -1;
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");
+    if (o->parallel < 1 || o->parallel > 16)
+        return fail(err, errlen, "%s", "--parallel: expected 1 to 16");
+    if (!o->max_slice_s) o->max_slice_s = o->slice_s > 86400 ? o->slice_s : 86400;
+    if (o->max_slice_s < o->slice_s)
+        return fail(err, errlen, "%s", "--max-slice must not be smaller than --slice");
+    if (o->max_slice_s % o->slice_s)
+        return fail(err, errlen, "%s", "--max-slice must be a multiple of --slice");
     if (o->where && !*o->where) o->where = NULL;
     return 0;
 }
@@ -111,57 +359,10 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
     memset(o, 0, sizeof *o);
     o->by = VERIFY_BY_DAY;
     o->time_column = DEFAULT_TIME_COLUMN;
-    const char *database = NULL, *table = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) return fail(err, errlen, "unexpected argument '%s'", a);
-        if (i + 1 >= argc) return fail(err, errlen, "%s needs a value", a);
-        const char *v = argv[++i];
-        if (strcmp(a, "--a") == 0)
-            o->a = v;
-        else if (strcmp(a, "--b") == 0)
-            o->b = v;
-        else if (strcmp(a, "--table") == 0)
-            table = v;
-        else if (strcmp(a, "--database") == 0)
-            database = v;
-        else if (strcmp(a, "--time-column") == 0)
-            o->time_column = v;
-        else if (strcmp(a, "--by") == 0) {
-            if (strcmp(v, "day") == 0)
-                o->by = VERIFY_BY_DAY;
-            else if (strcmp(v, "hour") == 0)
-                o->by = VERIFY_BY_HOUR;
-            else
-                return fail(err, errlen, "--by: expected day or hour, not '%s'", v);
-        } else if (strcmp(a, "--columns") == 0) {
-            if (strlen(v) >= sizeof o->cols_buf)
-                return fail(err, errlen, "%s", "--columns: too long");
-            snprintf(o->cols_buf, sizeof o->cols_buf, "%s", v);
-            o->n_columns = 0;
-            for (char *save = NULL, *c = strtok_r(o->cols_buf, ",", &save); c;
-                 c = strtok_r(NULL, ",", &save)) {
-                while (*c == ' ')
-                    c++;
-                char *e = c + strlen(c);
-                while (e > c && e[-1] == ' ')
-                    *--e = '\0';
-                if (!migrate_ident_ok(c))
-                    return fail(err, errlen, "--columns: bad column name '%s'", c);
-                if (o->n_columns == MIGRATE_MAX_COLUMNS)
-                    return fail(err, errlen, "%s", "--columns: at most 64 columns");
-                o->columns[o->n_columns++] = c;
-            }
-            if (o->n_columns == 0) return fail(err, errlen, "%s", "--columns: no column given");
-        } else if (strcmp(a, "--since") == 0) {
-            if (time_opt(a, v, &o->since, &o->has_since, err, errlen)) return -EINVAL;
-        } else if (strcmp(a, "--until") == 0) {
-            if (time_opt(a, v, &o->until, &o->has_until, err, errlen)) return -EINVAL;
-        } else
-            return fail(err, errlen, "unknown option %s", a);
-    }
+    if (parse_table(verify_table, N_OF(verify_table), argc, argv, o, err, errlen) < 0)
+        return -EINVAL;
     if (!o->a || !o->b) return fail(err, errlen, "%s are required", "--a URL and --b URL");
-    if (!table) return fail(err, errlen, "%s is required", "--table T");
+    if (!o->table_arg) return fail(err, errlen, "%s is required", "--table T");
     if (!verify_reader_for(o->a))
         return fail(
             err, errlen,
@@ -172,9 +373,11 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
             err, errlen,
             "--b: unknown URL scheme in '%s' (clickhouse://, http://, emu+http://, mysql://)",
             o->b);
-    if (finish_target(table, database, o->time_column, o->table_buf, o->db_buf, &o->table,
-                      &o->database, err, errlen) < 0)
+    if (finish_target(o->table_arg, o->database_arg, o->time_column, o->table_buf, o->db_buf,
+                      &o->table, &o->database, err, errlen) < 0)
         return -1;
+    if (o->key && !migrate_ident_ok(o->key)) return fail(err, errlen, "%s", "--key: bad column name");
+    if (o->sink && !o->config) return fail(err, errlen, "%s", "--sink needs --config FILE");
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");
     return 0;

@@ -17,15 +17,21 @@
 /* ---- options ---- */
 
 typedef struct {
-    const char *source;   /* ClickHouse URL */
+    const char *source;      /* ClickHouse URL (without its password: see below) */
+    const char *source_sink; /* or: the config's ClickHouse sink of this name is the source */
+    const char *source_password_env, *source_password_file;
     const char *sink;     /* sink name in the config */
     const char *table;    /* table (a "db.table" form sets database) */
     const char *database; /* default: from table, else "default" */
+    const char *table_arg, *database_arg; /* as given */
     int64_t since, until; /* unix seconds; has_* say whether they were given */
     int has_since, has_until;
-    int64_t slice_s;         /* default 3600 */
+    int64_t slice_s;     /* default 3600: the grid, and the smallest slice */
+    int64_t max_slice_s; /* default max(1d, slice): adaptive slices grow up to this */
+    uint32_t parallel;   /* default 2: slices in flight */
     const char *where;       /* extra SQL condition, or NULL */
     const char *time_column; /* default "timestamp" */
+    int dry_run, status, json, force, restart, retry_dlq; /* flags */
     char table_buf[256], db_buf[256];
 } backfill_opts_t;
 
@@ -33,20 +39,46 @@ typedef enum { VERIFY_BY_DAY = 0, VERIFY_BY_HOUR } verify_by_t;
 
 typedef struct {
     const char *a, *b;
+    const char *a_password_env, *a_password_file, *b_password_env, *b_password_file;
     const char *table, *database;
+    const char *table_arg, *database_arg;
     verify_by_t by;
     const char *time_column;
     const char *columns[MIGRATE_MAX_COLUMNS];
     size_t n_columns;
+    const char *key;          /* column naming a differing row; default columns[0] */
+    const char *config, *sink; /* for the default --until: the sink's live start */
+    int all;                   /* flag: no default --until */
     int64_t since, until;
     int has_since, has_until;
     char table_buf[256], db_buf[256], cols_buf[4096];
 } verify_opts_t;
 
-/* Parse argv (after the command name; --config is skipped, main.c reads it). 0, or -EINVAL
- * with a one-line reason in err. */
+/* Parse argv (after the command name; --config is skipped by backfill, main.c reads it). 0,
+ * or -EINVAL with a one-line reason in err. */
 int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, size_t errlen);
 int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t errlen);
+
+/* A password from environment variable env or the first line of file (at most one of them
+ * non-NULL). 1 when read into out, 0 when neither was given, -EINVAL with err. */
+int migrate_read_password(const char *env, const char *file, char *out, size_t outlen, char *err,
+                          size_t errlen);
+
+/* ---- URLs ---- */
+
+/* url with its userinfo replaced by user (NULL: keep the URL's user, else "default") and
+ * password, both percent-encoded, into out. 0 or -EINVAL (no scheme, too long). */
+int migrate_url_with_auth(const char *url, const char *user, const char *password, char *out,
+                          size_t outlen);
+
+/* url with the password of its userinfo shown as ***: the only form of a URL ever printed. */
+void migrate_url_redact(const char *url, char *out, size_t outlen);
+
+/* host (lower case; localhost, 127.x and ::1 become "loopback"), port (the scheme's default
+ * when absent: what libcurl connects to) and path database of an http(s):// or
+ * clickhouse:// URL. 0 or -EINVAL. */
+int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *port, char *db,
+                         size_t dblen);
 
 /* ---- time ---- */
 
@@ -83,6 +115,12 @@ uint32_t backfill_plan_hash(const char *where, const char *time_column, int64_t 
  * with a live key (whose 4th part is a digit) and fits MIGRATE_LABEL_MAX + 1 bytes. */
 void backfill_label(char *out, uint64_t logid, const char *sink, const char *table,
                     int64_t slice_start, uint32_t batch, uint32_t plan);
+
+/* Label of a `--retry-dlq` resend: sluice_{logid}_{sink}_{table}_d{rows_hash:08x}_{n_rows}: the
+ * same dead rows always get the same label, so a retry killed half way and run again is
+ * deduplicated; 'd' keeps it apart from slice labels ('b') and live keys (digits). */
+void backfill_retry_label(char *out, uint64_t logid, const char *sink, const char *table,
+                          uint32_t rows_hash, uint32_t n_rows);
 
 uint32_t migrate_fnv1a32(const void *p, size_t n);
 

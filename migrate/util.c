@@ -184,6 +184,125 @@ void backfill_label(char *out, uint64_t logid, const char *sink, const char *tab
     out[n] = '\0';
 }
 
+void backfill_retry_label(char *out, uint64_t logid, const char *sink, const char *table,
+                          uint32_t rows_hash, uint32_t n_rows)
+{
+    char s[40], t[40], tmp[160];
+    label_part(s, sizeof s, sink);
+    label_part(t, sizeof t, table);
+    snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_d%08x_%" PRIu32, logid, s, t, rows_hash,
+             n_rows);
+    size_t n = strlen(tmp);
+    if (n > MIGRATE_LABEL_MAX) n = MIGRATE_LABEL_MAX;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
+}
+
+/* ---- URLs ---- */
+
+/* The authority of scheme://[userinfo@]host[:port][/path]: where it starts, its length and
+ * the '@' ending the userinfo (NULL when none). */
+static const char *authority(const char *url, size_t *alen, const char **at)
+{
+    const char *a = strstr(url, "://");
+    if (!a) return NULL;
+    a += 3;
+    *alen = strcspn(a, "/?#");
+    *at = NULL;
+    for (const char *p = a; p < a + *alen; p++)
+        if (*p == '@') *at = p;
+    return a;
+}
+
+static int pct_encode(buf_t *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~')
+            buf_append(b, s + i, 1);
+        else
+            buf_printf(b, "%%%02X", c);
+    }
+    return b->oom ? -ENOMEM : 0;
+}
+
+int migrate_url_with_auth(const char *url, const char *user, const char *password, char *out,
+                          size_t outlen)
+{
+    size_t alen;
+    const char *at, *a = authority(url, &alen, &at);
+    if (!a) return -EINVAL;
+    buf_t b = {0};
+    buf_append(&b, url, (size_t)(a - url));
+    if (user) {
+        pct_encode(&b, user, strlen(user));
+    } else if (at) {
+        const char *colon = memchr(a, ':', (size_t)(at - a));
+        buf_append(&b, a, (size_t)((colon ? colon : at) - a)); /* already encoded */
+    } else {
+        buf_puts(&b, "default");
+    }
+    buf_puts(&b, ":");
+    pct_encode(&b, password, strlen(password));
+    buf_puts(&b, "@");
+    buf_puts(&b, at ? at + 1 : a);
+    int rc = b.oom || !b.data || b.len >= outlen ? -EINVAL : 0;
+    if (rc == 0) memcpy(out, b.data, b.len + 1);
+    buf_free(&b);
+    return rc;
+}
+
+void migrate_url_redact(const char *url, char *out, size_t outlen)
+{
+    size_t alen;
+    const char *at, *a = url ? authority(url, &alen, &at) : NULL;
+    const char *colon = a && at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+    if (colon)
+        snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    else
+        snprintf(out, outlen, "%s", url ? url : "");
+}
+
+int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *port, char *db,
+                         size_t dblen)
+{
+    size_t alen;
+    const char *at, *a = authority(url, &alen, &at);
+    if (!a) return -EINVAL;
+    *port = strncmp(url, "https://", 8) == 0 ? 443 : strncmp(url, "clickhouse://", 13) == 0 ? 8123 : 80;
+    const char *h = at ? at + 1 : a, *end = a + alen, *pc = NULL;
+    if (h < end && *h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb) return -EINVAL;
+        if (rb + 1 < end && rb[1] == ':') pc = rb + 1;
+    } else {
+        pc = memchr(h, ':', (size_t)(end - h));
+    }
+    size_t hl = (size_t)((pc ? pc : end) - h);
+    if (hl == 0 || hl >= hostlen) return -EINVAL;
+    for (size_t i = 0; i < hl; i++)
+        host[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
+    host[hl] = '\0';
+    if (strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+        strcmp(host, "[::1]") == 0)
+        snprintf(host, hostlen, "loopback");
+    if (pc) {
+        char *e;
+        unsigned long v = strtoul(pc + 1, &e, 10);
+        if (e != end || v == 0 || v > 65535) return -EINVAL;
+        *port = (unsigned)v;
+    }
+    db[0] = '\0';
+    if (*end == '/') {
+        size_t n = strcspn(end + 1, "/?#");
+        if (n >= dblen) return -EINVAL;
+        memcpy(db, end + 1, n);
+        db[n] = '\0';
+    }
+    return 0;
+}
+
 /* ---- canonical form ---- */
 
 static int is_int_text(const char *v, size_t n)

@@ -33,14 +33,12 @@ static const char usage_text[] =
     "                               records as JSON lines\n"
     "  dlq list|show ID|replay [ID..]|drop [ID..] --config FILE [--sink NAME]\n"
     "                               dead-letter queue of a stopped instance\n"
-    "  backfill --config FILE --source CLICKHOUSE_URL --sink NAME --table [DB.]T\n"
-    "           [--database D] [--since TS] [--until TS] [--slice 1h] [--where SQL]\n"
-    "           [--time-column C]   copy history into a sink, resumably (deploy/MIGRATION.md)\n"
-    "  verify --a URL --b URL --table [DB.]T [--database D] [--by day|hour]\n"
-    "         [--time-column C] [--columns c1,c2] [--since TS] [--until TS]\n"
-    "                               compare counts (and checksums) per bucket; 1 if any differ\n"
+    "  backfill --config FILE --source URL --sink NAME --table [DB.]T [options]\n"
+    "                               copy history into a sink, resumably (help backfill)\n"
+    "  verify --a URL --b URL --table [DB.]T [options]\n"
+    "                               compare counts (and checksums) per bucket (help verify)\n"
     "  version                      print the version\n"
-    "  help [COMMAND]               this text\n"
+    "  help [COMMAND]               this text, or COMMAND's options and defaults\n"
     "\n"
     "exit codes: 0 ok, 1 runtime error, 2 usage, 3 bad config, 4 WAL refused\n";
 
@@ -317,9 +315,22 @@ int main(int argc, char **argv)
         printf("sluice %s\n", SLUICE_VERSION);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
-        return usage(stdout, EXIT_OK);
-    if (has_flag(sub_argc, sub_argv, "--help")) return usage(stdout, EXIT_OK);
+    const char *help_of = NULL; /* "help backfill" and "backfill --help" print its own usage */
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        if (sub_argc < 1) return usage(stdout, EXIT_OK);
+        help_of = sub_argv[0];
+    } else if (has_flag(sub_argc, sub_argv, "--help") || has_flag(sub_argc, sub_argv, "-h")) {
+        help_of = cmd;
+    }
+    if (help_of) {
+        if (strcmp(help_of, "backfill") == 0)
+            migrate_backfill_usage(stdout);
+        else if (strcmp(help_of, "verify") == 0)
+            migrate_verify_usage(stdout);
+        else
+            return usage(stdout, EXIT_OK);
+        return EXIT_OK;
+    }
     if (strcmp(cmd, "run") == 0) return cmd_run(sub_argc, sub_argv);
     if (strcmp(cmd, "check-config") == 0) return cmd_check_config(sub_argc, sub_argv);
     if (strcmp(cmd, "wal") == 0) return cmd_wal(sub_argc, sub_argv);

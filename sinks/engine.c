@@ -20,6 +20,8 @@
 
 #define SINK_IDLE_SLICE_MS 100      /* longest wal_wait before re-checking stop / pause */
 #define SINK_SUMMARY_EVERY_MS 30000 /* periodic "still degraded" line */
+#define SINK_DIRECT_CONFIG_TRIES 3  /* direct delivery: configuration errors before giving up */
+#define SINK_REFUSED (-2)           /* send_range: refused for good (direct delivery only) */
 
 struct sink {
     const cfg_sink_t *cfg; /* owned by the caller's sluice_cfg_t, which outlives the sinks */
@@ -32,6 +34,9 @@ struct sink {
     uint64_t rnd;        /* sink thread only */
     int lock_fd;         /* sinks.lock in the wal dir, held by the first sink; -1 if none */
     int direct_prepared; /* sink_direct_*: prepare succeeded (the caller's thread only) */
+    int direct;          /* opened by sink_direct_open: a configuration error or a refusal
+                          * of the whole statement ends the call (SINK_REFUSED) instead of
+                          * being retried forever or dead-lettered row by row */
 
     /* Control, protected by mu; cv is signalled on every change and when the thread ends. */
     pthread_mutex_t mu;
@@ -216,7 +221,7 @@ static int backoff(sink_t *s, const sink_result_t *res, uint32_t *attempt)
     uint32_t d;
     if (res->min_delay_ms)
         d = res->min_delay_ms + (uint32_t)(sink_rand(&s->rnd) % 4001);
-    else if (res->kind == SINK_RES_CONFIG)
+    else if (res->kind == SINK_RES_CONFIG && !s->direct) /* direct: a few quick tries, then out */
         d = s->cfg->retry_max_backoff_ms;
     else
         d = sink_backoff_ms(s->cfg->retry_initial_backoff_ms, s->cfg->retry_max_backoff_ms,
@@ -316,7 +321,7 @@ static void ext_subkey(char *out, const char *base, uint32_t lo, uint32_t hi)
 }
 
 /* Deliver rows [lo, hi) of the group: retry transient failures, bisect permanent ones.
- * Returns 0 (delivered or dead-lettered) or -1 when aborted. */
+ * Returns 0 (delivered or dead-lettered), -1 when aborted, SINK_REFUSED (direct only). */
 static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
 {
     sink_t *s = c->s;
@@ -384,6 +389,13 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
                 res.kind = SINK_RES_RETRY;
             }
         }
+        if (s->direct && ((res.kind == SINK_RES_PERMANENT && res.whole) ||
+                          (res.kind == SINK_RES_CONFIG && c->attempt + 1 >= SINK_DIRECT_CONFIG_TRIES))) {
+            pthread_mutex_lock(&s->stats_mu);
+            set_last_error(s, res.msg);
+            pthread_mutex_unlock(&s->stats_mu);
+            return SINK_REFUSED;
+        }
         if (res.kind == SINK_RES_PERMANENT) {
             c->attempt = 0;
             note_recovered(s); /* the backend answers: not an outage */
@@ -394,7 +406,8 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
                 snprintf(res.msg, sizeof res.msg, "out of memory building a DLQ entry");
             } else {
                 uint32_t mid = lo + (hi - lo) / 2;
-                if (send_range(c, lo, mid) < 0) return -1;
+                int rc = send_range(c, lo, mid);
+                if (rc < 0) return rc;
                 return send_range(c, mid, hi);
             }
         }
@@ -1071,6 +1084,7 @@ int sink_direct_open(const cfg_sink_t *cfg, uint64_t logid, sink_t **out, char *
         return -ENOMEM;
     }
     s->logid = logid;
+    s->direct = 1;
     int rc = be->open(cfg, &s->abort_flag, &s->be_state, err, errlen);
     if (rc < 0) {
         sink_free(s);
@@ -1078,6 +1092,12 @@ int sink_direct_open(const cfg_sink_t *cfg, uint64_t logid, sink_t **out, char *
     }
     *out = s;
     return 0;
+}
+
+int sink_wants_table(const cfg_sink_t *cfg, const char *db, const char *table)
+{
+    wal_record_t r = {.db = db, .table = table, .rows = "{}\n", .rows_len = 3, .n_rows = 1};
+    return sink_record_wanted(cfg, &r);
 }
 
 int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char *rows,
@@ -1111,6 +1131,13 @@ int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char
             s->direct_prepared = 1;
             note_recovered(s);
         } else {
+            if (res.kind == SINK_RES_CONFIG && attempt + 1 >= SINK_DIRECT_CONFIG_TRIES) {
+                pthread_mutex_lock(&s->stats_mu);
+                set_last_error(s, res.msg);
+                pthread_mutex_unlock(&s->stats_mu);
+                rc = -EACCES;
+                goto out;
+            }
             note_failure(s, &res);
             if (backoff(s, &res, &attempt) < 0) {
                 rc = -ECANCELED;
@@ -1120,6 +1147,7 @@ int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char
     }
     rc = deliver_group(s, &g[0], key, &dlq);
     if (rc == -1) rc = -ECANCELED;
+    if (rc == SINK_REFUSED) rc = -EACCES;
     if (rc < 0) goto out;
     for (size_t i = 0; i < dlq.n && dead; i++)
         if ((rc = dead(ctx, &dlq.e[i])) < 0) goto out;

@@ -83,11 +83,17 @@ typedef int (*sink_dead_cb)(void *ctx, const wal_dlq_entry_t *e);
  * ([A-Za-z0-9_], <= 128 chars) is the label / dedup token; a bisected part [lo, hi) gets
  * key_r{lo}_{hi} (hashed past 128), so a resend of the same rows under the same key never
  * doubles them. Refused rows go to dead before it returns. 0, -ENOENT when the sink's
- * include/exclude filters the table out, -EINVAL for a bad key, other negative errors. */
+ * include/exclude filters the table out, -EINVAL for a bad key, -EACCES when the backend
+ * refuses the statement whatever the rows (unknown database or table: nothing dead-lettered)
+ * or keeps answering with a configuration error (401/403: after a few tries), with the
+ * backend's message in sink_get_stats' last_error; other negative errors. */
 int sink_direct_deliver(sink_t *s, const char *db, const char *table, const char *rows,
                         size_t rows_len, uint32_t n_rows, const char *key, sink_dead_cb dead,
                         void *ctx);
 void sink_direct_close(sink_t *s);
+
+/* Would this sink deliver rows written to db.table (its include/exclude lists)? */
+int sink_wants_table(const cfg_sink_t *cfg, const char *db, const char *table);
 
 /* CLI on a stopped instance: `sluice dlq list|show ID|replay [ID..]|drop [ID..]`. */
 int sink_dlq_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err);

@@ -132,9 +132,11 @@ def test_backfill_killed_half_way_resumes_without_duplicates_and_verify_agrees()
                 "--table", DB + ".events", "--time-column", "ts",
                 "--since", ts_text(BASE_TS), "--until", ts_text(BASE_TS + SPAN_S)]
 
-        # No live start recorded and no --until: refused, nothing sent.
+        # No WAL (so no live start recorded) and no --until: refused, nothing sent, and no
+        # empty WAL created behind the operator's back.
         rc, _, err = sluice_cli(args[:-2])
-        assert rc == 2 and "--until" in err, (rc, err)
+        assert rc == 3 and "--until" in err and "no WAL" in err, (rc, err)
+        assert not os.path.exists(os.path.join(os.path.dirname(cfg), "wal")), "WAL created"
 
         p = H.Proc([H.SLUICE_BIN] + args, os.path.join(tmp.path, "backfill1.log"))
         H.wait_until(lambda: sr.count(DB + ".events") >= N_ROWS // 2 or not p.alive(),
@@ -268,7 +270,7 @@ def test_verify_through_the_mysql_protocol_against_mariadb():
         assert rc == 1 and "2024-03-01" in out and "2024-03-02" not in out, (rc, out, err)
 
         rc, out, err = verify(ch.url, "mysql://root@127.0.0.1:%d/nosuchdb" % my.port)
-        assert rc == 1 and "mysql" in err, (rc, out, err)
+        assert rc == 3 and "mysql" in err, (rc, out, err)  # could not run: not "differs"
     finally:
         if my:
             my.stop()
