@@ -681,7 +681,7 @@ static int is_done(const bf_progress_t *p, int64_t s, int64_t e)
  * A missing log is created only when allowed (create) and said so: an empty log where the
  * running instance's was expected is a wrong wal.dir, not a fresh start. */
 static int read_wal(const sluice_cfg_t *cfg, const char *sink, int create, uint64_t *logid,
-                    int64_t *started_ms, int *has_started, char *msg, size_t msglen)
+                    int64_t *started_ms, int *has_started, int *created, char *msg, size_t msglen)
 {
     char key[300], val[32];
     size_t len = 0;
@@ -689,7 +689,10 @@ static int read_wal(const sluice_cfg_t *cfg, const char *sink, int create, uint6
     *has_started = 0;
     int rc = wal_open_readonly(&w, cfg->wal.dir, msg, msglen);
     if (rc == -ENOENT && !create) return -ENOENT;
-    if (rc == -ENOENT) rc = wal_open(&w, &cfg->wal, msg, msglen);
+    if (rc == -ENOENT) {
+        rc = wal_open(&w, &cfg->wal, msg, msglen);
+        *created = rc == 0;
+    }
     if (rc < 0) return rc;
     *logid = wal_log_id(w);
     snprintf(key, sizeof key, "sink_started_ms:%s", sink);
@@ -704,8 +707,8 @@ int migrate_live_start(const sluice_cfg_t *cfg, const char *sink, int64_t *until
 {
     uint64_t logid;
     int64_t ms = 0;
-    int has = 0;
-    int rc = read_wal(cfg, sink, 0, &logid, &ms, &has, msg, msglen);
+    int has = 0, created = 0;
+    int rc = read_wal(cfg, sink, 0, &logid, &ms, &has, &created, msg, msglen);
     if (rc == -ENOENT) {
         snprintf(msg, msglen, "no WAL in %s (wal.dir of %s)", cfg->wal.dir,
                  cfg->path ? cfg->path : "the config");
@@ -1167,6 +1170,18 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
     }
     paths(&b, cfg, dir, sizeof dir);
     if (o.status) return backfill_status(&b, out, err);
+    {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "sluice backfill --status --config %s --sink %s --table %s.%s",
+                 cfg->path ? cfg->path : "FILE", o.sink, o.database, o.table);
+        snprintf(interrupt_msg, sizeof interrupt_msg,
+                 "\nsluice backfill: interrupted. Every finished slice is recorded: run the same "
+                 "command again to resume\n(slices cut short are resent under the same labels). "
+                 "Where it stopped: %.500s\n",
+                 cmd);
+        signal(SIGINT, on_interrupt);
+        signal(SIGTERM, on_interrupt);
+    }
     /* The engine's own warnings (retries, dead-lettered rows) are reported here, in the
      * progress format, instead of as interleaved JSON log lines. */
     log_set_level(CFG_LOG_ERROR);
@@ -1184,9 +1199,12 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
     int64_t started_ms = 0;
     int has_started = 0;
     int create_wal = o.has_until && !o.dry_run;
+    int created = 0;
     rc = read_wal(cfg, o.sink, create_wal || o.retry_dlq, &b.logid, &started_ms, &has_started,
-                  msg, sizeof msg);
-    if (rc == -ENOENT) {
+                  &created, msg, sizeof msg);
+    if (rc == -ENOENT && o.dry_run && o.has_until) {
+        rc = 0; /* a dry run creates nothing; the log id in the labels shown is then 0 */
+    } else if (rc == -ENOENT) {
         fprintf(err,
                 "sluice backfill: no WAL in %s (wal.dir of %s): is this the running instance's "
                 "config? Without its WAL there is no dual-write boundary and no log id for the "
@@ -1199,7 +1217,13 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
         fprintf(err, "sluice backfill: wal %s: %s\n", cfg->wal.dir, msg);
         return BF_WAL;
     }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (created)
+        fprintf(err,
+                "backfill: warning: there was no WAL in %s (wal.dir of %s): created a new, empty "
+                "one; its log id goes into the labels, so run `sluice run` with this same wal.dir "
+                "for the live sink\n",
+                cfg->wal.dir, cfg->path ? cfg->path : "the config");
+    if (!o.dry_run && mkdir(dir, 0755) < 0 && errno != EEXIST) {
         fprintf(err, "sluice backfill: %s: %s\n", dir, strerror(errno));
         return BF_ERR;
     }
@@ -1314,18 +1338,6 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
         if (is_done(&prog, prog.begun[i].start, prog.begun[i].end)) continue;
         if (grow((void **)&b.redo, b.n_redo, sizeof *b.redo) < 0) goto out;
         b.redo[b.n_redo++] = prog.begun[i];
-    }
-    {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "sluice backfill --status --config %s --sink %s --table %s.%s",
-                 cfg->path ? cfg->path : "FILE", o.sink, o.database, o.table);
-        snprintf(interrupt_msg, sizeof interrupt_msg,
-                 "\nsluice backfill: interrupted. Every finished slice is recorded: run the same "
-                 "command again to resume\n(slices cut short are resent under the same labels). "
-                 "Where it stopped: %.500s\n",
-                 cmd);
-        signal(SIGINT, on_interrupt);
-        signal(SIGTERM, on_interrupt);
     }
     code = run_slices(&b, err);
     signal(SIGINT, SIG_DFL);

@@ -1007,6 +1007,7 @@ void sink_get_stats(sink_t *s, sink_stats_t *out)
         out->state = SINK_PAUSED;
     pthread_mutex_unlock(&s->mu);
     out->cursor = atomic_load(&s->delivered);
+    if (!s->w) return; /* direct delivery: no log */
     /* overflow: drop_oldest moves the durable cursor past records this sink never sent */
     wal_cursor_t cur;
     if (wal_cursor_get(s->w, s->cfg->name, &cur) == 0 && cur.acked > out->cursor)

@@ -264,6 +264,12 @@ def test_verify_through_the_mysql_protocol_against_mariadb():
         assert rc == 1, (rc, out, err)
         lines = [l for l in out.splitlines() if l.startswith("2024-")]
         assert len(lines) == 1 and lines[0].split()[:3] == ["2024-03-02", "1500", "1500"], out
+        # Which column, and which row: the differing keys are listed.
+        rc, out, err = verify(ch.url, url, "--columns", "id,ts,name,v")
+        assert rc == 1, (rc, out, err)
+        line = [l for l in out.splitlines() if l.startswith("2024-03-02")][0]
+        assert line.split()[-1] == "name", out
+        assert "2024-03-02 id=2500: different values" in out, out
 
         my.sql("DELETE FROM %s.events WHERE id < 3" % DB)
         rc, out, err = verify(ch.url, url)
@@ -317,9 +323,253 @@ def test_backfill_stops_at_the_live_start_so_dual_written_rows_are_not_doubled()
         rc, out, err = verify(ch.url, "emu+http://127.0.0.1:%d" % sr.fe_port, "--by", "hour",
                               "--columns", "id,ts,name,v")
         assert rc == 0, (rc, out, err)
+        rc, out, err = verify(ch.url, "emu+http://127.0.0.1:%d" % sr.fe_port, "--config",
+                              s.config_path, "--sink", "sr")
+        assert rc == 0 and "live start" in err and "500 rows in a, 500 rows in b" in out, (out, err)
         s.stop()
     finally:
         tmp.close()
 
 
-H.run_tests(globals())
+# ---- issue 18: backfill and verify that never lie and refuse mistakes ----
+
+SMALL = 2000  # rows over SPAN_S for the refusal tests
+
+
+def small_setup(tmp, sr_tables=None, sr_password="srpw", sinks_extra="", sr_sink_extra="",
+                ch_password=""):
+    ch = H.ClickHouse18(tmp.sub("ch"), password=ch_password)
+    q = (lambda sql, **kw: ch.query(sql, password=ch_password, **kw)) if ch_password else ch.query
+    q("CREATE DATABASE IF NOT EXISTS " + DB)
+    q(CH_DDL)
+    step = SPAN_S / SMALL
+    body = "".join(json.dumps(row(i, BASE_TS + int(i * step))) + "\n" for i in range(SMALL))
+    q("INSERT INTO %s.events FORMAT JSONEachRow" % DB, data=body.encode())
+    sr = H.StarRocksEmulator(tmp.sub("sr"), sr_tables or SR_TABLES, password=sr_password)
+    ch_sink = CH_SINK % ch.url + (("    password: \"%s\"\n" % ch_password) if ch_password else "")
+    cfg = sluice_config(tmp, "cfg", ch_sink + SR_SINK % (sr.url, 500) + sr_sink_extra + sinks_extra)
+    return ch, sr, cfg
+
+
+def bf_args(cfg, source, *extra, table=DB + ".events"):
+    return (["backfill", "--config", cfg] + (["--source", source] if source else []) +
+            ["--sink", "sr", "--table", table, "--time-column", "ts",
+             "--until", ts_text(BASE_TS + SPAN_S)] + list(extra))
+
+
+def test_backfill_refuses_a_sink_that_is_the_source_an_excluded_table_and_a_missing_table():
+    tmp = H.TempDir()
+    try:
+        ch, sr, cfg = small_setup(tmp)
+        # --sink naming the ClickHouse the rows come from: refused, nothing copied.
+        a = bf_args(cfg, ch.url)
+        a[a.index("sr")] = "ch"
+        rc, out, err = sluice_cli(a)
+        assert rc == 3 and "is the source itself" in err and "--force" in err, (rc, err)
+        assert int(ch.query("SELECT count() FROM %s.events" % DB)) == SMALL
+
+        # A table missing in the sink: refused at its first batch with the sink's message,
+        # nothing dead-lettered, no slice recorded as done; after the DDL a rerun copies all.
+        ch.query("CREATE TABLE %s.later (id UInt64, ts DateTime, name String, v Float64) "
+                 "ENGINE = MergeTree ORDER BY (ts, id)" % DB)
+        ch.query("INSERT INTO %s.later SELECT * FROM %s.events" % (DB, DB))
+        t0 = time.time()
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, table=DB + ".later"))
+        assert rc == 3 and "unknown table" in err and "create it" in err, (rc, out, err)
+        assert time.time() - t0 < 60
+        wal = os.path.join(os.path.dirname(cfg), "wal", "backfill")
+        assert not os.path.exists(os.path.join(wal, "sr.%s.later.dlq.jsonl" % DB))
+        with open(os.path.join(wal, "sr.%s.later.progress" % DB)) as f:
+            assert not [l for l in f if l.startswith("done ")]
+        sr.stop()
+        tables = dict(SR_TABLES)
+        tables[DB + ".later"] = SR_TABLES[DB + ".events"]
+        with open(os.path.join(sr.dir, "tables.json"), "w") as f:
+            json.dump(tables, f)
+        sr.start()
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, table=DB + ".later"))
+        assert rc == 0, (rc, out, err)
+        assert sr.count(DB + ".later") == SMALL
+
+        # A table outside the sink's include list: refused before the first slice.
+        cfg2 = sluice_config(tmp, "cfg2", SR_SINK % (sr.url, 500) + "    include: [other]\n")
+        os.makedirs(os.path.join(os.path.dirname(cfg2), "wal"), exist_ok=True)
+        rc, out, err = sluice_cli(bf_args(cfg2, ch.url))
+        assert rc == 3 and "include" in err, (rc, err)
+        assert sr.count(DB + ".events") == 0
+    finally:
+        tmp.close()
+
+
+def test_backfill_fails_fast_on_a_wrong_sink_password_and_retries_an_outage_visibly():
+    tmp = H.TempDir()
+    try:
+        ch, sr, cfg = small_setup(tmp, sr_password="other")
+        t0 = time.time()
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url))
+        assert rc == 3 and "401" in err, (rc, out, err)
+        assert time.time() - t0 < 60, "a 401 must not be retried for long"
+        assert "srpw" not in out + err
+        sr.stop()
+        sr.argv[sr.argv.index("--password") + 1] = "srpw"
+        sr.start()
+        # An outage: the sink refuses connections; backfill says it is waiting, then finishes.
+        sr.faults(mode="refuse", count=-1, port="both")
+        p = H.Proc([H.SLUICE_BIN] + bf_args(cfg, ch.url, "--restart"),
+                   os.path.join(tmp.path, "outage.log"))
+        H.wait_until(lambda: "waiting" in p.output() or not p.alive(), timeout=60,
+                     what="a 'waiting' line")
+        sr.faults(mode="clear")
+        H.wait_until(lambda: not p.alive(), timeout=120, what="backfill to finish")
+        assert p.stop() == 0, p.output()
+        assert "waiting" in p.output() and "retrying" in p.output(), p.output()
+        assert sr.count(DB + ".events") == SMALL
+    finally:
+        tmp.close()
+
+
+def test_backfill_with_dead_lettered_rows_exits_nonzero_and_retry_dlq_resends_them():
+    tmp = H.TempDir()
+    try:
+        ch, sr, cfg = small_setup(tmp)
+        # Three rows whose name does not fit the sink's VARCHAR(128): refused for good.
+        long = [dict(row(SMALL + k, BASE_TS + 3600 * (k + 1) + 1), name="x" * 300) for k in range(3)]
+        ch.query("INSERT INTO %s.events FORMAT JSONEachRow" % DB,
+                 data="".join(json.dumps(r) + "\n" for r in long).encode())
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url))
+        assert rc == 5, (rc, out, err)
+        dlq = os.path.join(os.path.dirname(cfg), "wal", "backfill", "sr.%s.events.dlq.jsonl" % DB)
+        assert "dead-lettered" in out and dlq in err and "--retry-dlq" in err, (out, err)
+        dead = sum(json.loads(l)["n_rows"] for l in open(dlq))
+        assert dead == 3 and sr.count(DB + ".events") == SMALL, dead
+        # Fix the DDL, re-send: every row arrives once.
+        sr.stop()
+        tables = {DB + ".events": [["id", "BIGINT"], ["ts", "DATETIME"], ["name", "VARCHAR(1024)"],
+                                   ["v", "DOUBLE"]]}
+        with open(os.path.join(sr.dir, "tables.json"), "w") as f:
+            json.dump(tables, f)
+        sr.start()
+        rc, out, err = sluice_cli(["backfill", "--config", cfg, "--sink", "sr", "--table",
+                                   DB + ".events", "--retry-dlq"])
+        assert rc == 0 and "%d rows delivered" % dead in out, (rc, out, err)
+        n, d = emu_ids(sr)
+        assert n == SMALL + 3 and d == SMALL + 3, (n, d)
+        rc, out, err = sluice_cli(["backfill", "--config", cfg, "--sink", "sr", "--table",
+                                   DB + ".events", "--retry-dlq"])
+        assert rc == 0 and "no dead-lettered rows" in out, (rc, out, err)
+    finally:
+        tmp.close()
+
+
+def test_backfill_keeps_passwords_off_the_command_line_and_out_of_its_output():
+    tmp = H.TempDir()
+    try:
+        ch, sr, cfg = small_setup(tmp, ch_password="chpw")
+        # An error quoting the source never shows its password.
+        url = "http://default:chpw@127.0.0.1:%d" % H.free_port()
+        rc, out, err = sluice_cli(bf_args(cfg, url))
+        assert rc != 0 and "chpw" not in out + err and "***" in err, (rc, out, err)
+        # Wrong password from the environment: a clear refusal, no secret shown.
+        env = dict(os.environ, CH_PW="wrongpw")
+        r = subprocess.run([H.SLUICE_BIN] + bf_args(cfg, ch.url, "--source-password-env", "CH_PW"),
+                           capture_output=True, timeout=120, env=env)
+        assert r.returncode != 0 and b"wrongpw" not in r.stdout + r.stderr, r.stderr
+        # The right one from a file, from the environment, or the ClickHouse sink's config.
+        pwf = os.path.join(tmp.path, "pw")
+        with open(pwf, "w") as f:
+            f.write("chpw\n")
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--source-password-file", pwf))
+        assert rc == 0 and "chpw" not in out + err, (rc, out, err)
+        env["CH_PW"] = "chpw"
+        r = subprocess.run([H.SLUICE_BIN] + bf_args(cfg, ch.url, "--source-password-env", "CH_PW",
+                                                     "--restart"),
+                           capture_output=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        rc, out, err = sluice_cli(bf_args(cfg, None, "--source-sink", "ch", "--restart"))
+        assert rc == 0, (rc, out, err)
+        n, d = emu_ids(sr)
+        assert n == SMALL and d == SMALL, (n, d)
+    finally:
+        tmp.close()
+
+
+def test_backfill_records_its_plan_refuses_a_changed_one_and_shows_dry_run_status_json():
+    tmp = H.TempDir()
+    try:
+        ch, sr, cfg = small_setup(tmp)
+        # Options parse as flags; help is backfill's own, defaults shown.
+        rc, out, _ = sluice_cli(["help", "backfill"])
+        assert rc == 0 and "--time-column C" in out and "(default: timestamp)" in out, out
+        rc, out2, _ = sluice_cli(["backfill", "--help"])
+        assert rc == 0 and out2 == out
+        rc, _, err = sluice_cli(bf_args(cfg, ch.url, "--bogus"))
+        assert rc == 2 and "unknown option --bogus" in err, err
+
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--dry-run"))
+        assert rc == 0 and "dry run" in out and "boundary" in out, (rc, out, err)
+        cells = [l for l in out.splitlines() if l.startswith("  2024-03-0")]
+        assert len(cells) == 48 and sum(int(l.split()[-1]) for l in cells) == SMALL, out
+        assert sr.count(DB + ".events") == 0
+
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--json", "--parallel", "1"))
+        assert rc == 0, (rc, out, err)
+        summ = json.loads(out.strip().splitlines()[-1])
+        assert summ["rows_sent"] == SMALL and summ["dead_rows"] == 0 and "elapsed_s" in summ, summ
+        events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+        assert events and all(e["event"] == "slice" for e in events), err
+        assert events[-1]["rows"] == SMALL
+
+        # Same command: nothing to do. Another --slice: refused, saying what and how.
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url))
+        assert rc == 0 and " 0 rows sent" in out, (rc, out, err)
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--slice", "30m"))
+        assert rc == 3 and "--slice was 3600, now 1800" in err and "--restart" in err, err
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--since", "2024-03-01 00:30:00"))
+        assert rc == 3 and "--since was 2024-03-01 00:00:00, now 2024-03-01 00:30:00" in err, err
+
+        rc, out, err = sluice_cli(["backfill", "--config", cfg, "--sink", "sr", "--table",
+                                   DB + ".events", "--status"])
+        assert rc == 0 and "stopped" in out and "%d rows" % SMALL in out, (rc, out, err)
+
+        # Logs: one timestamped line per slice; Ctrl-C says how to resume.
+        rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--slice", "30m", "--restart"))
+        assert rc == 0, (rc, out, err)
+        lines = [l for l in err.splitlines() if " backfill: slice " in l]
+        assert lines and all(l[:4] == "20%s" % l[2:4] and l[19] == "Z" for l in lines), err
+        assert "rows sent in 0:00:" in out and "rows/s" in out, out
+        def attempts():
+            return json.loads(H.http_request(sr.url + "/_emu/loads")[2])["attempts"]
+        before = attempts()
+        sr.faults(mode="hang", seconds=30, count=-1)
+        p = H.Proc([H.SLUICE_BIN] + bf_args(cfg, ch.url, "--slice", "30m", "--restart"),
+                   os.path.join(tmp.path, "int.log"))
+        H.wait_until(lambda: attempts() > before, timeout=60, what="a load in progress")
+        p.signal(2)
+        H.wait_until(lambda: not p.alive(), timeout=30, what="exit on SIGINT")
+        assert p.stop() == 130 and "run the same command again to resume" in p.output(), p.output()
+        sr.faults(mode="clear")
+    finally:
+        tmp.close()
+
+
+def test_verify_exit_codes_and_boundary():
+    tmp = H.TempDir()
+    try:
+        ch, sr, cfg = small_setup(tmp)
+        emu = "emu+http://127.0.0.1:%d" % sr.fe_port
+        rc, _, err = verify(ch.url, emu, "--by", "week")
+        assert rc == 2, (rc, err)
+        rc, _, err = verify("http://default:pw@127.0.0.1:%d" % H.free_port(), emu)
+        assert rc == 3 and ":pw@" not in err and "***" in err, (rc, err)
+        rc, out, err = verify(ch.url, emu, "--until", ts_text(BASE_TS + SPAN_S))
+        assert rc == 1 and "0 rows in b" in out, (rc, out, err)
+        rc, out, err = verify(ch.url, emu, "--config", cfg, "--sink", "sr")
+        assert rc == 3 and "boundary" in err, (rc, out, err)  # the sink never ran
+        rc, out, err = verify(ch.url, emu, "--all")
+        assert rc == 1, (rc, out, err)
+    finally:
+        tmp.close()
+
+
+if __name__ == "__main__":
+    H.run_tests(globals())

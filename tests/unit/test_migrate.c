@@ -315,6 +315,43 @@ static void test_backfill_argument_errors(void **st)
 #undef BF
 }
 
+static void test_backfill_flags_parse_as_flags_and_urls_hide_passwords(void **st)
+{
+    (void)st;
+    backfill_opts_t o;
+    char err[256], u[256];
+#define BF(...) bf_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), &o, err)
+    assert_int_equal(BF("--source", "u", "--sink", "s", "--table", "t", "--dry-run", "--json",
+                        "--force", "--restart", "--slice=30m", "--parallel", "4"),
+                     0);
+    assert_true(o.dry_run && o.json && o.force && o.restart);
+    assert_int_equal(o.slice_s, 1800);
+    assert_int_equal(o.max_slice_s, 86400);
+    assert_int_equal(o.parallel, 4);
+    assert_int_equal(BF("--sink", "s", "--table", "t", "--status"), 0); /* no --source needed */
+    assert_true(o.status);
+    assert_true(BF("--source", "u", "--sink", "s", "--table", "t", "--dry-run=1") < 0);
+    assert_true(BF("--source", "u", "--sink", "s", "--table", "t", "--max-slice", "45m") < 0);
+    assert_true(BF("--source", "u", "--source-sink", "ch", "--sink", "s", "--table", "t") < 0);
+#undef BF
+    migrate_url_redact("http://u:s3cret@h:1/db", u, sizeof u);
+    assert_string_equal(u, "http://u:***@h:1/db");
+    migrate_url_redact("http://h:1", u, sizeof u);
+    assert_string_equal(u, "http://h:1");
+    assert_int_equal(migrate_url_with_auth("http://u@h:1/x", NULL, "p@ss:w", u, sizeof u), 0);
+    assert_string_equal(u, "http://u:p%40ss%3Aw@h:1/x");
+    assert_int_equal(migrate_url_with_auth("http://h:1", "us er", "", u, sizeof u), 0);
+    assert_string_equal(u, "http://us%20er:@h:1");
+    char host[64], db[64];
+    unsigned port;
+    assert_int_equal(migrate_url_endpoint("http://x:y@LocalHost:8123/tz", host, 64, &port, db, 64), 0);
+    assert_string_equal(host, "loopback");
+    assert_int_equal(port, 8123);
+    assert_string_equal(db, "tz");
+    assert_int_equal(migrate_url_endpoint("https://ch.example", host, 64, &port, db, 64), 0);
+    assert_int_equal(port, 443);
+}
+
 static void test_verify_argument_errors(void **st)
 {
     (void)st;
@@ -380,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_json_fields_and_values),
         cmocka_unit_test(test_verify_sql_per_dialect),
         cmocka_unit_test(test_backfill_argument_errors),
+        cmocka_unit_test(test_backfill_flags_parse_as_flags_and_urls_hide_passwords),
         cmocka_unit_test(test_verify_argument_errors),
         cmocka_unit_test(test_http_base_urls),
     };
