@@ -234,20 +234,23 @@ static const char *copy_or_empty(wal_slice_t s, char **chars)
     return (*chars)++;
 }
 
-static wal_kv_t *copy_settings(const wal_env_view_t *v, wal_kv_t **kv, char **chars)
+/* The settings map into *kv; *n is how many were copied. wal_env_parse validated the map, so
+ * all v->n_settings are; should a read still fail, only the pairs before it are handed out
+ * (never a slice that was not read, which gcc -O2 rightly warned about). */
+static wal_kv_t *copy_settings(const wal_env_view_t *v, wal_kv_t **kv, char **chars, size_t *n)
 {
     wal_kv_t *out = *kv;
     rd_t r = {v->settings, v->settings_map + v->settings_len};
-    for (uint32_t i = 0; i < v->n_settings; i++) {
+    uint32_t i;
+    for (i = 0; i < v->n_settings; i++) {
         wal_slice_t k, val;
-        /* Already validated by wal_env_parse: cannot fail. */
-        (void)rd_str(&r, &k, 0, 0);
-        (void)rd_str(&r, &val, 0, 0);
+        if (rd_str(&r, &k, 0, 0) || rd_str(&r, &val, 0, 0)) break;
         out[i].key = copy_slice(k, chars);
         out[i].value = copy_slice(val, chars);
     }
-    *kv += v->n_settings;
-    return v->n_settings ? out : NULL;
+    *kv += i;
+    *n = i;
+    return i ? out : NULL;
 }
 
 void wal_env_to_record(const wal_env_view_t *v, uint64_t seq, size_t raw, wal_record_t *r,
@@ -264,8 +267,7 @@ void wal_env_to_record(const wal_env_view_t *v, uint64_t seq, size_t raw, wal_re
     r->rows_len = v->rows.n;
     r->n_rows = (uint32_t)v->nrows;
     r->raw_bytes = raw;
-    r->n_settings = v->n_settings;
-    r->settings = copy_settings(v, kv, chars);
+    r->settings = copy_settings(v, kv, chars, &r->n_settings);
 }
 
 void wal_env_to_dlq(const wal_env_view_t *v, uint64_t id, wal_dlq_entry_t *e, wal_kv_t **kv,
@@ -281,8 +283,7 @@ void wal_env_to_dlq(const wal_env_view_t *v, uint64_t id, wal_dlq_entry_t *e, wa
     e->rows = copy_slice(v->rows, chars);
     e->rows_len = v->rows.n;
     e->n_rows = (uint32_t)v->nrows;
-    e->n_settings = v->n_settings;
-    e->settings = copy_settings(v, kv, chars);
+    e->settings = copy_settings(v, kv, chars, &e->n_settings);
 }
 
 /* ---- packing ---- */
