@@ -6,11 +6,11 @@ deps:
 	bash scripts/install-deps.sh
 
 build:
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON >/dev/null
 	cmake --build build -j$(JOBS)
 
 build-asan:
-	cmake -S . -B build-asan -DSLUICE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B build-asan -DSLUICE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON >/dev/null
 	cmake --build build-asan -j$(JOBS)
 
 FUZZ_SECONDS ?= 20

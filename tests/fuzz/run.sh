@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-30}
-CC=clang cmake -S . -B build-fuzz -DSLUICE_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+CC=clang cmake -S . -B build-fuzz -DSLUICE_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON >/dev/null
 cmake --build build-fuzz -j"${JOBS:-2}" >/dev/null
 mkdir -p tests/fuzz/artifacts
 fail=0; ran=0
