@@ -10,7 +10,8 @@ text sluice has never seen.
   delivered, the ClickHouse sink gets every row;
 - a value that does not convert lands in the DLQ, not as NULL (strict_mode by default);
 - an unknown error text for one row: the rest delivered, that row in the DLQ, for both sinks;
-- two FE URLs with the first down: rows arrive, /v1/sinks and /metrics show which is down;
+- two FE URLs (two ClickHouse replicas) with the first down: rows arrive, /v1/sinks and
+  /metrics show which is down;
 - FE "No backend alive." is retried with the normal backoff, not the configuration one;
 - a JSON size-limit reply bisects; filtered rows are counted with their ErrorURL.
 Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_never_stuck.py"""
@@ -56,8 +57,9 @@ SINK = """  - name: %(name)s
 %(extra)s"""
 
 
-def config(sr=None, ch=None, rows=1000, max_backoff=1000, sr_extra="", ch_extra=""):
-    y = BASE % {"passthrough": ch or "http://127.0.0.1:9"}
+def config(sr=None, ch=None, rows=1000, max_backoff=1000, sr_extra="", ch_extra="",
+           passthrough=None):
+    y = BASE % {"passthrough": passthrough or ch or "http://127.0.0.1:9"}
     if ch:
         y += SINK % {"name": "ch", "type": "clickhouse", "url": ch, "pw": "", "rows": rows,
                      "max_backoff": max_backoff, "extra": ch_extra}
@@ -289,6 +291,24 @@ def test_two_fe_urls_first_down_rows_arrive_admin_shows_it():
         H.wait_until(lambda: sr.count(DB + ".events") >= 200, timeout=30, what="more rows")
         assert sr_ids(sr) == list(range(200))
         s.stop()
+    finally:
+        tmp.close()
+
+
+def test_two_clickhouse_replicas_first_down_rows_arrive_once():
+    tmp = H.TempDir()
+    try:
+        ch = FakeClickHouse(poison=b"\x00never\x00")
+        dead = "http://127.0.0.1:%d" % H.free_port()
+        s = H.Sluice(tmp.sub("sluice"), config(ch='["%s", "%s"]' % (dead, ch.url),
+                                               passthrough=ch.url))
+        insert(s, body_of(rows_of(0, 100)))
+        H.wait_until(lambda: len(ch.ids()) >= 100, timeout=30, what="rows via replica 2")
+        assert ch.ids() == list(range(100))
+        eps = sinks(s)["ch"]["endpoints"]
+        assert [e["state"] for e in eps] == ["down", "up"], eps
+        s.stop()
+        ch.close()
     finally:
         tmp.close()
 

@@ -403,6 +403,14 @@ def fe_get(emu, path, user=USER, pw=PW):
 
 
 @with_emu
+def test_json_column_text_is_starrocks_spelling(emu):
+    # StarRocks prints JSON with a space after ':' and ',' (issue 16); ClickHouse does not
+    assert stream_load(emu, [dict(ROW, attrs={"k": [1, 2]})], "js").json()["Status"] == "Success"
+    st, _, body = http_request(emu.url + "/_emu/sql", "POST", b'SELECT attrs FROM "logs.events"')
+    assert st == 200 and json.loads(body) == {"attrs": '{"k": [1, 2]}'}, body
+
+
+@with_emu
 def test_get_load_state_visible_prepare_aborted_unknown(emu):
     assert stream_load(emu, [ROW], "ok_1").json()["Status"] == "Success"
     st, j = fe_get(emu, "/api/logs/get_load_state?label=ok_1")

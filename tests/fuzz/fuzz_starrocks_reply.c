@@ -1,5 +1,6 @@
 /* fuzz_starrocks_reply.c — libFuzzer target: the Stream Load reply classification
- * (sink_sr_classify, and the tolerant JSON member reader sink_json_get under it). The reply
+ * (sink_sr_classify, sink_sr_load_state, and the tolerant JSON member reader sink_json_get
+ * under them). The reply
  * comes from the network: any bytes, with any HTTP status, must classify without reading
  * outside the body (not NUL-terminated here), with a NUL-terminated message. Input: byte 0
  * picks the HTTP status (and whether the transfer failed), the rest is the body. */
@@ -23,10 +24,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     sink_result_t res;
     sink_sr_classify(status, len ? body : NULL, len, failed, failed ? "fuzz" : NULL, &res);
-    if (res.kind > SINK_RES_CONFIG) __builtin_trap();
+    if (res.kind > SINK_RES_UNKNOWN) __builtin_trap();
     if (memchr(res.msg, '\0', sizeof res.msg) == NULL) __builtin_trap();
     if (res.kind == SINK_RES_OK && (failed || status != 200)) __builtin_trap();
     if (res.whole && res.kind != SINK_RES_PERMANENT) __builtin_trap();
+    if (memchr(res.existing, '\0', sizeof res.existing) == NULL) __builtin_trap();
+    if (memchr(res.error_url, '\0', sizeof res.error_url) == NULL) __builtin_trap();
+    if (res.label_used && res.kind == SINK_RES_PERMANENT) __builtin_trap();
+
+    /* The get_load_state reply reader (same body). */
+    char state[32];
+    if (sink_sr_load_state(body, len, state, sizeof state) == 0 &&
+        memchr(state, '\0', sizeof state) == NULL)
+        __builtin_trap();
 
     /* The member reader on its own, with outputs of every small size. */
     static const char *const keys[] = {"Status", "Message", "ExistingJobStatus", "status", "msg"};
