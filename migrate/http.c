@@ -125,7 +125,10 @@ int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, vo
         char what[48];
         snprintf(what, sizeof what, "HTTP %ld", st.status);
         set_err(err, errlen, what, st.errbody.data ? st.errbody.data : "", st.errbody.len);
-        rc = -EIO;
+        /* 4xx (authentication, unknown table, bad SQL) does not get better by retrying;
+         * 408/429 and 5xx may. */
+        rc = st.status >= 400 && st.status < 500 && st.status != 408 && st.status != 429 ? -EACCES
+                                                                                         : -EIO;
     } else if (st.line.len) { /* a last line without '\n' */
         rc = cb(ctx, st.line.data, st.line.len);
     }

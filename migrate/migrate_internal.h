@@ -164,7 +164,7 @@ typedef int (*migrate_line_cb)(void *ctx, const char *line, size_t len);
 /* POST body to url (userinfo in the URL is sent as Basic auth) and hand each line of a 200
  * reply to cb as it arrives: memory holds one line, never the reply. A non-200 reply, a line
  * over MIGRATE_MAX_LINE or a failed transfer → negative with the reason in err (for a
- * ClickHouse error, its message). cb returning negative stops the transfer with that code. */
+ * ClickHouse error, its message): -EACCES for a 4xx other than 408/429 (not worth a retry). cb returning negative stops the transfer with that code. */
 int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, void *ctx, char *err,
                        size_t errlen);
 

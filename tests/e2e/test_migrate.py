@@ -541,9 +541,12 @@ def test_backfill_records_its_plan_refuses_a_changed_one_and_shows_dry_run_statu
             return json.loads(H.http_request(sr.url + "/_emu/loads")[2])["attempts"]
         before = attempts()
         sr.faults(mode="hang", seconds=30, count=-1)
-        p = H.Proc([H.SLUICE_BIN] + bf_args(cfg, ch.url, "--slice", "30m", "--restart"),
+        # (another --where: other labels, so the loads are new ones the fault holds)
+        p = H.Proc([H.SLUICE_BIN] + bf_args(cfg, ch.url, "--slice", "30m", "--restart",
+                                            "--where", "1 = 1"),
                    os.path.join(tmp.path, "int.log"))
         H.wait_until(lambda: attempts() > before, timeout=60, what="a load in progress")
+        assert p.alive(), p.output()
         p.signal(2)
         H.wait_until(lambda: not p.alive(), timeout=30, what="exit on SIGINT")
         assert p.stop() == 130 and "run the same command again to resume" in p.output(), p.output()
