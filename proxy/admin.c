@@ -143,6 +143,21 @@ static void sink_json(buf_t *b, sink_t *s)
         buf_json_escape(b, e->last_error);
         buf_puts(b, "\"}");
     }
+    buf_puts(b, "]");
+    /* Tables where a retried batch may double rows (DESIGN.md §5): names as a JSON array. */
+    buf_printf(b, ",\"dedup_unsafe_count\":%" PRIu64 ",\"dedup_unsafe_tables\":[",
+               st.dedup_unsafe_tables);
+    for (const char *p = st.dedup_unsafe; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char name[sizeof st.dedup_unsafe];
+        memcpy(name, p, n);
+        name[n] = '\0';
+        buf_printf(b, "%s\"", p == st.dedup_unsafe ? "" : ",");
+        buf_json_escape(b, name);
+        buf_puts(b, "\"");
+        p += n + (e ? 1 : 0);
+    }
     buf_puts(b, "]}");
 }
 

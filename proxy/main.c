@@ -27,7 +27,9 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run --config FILE            start the proxy, the WAL writer and the sinks\n"
-    "  check-config --config FILE   validate FILE and print the effective config\n"
+    "  check-config --config FILE [--online]\n"
+    "                               validate FILE and print the effective config; --online:\n"
+    "                               also list the sinks' tables where a retry may duplicate\n"
     "  wal stats --dir DIR          records, seq range, live bytes, cursors, DLQ size\n"
     "  wal dump --dir DIR [--from SEQ] [--limit N]\n"
     "                               records as JSON lines\n"
@@ -238,8 +240,15 @@ static int cmd_check_config(int argc, char **argv)
     int rc = load_config(argc, argv, &cfg, 0);
     if (rc) return rc;
     cfg_print(&cfg, stdout);
+    if (has_flag(argc, argv, "--online")) {
+        /* Ask each enabled clickhouse sink's server which tables may duplicate a retried
+         * batch (the same report the running sink logs and shows in /v1/sinks). */
+        for (size_t i = 0; i < cfg.n_sinks; i++)
+            if (cfg.sinks[i].enabled && sink_dedup_check(&cfg.sinks[i], stdout, stderr) < 0)
+                rc = EXIT_ERR;
+    }
     cfg_free(&cfg);
-    return EXIT_OK;
+    return rc;
 }
 
 static int parse_u64(const char *s, uint64_t *out)

@@ -129,6 +129,10 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
         {"sluice_sink_rows_filtered_total", "counter",
          "Rows the backend dropped from loads it accepted (StarRocks NumberFilteredRows).",
          offsetof(sink_stats_t, rows_filtered)},
+        {"sluice_sink_dedup_unsafe_tables", "gauge",
+         "Target tables where a retried batch may double rows (no replication, no "
+         "non_replicated_deduplication_window); see the sink's warning log line.",
+         offsetof(sink_stats_t, dedup_unsafe_tables)},
     };
     for (size_t m = 0; m < sizeof per_sink / sizeof per_sink[0]; m++) {
         head(b, per_sink[m].name, per_sink[m].type, per_sink[m].help);

@@ -2,8 +2,11 @@
  * `POST {url}/?query=INSERT INTO `db`.`t` [(cols)] FORMAT JSONEachRow` with the rows as body,
  * the request's settings (minus async_insert & co. and drop_settings) and the sink's own as
  * URL params, optional gzip, and insert_deduplication_token where the server has it
- * (version probed at start: >= 22.2 in dedup auto). */
+ * (version probed at start: >= 22.2 in dedup auto). After the first delivery to each table it
+ * reads the table's engine from system.tables and warns when a retried batch could double
+ * rows there (no replication, no non_replicated_deduplication_window). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,12 @@
 #include "common/log.h"
 #include "sinks/http.h"
 #include "sinks/sink_internal.h"
+
+/* A target table whose engine was read, and whether a retry may duplicate into it. */
+typedef struct {
+    char *name; /* db.table */
+    int unsafe;
+} ch_table_t;
 
 typedef struct {
     const cfg_sink_t *cfg;
@@ -26,6 +35,12 @@ typedef struct {
     size_t gz_cap;
     size_t ep;   /* endpoint (replica) in use: the last one that answered */
     CURLcode cc; /* of the last transfer */
+    /* Tables checked for dedup: appended by the sink thread, read by ch_dedup_unsafe from
+     * the admin's thread; both under dedup_mu. */
+    pthread_mutex_t dedup_mu;
+    ch_table_t *tables;
+    size_t n_tables, cap_tables;
+    uint32_t n_unsafe;
 } ch_t;
 
 static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
@@ -35,6 +50,7 @@ static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char 
     if (!c) goto oom;
     c->cfg = cfg;
     c->version = -1;
+    pthread_mutex_init(&c->dedup_mu, NULL);
     c->resp.abort = abort;
     c->h = curl_easy_init();
     if (!c->h) goto oom;
@@ -62,6 +78,7 @@ oom:
     if (c) {
         curl_slist_free_all(c->hdrs);
         if (c->h) curl_easy_cleanup(c->h);
+        pthread_mutex_destroy(&c->dedup_mu);
         free(c);
     }
     snprintf(err, errlen, "sink %s: cannot initialise libcurl", cfg->name);
@@ -76,6 +93,10 @@ static void ch_close(void *state)
     sink_http_resp_free(&c->resp);
     free(c->url);
     free(c->gz);
+    for (size_t i = 0; i < c->n_tables; i++)
+        free(c->tables[i].name);
+    free(c->tables);
+    pthread_mutex_destroy(&c->dedup_mu);
     free(c);
 }
 
@@ -144,15 +165,20 @@ static int ch_prepare(void *state, sink_result_t *res)
     return 0;
 }
 
-/* `name` with backticks, escaping ` and \ inside. */
-static int put_ident(char **b, size_t *l, size_t *cap, const char *name)
+/* name between quote chars q (` for identifiers, ' for string literals), escaping q and \. */
+static int put_quoted(char **b, size_t *l, size_t *cap, const char *name, char q)
 {
-    if (sink_buf_put(b, l, cap, "`", 1) < 0) return -ENOMEM;
+    if (sink_buf_put(b, l, cap, &q, 1) < 0) return -ENOMEM;
     for (const char *p = name; *p; p++) {
-        if ((*p == '`' || *p == '\\') && sink_buf_put(b, l, cap, "\\", 1) < 0) return -ENOMEM;
+        if ((*p == q || *p == '\\') && sink_buf_put(b, l, cap, "\\", 1) < 0) return -ENOMEM;
         if (sink_buf_put(b, l, cap, p, 1) < 0) return -ENOMEM;
     }
-    return sink_buf_put(b, l, cap, "`", 1);
+    return sink_buf_put(b, l, cap, &q, 1);
+}
+
+static int put_ident(char **b, size_t *l, size_t *cap, const char *name)
+{
+    return put_quoted(b, l, cap, name, '`');
 }
 
 static int put_param(ch_t *c, const char *k, const char *v)
@@ -192,6 +218,8 @@ out:
     free(q);
     return rc;
 }
+
+static void dedup_check(ch_t *c, const char *db, const char *table);
 
 /* One INSERT through the current endpoint. */
 static void send_once(ch_t *c, const sink_batch_t *b, const char *body, size_t len,
@@ -247,6 +275,169 @@ static void ch_send(void *state, const sink_batch_t *b, sink_result_t *res)
     }
     res->endpoints_failed = failed_mask;
     memcpy(res->endpoint_error, eperr, sizeof eperr);
+    if (res->kind == SINK_RES_OK) dedup_check(c, b->db, b->table);
+}
+
+/* ---- dedup report ---- */
+
+static int table_checked(ch_t *c, const char *qualified)
+{
+    for (size_t i = 0; i < c->n_tables; i++) /* sink thread: the only writer */
+        if (strcmp(c->tables[i].name, qualified) == 0) return 1;
+    return 0;
+}
+
+/* Read db.table's engine from system.tables (same columns on 18.16 and modern servers) and
+ * remember whether a retried batch may duplicate into it; warn once when it may. Runs after a
+ * successful send, so the table exists and the server answers; a failed probe is retried
+ * after the next one. */
+static void dedup_check(ch_t *c, const char *db, const char *table)
+{
+    char qualified[512];
+    snprintf(qualified, sizeof qualified, "%s.%s", db, table);
+    if (table_checked(c, qualified)) return;
+    char *q = NULL;
+    size_t ql = 0, qc = 0;
+    static const char head[] = "SELECT engine, engine_full FROM system.tables WHERE database = ";
+    int bad = sink_buf_put(&q, &ql, &qc, head, sizeof head - 1) < 0 ||
+              put_quoted(&q, &ql, &qc, db, '\'') < 0 ||
+              sink_buf_put(&q, &ql, &qc, " AND name = ", 12) < 0 ||
+              put_quoted(&q, &ql, &qc, table, '\'') < 0 ||
+              sink_buf_put(&q, &ql, &qc, " FORMAT JSONEachRow", 19) < 0 || url_base(c) < 0 ||
+              sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, q) < 0;
+    free(q);
+    if (bad) return;
+    curl_easy_setopt(c->h, CURLOPT_URL, c->url);
+    curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+    int st, failed;
+    perform(c, &st, &failed);
+    char engine[128], full[2048], why[256], fix[512];
+    if (failed || st != 200 || !c->resp.body ||
+        sink_json_get(c->resp.body, c->resp.len, "engine", engine, sizeof engine) != 1 ||
+        sink_json_get(c->resp.body, c->resp.len, "engine_full", full, sizeof full) != 1)
+        return;
+    int unsafe = sink_ch_dedup_unsafe(c->version, qualified, engine, full, why, sizeof why, fix,
+                                      sizeof fix);
+    char *name = strdup(qualified);
+    if (!name) return;
+    pthread_mutex_lock(&c->dedup_mu);
+    if (c->n_tables == c->cap_tables) {
+        size_t nc = c->cap_tables ? c->cap_tables * 2 : 8;
+        ch_table_t *t = realloc(c->tables, nc * sizeof *t);
+        if (!t) {
+            pthread_mutex_unlock(&c->dedup_mu);
+            free(name);
+            return;
+        }
+        c->tables = t;
+        c->cap_tables = nc;
+    }
+    c->tables[c->n_tables].name = name;
+    c->tables[c->n_tables].unsafe = unsafe;
+    c->n_tables++;
+    c->n_unsafe += unsafe ? 1 : 0;
+    pthread_mutex_unlock(&c->dedup_mu);
+    if (unsafe)
+        log_warn("a retried batch may duplicate rows in this table (insert_deduplication_token "
+                 "is ignored there)",
+                 "sink", c->cfg->name, "table", qualified, "why", why, "fix", fix);
+}
+
+static uint32_t ch_dedup_unsafe(void *state, char *out, size_t outlen)
+{
+    ch_t *c = state;
+    size_t len = 0;
+    if (outlen) out[0] = '\0';
+    pthread_mutex_lock(&c->dedup_mu);
+    uint32_t n = c->n_unsafe;
+    for (size_t i = 0; i < c->n_tables && outlen; i++) {
+        if (!c->tables[i].unsafe) continue;
+        int w = snprintf(out + len, outlen - len, "%s%s", len ? "," : "", c->tables[i].name);
+        if (w < 0 || (size_t)w >= outlen - len) {
+            out[len] = '\0'; /* names are never cut in the middle */
+            break;
+        }
+        len += (size_t)w;
+    }
+    pthread_mutex_unlock(&c->dedup_mu);
+    return n;
+}
+
+/* On demand (`sluice check-config --online`): every table of the sink's server (of its
+ * database when set; views and system databases left out; include/exclude applied to the
+ * server's names) checked as dedup_check does, one line per table that may duplicate. */
+int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err)
+{
+    atomic_int abort_flag;
+    atomic_init(&abort_flag, 0);
+    void *state = NULL;
+    char e[512];
+    if (cfg->type != CFG_SINK_CLICKHOUSE) return 0;
+    if (ch_open(cfg, &abort_flag, &state, e, sizeof e) < 0) {
+        fprintf(err, "sink %s: %s\n", cfg->name, e);
+        return -EIO;
+    }
+    ch_t *c = state;
+    sink_result_t res;
+    memset(&res, 0, sizeof res);
+    int rc = -EIO;
+    if (cfg->dedup == CFG_DEDUP_AUTO && ch_prepare(c, &res) < 0) {
+        fprintf(err, "sink %s: %s\n", cfg->name, res.msg);
+        goto out;
+    }
+    char *q = NULL;
+    size_t ql = 0, qc = 0;
+    static const char head[] = "SELECT database, name, engine, engine_full FROM system.tables WHERE ";
+    int bad = sink_buf_put(&q, &ql, &qc, head, sizeof head - 1) < 0;
+    if (!bad && cfg->database && *cfg->database)
+        bad = sink_buf_put(&q, &ql, &qc, "database = ", 11) < 0 ||
+              put_quoted(&q, &ql, &qc, cfg->database, '\'') < 0;
+    else if (!bad) {
+        static const char sysdb[] =
+            "database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema')";
+        bad = sink_buf_put(&q, &ql, &qc, sysdb, sizeof sysdb - 1) < 0;
+    }
+    static const char tail[] = " AND engine NOT LIKE '%View' ORDER BY database, name "
+                               "FORMAT JSONEachRow";
+    bad = bad || sink_buf_put(&q, &ql, &qc, tail, sizeof tail - 1) < 0 || url_base(c) < 0 ||
+          sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, q) < 0;
+    free(q);
+    if (bad) {
+        fprintf(err, "sink %s: out of memory\n", cfg->name);
+        goto out;
+    }
+    curl_easy_setopt(c->h, CURLOPT_URL, c->url);
+    curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+    int st, failed;
+    perform(c, &st, &failed);
+    if (failed || st != 200) {
+        fprintf(err, "sink %s: reading system.tables at %s failed: %s\n", cfg->name, sink_endpoint_url(cfg, c->ep),
+                failed ? c->errbuf : (c->resp.body ? c->resp.body : "?"));
+        goto out;
+    }
+    rc = 0;
+    for (const char *p = c->resp.body ? c->resp.body : "", *end; *p; p = end + (*end ? 1 : 0)) {
+        end = strchr(p, '\n');
+        if (!end) end = p + strlen(p);
+        char db[256], name[256], engine[128], full[2048], why[256], fix[512], qual[520];
+        size_t len = (size_t)(end - p);
+        if (sink_json_get(p, len, "database", db, sizeof db) != 1 ||
+            sink_json_get(p, len, "name", name, sizeof name) != 1 ||
+            sink_json_get(p, len, "engine", engine, sizeof engine) != 1 ||
+            sink_json_get(p, len, "engine_full", full, sizeof full) != 1)
+            continue;
+        if (!sink_wants_table(cfg, db, name)) continue;
+        snprintf(qual, sizeof qual, "%s.%s", db, name);
+        if (sink_ch_dedup_unsafe(c->version, qual, engine, full, why, sizeof why, fix, sizeof fix)) {
+            fprintf(out, "sink %s: %s: a retried batch may duplicate rows (%s); fix: %s\n",
+                    cfg->name, qual, why, fix);
+            rc++;
+        }
+    }
+    if (rc == 0) fprintf(out, "sink %s: every table deduplicates retried batches\n", cfg->name);
+out:
+    ch_close(c);
+    return rc;
 }
 
 const sink_backend_t sink_clickhouse_backend = {
@@ -255,4 +446,5 @@ const sink_backend_t sink_clickhouse_backend = {
     .prepare = ch_prepare,
     .send = ch_send,
     .close = ch_close,
+    .dedup_unsafe = ch_dedup_unsafe,
 };

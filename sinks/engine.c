@@ -1006,6 +1006,9 @@ void sink_get_stats(sink_t *s, sink_stats_t *out)
     else if (s->paused)
         out->state = SINK_PAUSED;
     pthread_mutex_unlock(&s->mu);
+    if (s->be->dedup_unsafe && s->be_state)
+        out->dedup_unsafe_tables =
+            s->be->dedup_unsafe(s->be_state, out->dedup_unsafe, sizeof out->dedup_unsafe);
     out->cursor = atomic_load(&s->delivered);
     if (!s->w) return; /* direct delivery: no log */
     /* overflow: drop_oldest moves the durable cursor past records this sink never sent */

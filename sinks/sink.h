@@ -33,6 +33,8 @@ typedef struct {
     uint64_t dlq_rows;
     uint64_t rows_filtered; /* rows the backend dropped in loads it accepted (StarRocks
                              * NumberFilteredRows with max_filter_ratio > 0) */
+    uint64_t dedup_unsafe_tables; /* target tables where a retried batch may double rows */
+    char dedup_unsafe[512];       /* their names, db.table comma separated (may be cut short) */
     char last_error[256];
     char last_error_url[256]; /* ErrorURL of the last load with filtered rows */
     size_t n_endpoints;
@@ -94,6 +96,12 @@ void sink_direct_close(sink_t *s);
 
 /* Would this sink deliver rows written to db.table (its include/exclude lists)? */
 int sink_wants_table(const cfg_sink_t *cfg, const char *db, const char *table);
+
+/* `sluice check-config --online`: for a clickhouse sink, read its server's tables (of its
+ * database when set) from system.tables and print one line per table where a retried batch
+ * may double rows, with the fix. Number of such tables, or negative when the server could not
+ * be read (the reason on err). Other sink types: 0. */
+int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err);
 
 /* CLI on a stopped instance: `sluice dlq list|show ID|replay [ID..]|drop [ID..]`. */
 int sink_dlq_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err);

@@ -77,6 +77,9 @@ typedef struct {
     int (*prepare)(void *state, sink_result_t *res);
     void (*send)(void *state, const sink_batch_t *b, sink_result_t *res);
     void (*close)(void *state);
+    /* Optional, any thread: how many target tables may duplicate a retried batch, and their
+     * names (db.table, comma separated, truncated to fit) into out. */
+    uint32_t (*dedup_unsafe)(void *state, char *out, size_t outlen);
 } sink_backend_t;
 
 extern const sink_backend_t sink_clickhouse_backend;
@@ -125,6 +128,15 @@ int sink_ch_parse_version(const char *s);
 
 /* Does the ClickHouse sink send insert_deduplication_token for this server version? */
 int sink_ch_dedup_enabled(cfg_dedup_t mode, int version);
+
+/* Can a retried batch into this table double its rows? (insert_deduplication_token and the
+ * block hash only deduplicate on Replicated*MergeTree, or *MergeTree with
+ * non_replicated_deduplication_window > 0.) engine / engine_full: system.tables columns of
+ * the table `qualified` (db.table, as shown). Returns 1 and fills why and a one-line fix, or 0
+ * when the table deduplicates. version: sink_ch_parse_version of the server, -1 unknown. */
+int sink_ch_dedup_unsafe(int version, const char *qualified, const char *engine,
+                         const char *engine_full, char *why, size_t whylen, char *fix,
+                         size_t fixlen);
 
 /* Is this request setting forwarded to the ClickHouse sink? (not async_insert,
  * wait_for_async_insert, the sink's drop_settings, or non-setting params). */

@@ -392,6 +392,65 @@ int sink_ch_dedup_enabled(cfg_dedup_t mode, int version)
     return version >= 22002; /* insert_deduplication_token appeared in 22.2 */
 }
 
+/* Value of `name = N` in the SETTINGS part of a system.tables engine_full, or -1 when absent. */
+static long long engine_setting(const char *engine_full, const char *name)
+{
+    const char *set = strstr(engine_full, " SETTINGS ");
+    size_t n = strlen(name);
+    for (const char *p = set; p && (p = strstr(p, name)); p += n) {
+        char before = p[-1];
+        if (before != ' ' && before != ',') continue;
+        const char *v = p + n;
+        while (*v == ' ')
+            v++;
+        if (*v != '=') continue;
+        v++;
+        while (*v == ' ')
+            v++;
+        char *end;
+        long long x = strtoll(v, &end, 10);
+        if (end != v) return x;
+    }
+    return -1;
+}
+
+int sink_ch_dedup_unsafe(int version, const char *qualified, const char *engine,
+                         const char *engine_full, char *why, size_t whylen, char *fix,
+                         size_t fixlen)
+{
+    size_t el = strlen(engine);
+    int mergetree = el >= 9 && strcmp(engine + el - 9, "MergeTree") == 0;
+    int replicated = mergetree && (strncmp(engine, "Replicated", 10) == 0 ||
+                                   strncmp(engine, "Shared", 6) == 0); /* ClickHouse Cloud */
+    if (replicated) {
+        /* Replicated tables deduplicate inserted blocks unless the window is set to 0. */
+        if (engine_setting(engine_full, "replicated_deduplication_window") != 0) return 0;
+        snprintf(why, whylen, "%s with replicated_deduplication_window = 0", engine);
+        snprintf(fix, fixlen, "ALTER TABLE %s MODIFY SETTING replicated_deduplication_window = 1000",
+                 qualified);
+        return 1;
+    }
+    if (mergetree) {
+        if (engine_setting(engine_full, "non_replicated_deduplication_window") > 0) return 0;
+        snprintf(why, whylen, "%s without non_replicated_deduplication_window", engine);
+        if (version >= 0 && version < 20010) /* the setting is newer than this server */
+            snprintf(fix, fixlen,
+                     "upgrade ClickHouse (>= 20.10), then ALTER TABLE %s MODIFY SETTING "
+                     "non_replicated_deduplication_window = 1000; or use Replicated%s",
+                     qualified, engine);
+        else
+            snprintf(fix, fixlen,
+                     "ALTER TABLE %s MODIFY SETTING non_replicated_deduplication_window = 1000",
+                     qualified);
+        return 1;
+    }
+    snprintf(why, whylen, "engine %s does not deduplicate inserts", engine);
+    snprintf(fix, fixlen,
+             "use a MergeTree-family engine with non_replicated_deduplication_window > 0, or a "
+             "Replicated one");
+    return 1;
+}
+
 int sink_ch_setting_forwarded(const cfg_sink_t *cfg, const char *key)
 {
     /* URL params that are not settings, in case the proxy kept them, and the two the sink

@@ -106,10 +106,37 @@ def test_gateway_lifecycle_with_default_config():
         again = G.Gateway(s.url, DB, rng=rng).start()
         assert again == {"state": "JustRight", "applied": [], "writes": 0}, again
 
+        # One table gets a dedup window (the dedup report must leave it out), directly.
+        ch.query("ALTER TABLE %s.ModelInference MODIFY SETTING "
+                 "non_replicated_deduplication_window = 1000" % DB)
+
         # 3. Steady traffic with feedback, and the DeploymentID pattern 50 times in a row.
         traffic_with_feedback(gw, rng, 20)
         deployment_id_pattern(gw, ch, 50)
         assert metric(s, "sluice_ingest_requests_total") > inserts
+
+        # The dedup report (issue 15 part 3): TensorZero's DDL sets no window, so a retried
+        # batch may double ChatInference rows; ModelInference has one now.
+        sinks = json.loads(H.http_request(s.admin_url + "/v1/sinks")[2])
+        unsafe = sinks[0]["dedup_unsafe_tables"]
+        assert DB + ".ChatInference" in unsafe and DB + ".BooleanMetricFeedback" in unsafe, sinks
+        assert DB + ".ModelInference" not in unsafe, sinks
+        assert sinks[0]["dedup_unsafe_count"] == len(unsafe) == \
+            metric(s, "sluice_sink_dedup_unsafe_tables"), (sinks, unsafe)
+        warned = [json.loads(l) for l in s.proc.output().splitlines()
+                  if "may duplicate rows" in l]
+        chat = [w for w in warned if w.get("table") == DB + ".ChatInference"]
+        assert len(chat) == 1 and chat[0]["fix"] == (
+            "ALTER TABLE %s.ChatInference MODIFY SETTING non_replicated_deduplication_window = "
+            "1000" % DB), warned
+        assert not [w for w in warned if w.get("table") == DB + ".ModelInference"], warned
+        # On demand: check-config --online asks the server about every table it holds.
+        _, out, _ = s.cli("check-config", "--config", s.config_path, "--online")
+        named = [l for l in out.splitlines() if "may duplicate" in l]
+        assert any((DB + ".ChatInference:") in l and "non_replicated_deduplication_window = 1000"
+                   in l for l in named), out
+        assert not [l for l in named if (DB + ".ModelInference:") in l], out
+        assert not [l for l in named if "InferenceByIdView" in l], out  # views are skipped
 
         # 4. sluice restarts (SIGTERM, same log): the next gateway start still finds everything.
         assert s.stop() == 0
@@ -139,6 +166,30 @@ def test_gateway_lifecycle_with_default_config():
             == 1, 60, what="the write acked during the outage, delivered")
         assert G.Gateway(s.url, DB, rng=rng).start()["state"] == "JustRight"
         assert s.stop() == 0
+    finally:
+        tmp.close()
+
+
+def test_dedup_report_on_clickhouse_18():
+    """Debian's 18.16 (old system.tables, no dedup window setting): a MergeTree table is
+    reported with the upgrade fix, and so is a Memory table."""
+    tmp = H.TempDir()
+    try:
+        ch = H.ClickHouse18(tmp.sub("ch"))
+        ch.query("CREATE DATABASE IF NOT EXISTS db")
+        ch.query("CREATE TABLE db.mt (d Date, x UInt32) ENGINE = MergeTree ORDER BY x "
+                 "PARTITION BY d")
+        ch.query("CREATE TABLE db.mem (x UInt32) ENGINE = Memory")
+        s = H.Sluice(tmp.sub("s"), CONFIG % ch.url)
+        for t in ("db.mt", "db.mem"):
+            assert s.insert(t, [{"x": 1, "d": "2026-01-01"}] if t == "db.mt" else [{"x": 1}])[0] == 200
+        H.wait_until(lambda: json.loads(H.http_request(s.admin_url + "/v1/sinks")[2])[0]
+                     ["dedup_unsafe_count"] == 2, 30, what="both tables reported")
+        unsafe = json.loads(H.http_request(s.admin_url + "/v1/sinks")[2])[0]["dedup_unsafe_tables"]
+        assert sorted(unsafe) == ["db.mem", "db.mt"], unsafe
+        assert s.stop() == 0
+        mt = [json.loads(l) for l in s.proc.output().splitlines() if '"db.mt"' in l]
+        assert mt and "upgrade ClickHouse" in mt[0]["fix"], mt
     finally:
         tmp.close()
 

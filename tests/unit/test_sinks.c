@@ -222,6 +222,59 @@ static void test_ch_version_and_dedup(void **st)
     assert_false(sink_ch_dedup_enabled(CFG_DEDUP_OFF, 26007));
 }
 
+/* engine_full strings as system.tables shows them (measured on chDB 26.7 and Debian's 18.16). */
+static void test_ch_dedup_unsafe_tables(void **st)
+{
+    (void)st;
+    char why[256], fix[512];
+    /* TensorZero's ChatInference DDL: MergeTree, no window. */
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.ChatInference", "MergeTree",
+                                          "MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY "
+                                          "(function_name, variant_name, episode_id) SETTINGS "
+                                          "index_granularity = 8192",
+                                          why, sizeof why, fix, sizeof fix),
+                     1);
+    assert_string_equal(why, "MergeTree without non_replicated_deduplication_window");
+    assert_string_equal(
+        fix, "ALTER TABLE tz.ChatInference MODIFY SETTING non_replicated_deduplication_window = 1000");
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.t", "ReplacingMergeTree",
+                                          "ReplacingMergeTree ORDER BY x SETTINGS index_granularity "
+                                          "= 256, non_replicated_deduplication_window = 1000",
+                                          why, sizeof why, fix, sizeof fix),
+                     0);
+    /* A window of 0 is off; a similarly named setting does not count. */
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.t", "MergeTree",
+                                          "MergeTree ORDER BY x SETTINGS "
+                                          "non_replicated_deduplication_window = 0",
+                                          why, sizeof why, fix, sizeof fix),
+                     1);
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.t", "MergeTree",
+                                          "MergeTree ORDER BY x SETTINGS "
+                                          "x_non_replicated_deduplication_window = 5",
+                                          why, sizeof why, fix, sizeof fix),
+                     1);
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.t", "ReplicatedMergeTree",
+                                          "ReplicatedMergeTree('/ch/t', '{replica}') ORDER BY x",
+                                          why, sizeof why, fix, sizeof fix),
+                     0);
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.t", "ReplicatedMergeTree",
+                                          "ReplicatedMergeTree('/ch/t', '{replica}') ORDER BY x "
+                                          "SETTINGS replicated_deduplication_window = 0",
+                                          why, sizeof why, fix, sizeof fix),
+                     1);
+    assert_int_equal(sink_ch_dedup_unsafe(26007, "db.m", "Memory", "Memory", why, sizeof why, fix,
+                                          sizeof fix),
+                     1);
+    assert_string_equal(why, "engine Memory does not deduplicate inserts");
+    /* 18.16 has no such setting: the fix says to upgrade first. */
+    assert_int_equal(sink_ch_dedup_unsafe(18016, "db.t", "MergeTree",
+                                          "MergeTree PARTITION BY d ORDER BY x SETTINGS "
+                                          "index_granularity = 8192",
+                                          why, sizeof why, fix, sizeof fix),
+                     1);
+    assert_non_null(strstr(fix, "upgrade ClickHouse"));
+}
+
 static void test_ch_settings_filter(void **st)
 {
     (void)st;
@@ -454,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_ch_error_code_both_spellings),
         cmocka_unit_test(test_ch_classification_table),
         cmocka_unit_test(test_ch_version_and_dedup),
+        cmocka_unit_test(test_ch_dedup_unsafe_tables),
         cmocka_unit_test(test_ch_settings_filter),
         cmocka_unit_test(test_sr_status_table),
         cmocka_unit_test(test_grouping_per_table_in_log_order),

@@ -96,7 +96,8 @@ static void fake_close(void *state)
     (void)state;
 }
 
-static const sink_backend_t fake_backend = {"fake", fake_open, fake_prepare, fake_send, fake_close};
+static const sink_backend_t fake_backend = {"fake", fake_open, fake_prepare, fake_send, fake_close,
+                                           NULL};
 
 static void fake_reset(void)
 {
