@@ -158,8 +158,11 @@ def test_metrics_parse_and_count_what_was_sent():
         bad = sl.insert(DB + ".events", '{"id": 1,,}')
         assert bad[0] == 400
         H.wait_until(lambda: ch_count(ch) == sent, 30, what="rows delivered")
+        # rows_sent counts at the send's 200, the cursor moves at the commit after it (and
+        # after the sink's one-time dedup probe of the table): wait for both.
         f = H.wait_until(lambda: (lambda m: m if value(m, "sluice_sink_rows_sent_total", sink="ch")
-                                  == sent else None)(scrape(sl)), 10, what="sink counter")
+                                  == sent and value(m, "sluice_sink_lag_records", sink="ch") == 0
+                                  else None)(scrape(sl)), 10, what="sink counter")
         assert value(f, "sluice_ingest_rows_total") == sent
         assert value(f, "sluice_ingest_requests_total", kind="insert") == 10
         assert value(f, "sluice_ingest_requests_total", kind="error") >= 1

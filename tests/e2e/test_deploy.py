@@ -288,6 +288,13 @@ def test_shipped_sluice_configs_pass_check_config():
                 name, r.returncode, r.stdout.decode(), r.stderr.decode())
             out = r.stdout.decode()
             assert "pw" not in re.findall(r"password:\s*(\S+)", out), "%s: password printed" % name
+            # What TensorZero needs (docs/tensorzero.md): read-your-writes on, and a full log
+            # holds its writes for long instead of answering 503 (it drops the rows on non-200).
+            eff = dict(re.findall(r"^  (when_full|block_timeout_ms|read_barrier_ms): (\S+)$", out,
+                                  re.M))
+            assert eff.get("when_full") == "block", (name, eff)
+            assert int(eff["block_timeout_ms"]) >= 60000, (name, eff)
+            assert int(eff["read_barrier_ms"]) > 0, (name, eff)
     finally:
         tmp.close()
 
