@@ -64,8 +64,9 @@ typedef int (*parse_fn)(const void *p, size_t n, wal_env_view_t *v);
 /* Gather the views of dbi's entries with key > after (at most max, about max_bytes; 0 = no
  * bound; only sink's when sink != NULL) inside a read txn left open in *txn: the views point
  * into its snapshot, so the caller copies them out, then aborts *txn. */
-static int gather(wal_t *w, MDB_dbi dbi, parse_fn parse, uint64_t after, size_t max,
-                  size_t max_bytes, const char *sink, MDB_txn **txn, views_t *vs)
+static int gather(wal_t *w, MDB_dbi dbi, parse_fn parse, uint64_t after, uint64_t upto,
+                  size_t max, size_t max_bytes, const char *sink, MDB_txn **txn,
+                  views_t *vs)
 {
     MDB_cursor *c = NULL;
     uint8_t kb[8];
@@ -80,6 +81,7 @@ static int gather(wal_t *w, MDB_dbi dbi, parse_fn parse, uint64_t after, size_t 
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (max && vs->n >= max) break;
+        if (k.mv_size == 8 && wal_get_be64(k.mv_data) > upto) break;
         if (max_bytes && vs->n > 0 && bytes + v.mv_size > max_bytes) break;
         wal_env_view_t view;
         if (k.mv_size != 8 || parse(v.mv_data, v.mv_size, &view)) {
@@ -102,8 +104,12 @@ int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal
     MDB_txn *txn;
     views_t vs = {0};
     memset(out, 0, sizeof *out);
-    int rc = gather(w, w->dbi_log, wal_env_parse_record, after, max_records, max_bytes, NULL,
-                    &txn, &vs);
+    /* Only what is acked: a committed record may still wait for the flush that makes it
+     * durable (writer.c, "durability"); last_seq moves when it is. A read-only open has no
+     * writer, and reads what is committed. */
+    uint64_t upto = w->readonly ? UINT64_MAX : atomic_load(&w->last_seq);
+    int rc = gather(w, w->dbi_log, wal_env_parse_record, after, upto, max_records, max_bytes,
+                    NULL, &txn, &vs);
     if (rc == 0 && vs.n) {
         wal_kv_t *kv;
         char *chars;
@@ -201,7 +207,8 @@ int wal_dlq_list(wal_t *w, const char *sink, uint64_t after_id, size_t max, wal_
     MDB_txn *txn;
     views_t vs = {0};
     memset(out, 0, sizeof *out);
-    int rc = gather(w, w->dbi_dlq, wal_env_parse_dlq, after_id, max, 0, sink, &txn, &vs);
+    int rc = gather(w, w->dbi_dlq, wal_env_parse_dlq, after_id, UINT64_MAX, max, 0, sink, &txn,
+                    &vs);
     if (rc == 0 && vs.n) {
         wal_kv_t *kv;
         char *chars;

@@ -43,6 +43,13 @@ uint64_t wal_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t wal_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 uint64_t wal_clock_ms(void)
 {
     struct timespec ts;
@@ -411,6 +418,11 @@ static int open_env(wal_t *w, char *err, size_t errlen)
         /* sync: always keeps LMDB's fsync on commit (acked = durable); interval and none
          * trade the last moments of acks for speed, as documented in DESIGN.md §3. */
         if (w->cfg.sync != CFG_SYNC_ALWAYS) flags |= MDB_NOSYNC;
+#ifndef SLUICE_WAL_META_SYNC
+        /* sync: always still acks only what is on disk: the writer acks a commit once a
+         * later flush has covered its meta page (writer.c, "durability"). */
+        else flags |= MDB_NOMETASYNC;
+#endif
     }
     rc = mdb_env_open(w->env, w->dir, flags, 0644);
     if (rc) {

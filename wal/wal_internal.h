@@ -151,6 +151,13 @@ struct wal {
     uint64_t last_sync_ms;
     uint64_t stall_until; /* after a failed txn: no truncation-only txns before this */
     int unsynced;
+    /* One flush per commit (writer.c, "durability"): requests of committed txns whose meta
+     * page may not be on disk yet, oldest first, and the seq that becomes durable with them. */
+    wal_req_t *pend_head, *pend_tail;
+    uint64_t pend_seq;
+    int pend_commit;   /* a commit among them still needs a flush */
+    uint64_t flush_us; /* how long the last commit took (about one device flush) */
+    int linger;        /* the last wait for a following commit caught one */
 
     /* Published counters: slock. */
     pthread_mutex_t slock;
@@ -158,6 +165,7 @@ struct wal {
 };
 
 uint64_t wal_now_ms(void);     /* CLOCK_MONOTONIC */
+uint64_t wal_now_us(void);     /* CLOCK_MONOTONIC */
 uint64_t wal_clock_ms(void);   /* CLOCK_REALTIME */
 void wal_put_be64(uint8_t *p, uint64_t v);
 uint64_t wal_get_be64(const uint8_t *p);
