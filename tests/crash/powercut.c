@@ -62,8 +62,12 @@ static int (*real_fdatasync)(int);
 static int (*real_ftruncate)(int, off_t);
 static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 
-__attribute__((constructor)) static void init(void)
+/* Resolved on first use: a sanitizer runtime calls open() before constructors run (and
+ * before the environment can be read, so that waits for the constructor). */
+static void resolve(void)
 {
+    static int ready;
+    if (ready) return;
     real_open = dlsym(RTLD_NEXT, "open");
     real_close = dlsym(RTLD_NEXT, "close");
     real_pwrite = dlsym(RTLD_NEXT, "pwrite");
@@ -75,10 +79,16 @@ __attribute__((constructor)) static void init(void)
     real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
     real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
     real_mmap = dlsym(RTLD_NEXT, "mmap");
-    watch = getenv("POWERCUT_FILE");
+    ready = 1;
+}
+
+__attribute__((constructor)) static void init(void)
+{
+    resolve();
     const char *at = getenv("POWERCUT_AT"), *s = getenv("POWERCUT_SEED");
     cut_at = at ? strtoul(at, NULL, 10) : 0;
     if (s) seed ^= strtoull(s, NULL, 10) * 2654435761u;
+    watch = getenv("POWERCUT_FILE");
 }
 
 static uint64_t rnd(void)
@@ -237,6 +247,7 @@ static int watched(int fd)
 
 int open(const char *path, int flags, ...)
 {
+    resolve();
     mode_t mode = 0;
     if (flags & (O_CREAT | O_TMPFILE)) {
         va_list ap;
@@ -259,12 +270,14 @@ int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int close(int fd)
 {
+    resolve();
     if (watched(fd)) fd_kind[fd] = 0;
     return real_close(fd);
 }
 
 ssize_t pwrite(int fd, const void *p, size_t n, off_t off)
 {
+    resolve();
     if (!watched(fd)) return real_pwrite(fd, p, n, off);
     pthread_mutex_lock(&mu);
     event();
@@ -278,6 +291,7 @@ ssize_t pwrite64(int fd, const void *p, size_t n, off_t off) __attribute__((alia
 
 ssize_t write(int fd, const void *p, size_t n)
 {
+    resolve();
     if (!watched(fd)) return real_write(fd, p, n);
     pthread_mutex_lock(&mu);
     event();
@@ -290,6 +304,7 @@ ssize_t write(int fd, const void *p, size_t n)
 
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
+    resolve();
     if (!watched(fd)) return real_writev(fd, iov, n);
     pthread_mutex_lock(&mu);
     event();
@@ -302,6 +317,7 @@ ssize_t writev(int fd, const struct iovec *iov, int n)
 
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
+    resolve();
     if (!watched(fd)) return real_pwritev(fd, iov, n, off);
     pthread_mutex_lock(&mu);
     event();
@@ -314,6 +330,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 /* A completed flush of the file makes every write that completed before it durable. */
 static int flush(int fd, int (*fn)(int))
 {
+    resolve();
     if (!watched(fd)) return fn(fd);
     pthread_mutex_lock(&mu);
     event();
@@ -331,16 +348,19 @@ static int flush(int fd, int (*fn)(int))
 
 int fsync(int fd)
 {
+    resolve();
     return flush(fd, real_fsync);
 }
 
 int fdatasync(int fd)
 {
+    resolve();
     return flush(fd, real_fdatasync);
 }
 
 int ftruncate(int fd, off_t len)
 {
+    resolve();
     if (!watched(fd)) return real_ftruncate(fd, len);
     pthread_mutex_lock(&mu);
     event();
@@ -361,6 +381,7 @@ int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+    resolve();
     if (watched(fd) && (prot & PROT_WRITE) && (flags & MAP_SHARED))
         die("a writable shared mapping of the watched file (MDB_WRITEMAP?) is not simulated");
     return real_mmap(addr, len, prot, flags, fd, off);
