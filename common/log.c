@@ -1,5 +1,6 @@
 /* log.c — JSON-lines logger on stderr; one write(2) per line so lines never interleave. */
 #include "common/log.h"
+#include "common/buf.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,41 +11,25 @@
 #include <time.h>
 #include <unistd.h>
 
-static atomic_int g_level = CFG_LOG_INFO; /* the one global: set at startup */
+static atomic_int g_level = LOG_LEVEL_INFO; /* the one global: set at startup */
 
 static const char *level_name[] = {"debug", "info", "warn", "error"};
 
-void log_set_level(cfg_log_level_t level)
+void log_set_level(log_level_t level)
 {
     atomic_store(&g_level, (int)level);
 }
 
-int log_enabled(cfg_log_level_t level)
+int log_enabled(log_level_t level)
 {
     return (int)level >= atomic_load(&g_level);
 }
 
 void log_json_escape(char *buf, size_t cap, size_t *len, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char tmp[7];
-        size_t n = 0;
-        if (c == '"' || c == '\\') {
-            tmp[n++] = '\\';
-            tmp[n++] = (char)c;
-        } else if (c == '\n') {
-            tmp[n++] = '\\';
-            tmp[n++] = 'n';
-        } else if (c < 0x20) {
-            memcpy(tmp, "\\u00", 4);
-            n = 4;
-            tmp[n++] = hex[c >> 4];
-            tmp[n++] = hex[c & 15];
-        } else {
-            tmp[n++] = (char)c;
-        }
+        char tmp[6];
+        size_t n = json_escape_byte((unsigned char)*s, tmp);
         if (*len + n + 1 > cap) return;
         memcpy(buf + *len, tmp, n);
         *len += n;
@@ -61,7 +46,7 @@ static void put(char *buf, size_t cap, size_t *len, const char *s)
     buf[*len] = '\0';
 }
 
-void log_msg(cfg_log_level_t level, const char *msg, ...)
+void log_msg(log_level_t level, const char *msg, ...)
 {
     if (!log_enabled(level)) return;
     char line[4096];

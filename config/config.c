@@ -492,7 +492,7 @@ void cfg_defaults(sluice_cfg_t *cfg)
     cfg->proxy.read_barrier_ms = 3000;
     cfg->proxy.max_connections = 10000;
     cfg->admin.listen = cfg_strdup("127.0.0.1:8124");
-    cfg->log.level = CFG_LOG_INFO;
+    cfg->log.level = LOG_LEVEL_INFO;
     cfg->shutdown.drain_timeout_s = 30;
     /* An allocation failure leaves a NULL string that cfg_finish reports as missing. */
 }

@@ -8,13 +8,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/log.h"
+
 typedef enum { CFG_SYNC_ALWAYS = 0, CFG_SYNC_INTERVAL, CFG_SYNC_NONE } cfg_sync_t;
 typedef enum { CFG_FULL_REJECT = 0, CFG_FULL_BLOCK } cfg_when_full_t;
 typedef enum { CFG_SINK_CLICKHOUSE = 0, CFG_SINK_STARROCKS } cfg_sink_type_t;
 typedef enum { CFG_START_EARLIEST = 0, CFG_START_LATEST } cfg_start_from_t;
 typedef enum { CFG_OVERFLOW_BLOCK = 0, CFG_OVERFLOW_DROP_OLDEST } cfg_overflow_t;
 typedef enum { CFG_DEDUP_AUTO = 0, CFG_DEDUP_ON, CFG_DEDUP_OFF } cfg_dedup_t;
-typedef enum { CFG_LOG_DEBUG = 0, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR } cfg_log_level_t;
 
 typedef struct {
     char *key;
@@ -98,7 +99,7 @@ typedef struct {
 } cfg_admin_t;
 
 typedef struct {
-    cfg_log_level_t level; /* default info */
+    log_level_t level; /* default info; common/log.h's levels */
 } cfg_log_t;
 
 typedef struct {

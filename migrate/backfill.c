@@ -1184,7 +1184,7 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
     }
     /* The engine's own warnings (retries, dead-lettered rows) are reported here, in the
      * progress format, instead of as interleaved JSON log lines. */
-    log_set_level(CFG_LOG_ERROR);
+    log_set_level(LOG_LEVEL_ERROR);
     if (!sink_wants_table(b.sc, o.database, o.table)) {
         fprintf(err,
                 "sluice backfill: sink %s does not take %s.%s (its include/exclude lists in %s): "

@@ -182,7 +182,7 @@ int main(int argc, char **argv)
     }
     double secs = argc > 2 ? atof(argv[2]) : 3.0;
     const char *list = argc > 3 ? argv[3] : "1,16,64,256";
-    log_set_level(CFG_LOG_WARN);
+    log_set_level(LOG_LEVEL_WARN);
 
     double raw = raw_fdatasync_rate(base, 2.0);
     printf("dir %s: raw fdatasync rate (4 KiB pwrite + fdatasync): %.0f/s\n", base, raw);

@@ -101,7 +101,7 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.n_sinks, 0);
     assert_string_equal(c.admin.listen, "127.0.0.1:8124");
     assert_null(c.admin.token);
-    assert_int_equal(c.log.level, CFG_LOG_INFO);
+    assert_int_equal(c.log.level, LOG_LEVEL_INFO);
     assert_int_equal(c.shutdown.drain_timeout_s, 30);
     cfg_free(&c);
     assert_true(is_zero(&c));
@@ -288,7 +288,7 @@ static void check_full(const sluice_cfg_t *c, int masked)
     assert_int_equal(s->compress, 0);
     assert_string_equal(c->admin.listen, "[::1]:8124");
     assert_string_equal(c->admin.token, masked ? "***" : "tok");
-    assert_int_equal(c->log.level, CFG_LOG_DEBUG);
+    assert_int_equal(c->log.level, LOG_LEVEL_DEBUG);
     assert_int_equal(c->shutdown.drain_timeout_s, 5);
 }
 
