@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "sinks/sink_internal.h"
 
 #define SINK_IDLE_SLICE_MS 100      /* longest wal_wait before re-checking stop / pause */
@@ -67,32 +68,7 @@ struct sink {
     size_t n_ep;
 };
 
-/* ---- time, sleeping ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void abs_deadline(struct timespec *ts, uint64_t in_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(in_ms / 1000);
-    ts->tv_nsec += (long)(in_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
+/* ---- sleeping ---- */
 
 static int should_abort(sink_t *s)
 {
@@ -103,7 +79,7 @@ static int should_abort(sink_t *s)
 static int sleep_interruptible(sink_t *s, uint32_t ms)
 {
     struct timespec ts;
-    abs_deadline(&ts, ms);
+    time_mono_deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     while (!should_abort(s)) {
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
@@ -155,7 +131,7 @@ static void note_failure(sink_t *s, const sink_result_t *res)
     pthread_mutex_lock(&s->stats_mu);
     s->retries++;
     set_last_error(s, res->msg);
-    uint64_t t = now_ms();
+    uint64_t t = time_mono_ms();
     if (s->state != SINK_DEGRADED) {
         s->state = SINK_DEGRADED;
         set_state(s, SINK_DEGRADED);
@@ -289,7 +265,7 @@ static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
     e->settings = r0->settings;
     e->n_settings = r0->n_settings;
     e->error = msg;
-    e->ts_ms = wall_ms();
+    e->ts_ms = time_wall_ms();
     e->rows = rows;
     e->rows_len = len;
     e->n_rows = hi - lo;
@@ -594,7 +570,7 @@ static int read_batch(sink_t *s, uint64_t after, batch_t *b)
     int draining = s->draining;
     uint64_t upto = draining ? s->drain_target : UINT64_MAX;
     pthread_mutex_unlock(&s->mu);
-    uint64_t deadline = now_ms() + (draining ? 0 : c->batch_max_wait_ms);
+    uint64_t deadline = time_mono_ms() + (draining ? 0 : c->batch_max_wait_ms);
     uint32_t max_rows = c->batch_max_rows ? c->batch_max_rows : 10000;
     size_t max_bytes = c->batch_max_bytes ? (size_t)c->batch_max_bytes : (8u << 20);
     uint32_t rows = 0;
@@ -615,7 +591,7 @@ static int read_batch(sink_t *s, uint64_t after, batch_t *b)
         } else {
             wal_batch_free(&wb);
         }
-        uint64_t t = now_ms();
+        uint64_t t = time_mono_ms();
         /* A read is waiting for records up to now_upto (the proxy's read barrier): send
          * once they are in, instead of waiting for the batch to fill. */
         uint64_t now_upto = atomic_load(&s->deliver_now);
@@ -773,7 +749,7 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     s->be = be;
     s->lock_fd = -1;
     s->logid = w ? wal_log_id(w) : 0;
-    s->rnd = (uint64_t)wall_ms() ^ ((uint64_t)sink_fnv1a(cfg->name) << 32) ^ (uintptr_t)s;
+    s->rnd = (uint64_t)time_wall_ms() ^ ((uint64_t)sink_fnv1a(cfg->name) << 32) ^ (uintptr_t)s;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -856,7 +832,7 @@ static void note_sink_started(wal_t *w, const char *name)
     size_t len = 0;
     snprintf(key, sizeof key, "sink_started_ms:%s", name);
     if (wal_meta_get(w, key, val, sizeof val, &len) == 0) return;
-    uint64_t t = wall_ms();
+    uint64_t t = time_wall_ms();
     wal_cursor_t cur;
     wal_batch_t b = {0};
     if (wal_cursor_get(w, name, &cur) == 0 && wal_read(w, cur.acked, 1, 1, &b) == 0 && b.n > 0 &&
@@ -949,7 +925,7 @@ void sinks_stop(sink_t **s, size_t n, uint32_t drain_ms)
         pthread_mutex_unlock(&s[i]->mu);
     }
     struct timespec deadline;
-    abs_deadline(&deadline, drain_ms);
+    time_mono_deadline(&deadline, drain_ms);
     for (size_t i = 0; i < n; i++) {
         if (!s[i]) continue;
         pthread_mutex_lock(&s[i]->mu);
@@ -1020,7 +996,7 @@ void sink_get_stats(sink_t *s, sink_stats_t *out)
     if (out->lag_records) {
         wal_batch_t b = {0};
         if (wal_read(s->w, out->cursor, 1, 1, &b) == 0 && b.n > 0) {
-            uint64_t t = wall_ms();
+            uint64_t t = time_wall_ms();
             out->lag_seconds = t > b.recs[0].ts_ms ? (double)(t - b.recs[0].ts_ms) / 1000.0 : 0;
         }
         wal_batch_free(&b);

@@ -107,7 +107,7 @@ int wal_append(wal_t *w, const wal_insert_t *ins, wal_done_cb cb, void *ctx)
                        .cols = wal_slice(ins->columns),
                        .settings = ins->settings,
                        .n_settings = ins->n_settings,
-                       .ts_ms = ins->ts_ms ? ins->ts_ms : wal_clock_ms()};
+                       .ts_ms = ins->ts_ms ? ins->ts_ms : time_wall_ms()};
     wal_sbuf_t sb = {0};
     msgpack_sbuffer_init(&sb.sb);
     size_t est = ins->rows_len + 256 + strlen(ins->table) + (ins->db ? strlen(ins->db) : 0) +
@@ -124,7 +124,7 @@ int wal_append(wal_t *w, const wal_insert_t *ins, wal_done_cb cb, void *ctx)
     r->n_items = (size_t)n;
     for (size_t i = 0; i < r->n_items; i++) r->cost += wal_rec_cost(w, r->lens[i]);
     r->n_rows = ins->n_rows;
-    if (w->cfg.when_full == CFG_FULL_BLOCK) r->deadline = wal_now_ms() + w->cfg.block_timeout_ms;
+    if (w->cfg.when_full == CFG_FULL_BLOCK) r->deadline = time_mono_ms() + w->cfg.block_timeout_ms;
     return wal_submit(w, r);
 fail:
     wal_req_free(r);
@@ -167,7 +167,7 @@ int wal_cursor_commit(wal_t *w, const char *sink, const wal_cursor_t *c,
         for (size_t i = 0; i < n_dlq; i++) {
             wal_dlq_entry_t e = dlq[i];
             if (!e.sink) e.sink = sink;
-            if (!e.ts_ms) e.ts_ms = wal_clock_ms();
+            if (!e.ts_ms) e.ts_ms = time_wall_ms();
             size_t before = sb.sb.size;
             int rc = wal_env_pack_dlq(&sb, &e);
             if (rc) {

@@ -138,13 +138,7 @@ void wal_batch_free(wal_batch_t *b)
 int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    time_mono_deadline(&ts, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&w->clock);
     uint64_t wakes = w->wakes;

@@ -36,27 +36,6 @@ const char *wal_strerror(int code)
     return "unknown error";
 }
 
-uint64_t wal_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t wal_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t wal_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void wal_put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
@@ -220,7 +199,7 @@ static int init_new(wal_t *w, MDB_txn *txn)
     if ((rc = meta_put_str(w, txn, "format_version", buf))) return rc;
     snprintf(buf, sizeof buf, "%016" PRIx64, id);
     if ((rc = meta_put_str(w, txn, "log_id", buf))) return rc;
-    snprintf(buf, sizeof buf, "%" PRIu64, wal_clock_ms());
+    snprintf(buf, sizeof buf, "%" PRIu64, time_wall_ms());
     return meta_put_str(w, txn, "created_ms", buf);
 }
 
@@ -542,7 +521,7 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     int rc = open_env(w, err, errlen);
     if (rc) goto fail;
     publish_state(w);
-    w->last_sync_ms = wal_now_ms();
+    w->last_sync_ms = time_mono_ms();
     if ((rc = wal_writer_start(w))) {
         seterr(err, errlen, "cannot start the wal writer thread: %s", strerror(-rc));
         goto fail;

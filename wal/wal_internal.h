@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/time.h"
 #include "wal/wal.h"
 
 #define WAL_FORMAT_VERSION 1
@@ -164,9 +165,6 @@ struct wal {
     wal_stats_t st;
 };
 
-uint64_t wal_now_ms(void);     /* CLOCK_MONOTONIC */
-uint64_t wal_now_us(void);     /* CLOCK_MONOTONIC */
-uint64_t wal_clock_ms(void);   /* CLOCK_REALTIME */
 void wal_put_be64(uint8_t *p, uint64_t v);
 uint64_t wal_get_be64(const uint8_t *p);
 int wal_mdb_code(int rc); /* LMDB error -> wal code (MDB_MAP_FULL -> WAL_EFULL, ...) */

@@ -71,7 +71,7 @@ static uint64_t min_acked(const wal_t *w)
 
 static int truncation_pending(const wal_t *w)
 {
-    return w->n_records && w->first_seq <= min_acked(w) && wal_now_ms() >= w->stall_until;
+    return w->n_records && w->first_seq <= min_acked(w) && time_mono_ms() >= w->stall_until;
 }
 
 static int put_u64_meta(wal_t *w, MDB_txn *txn, const char *key, uint64_t val)
@@ -518,7 +518,7 @@ static int run_group(wal_t *w, MDB_txn *txn, wal_req_t *in, wal_req_t ***done, g
     int rc = 0;
     if (w->n_records && w->first_seq <= min_acked(w)) /* one bounded chunk per txn */
         rc = delete_front(w, txn, min_acked(w), w->cfg.truncate_chunk, 0, g);
-    uint64_t now = wal_now_ms();
+    uint64_t now = time_mono_ms();
     while (rc == 0 && w->held_head) {
         wal_req_t *r = w->held_head;
         if (now >= r->deadline) {
@@ -721,9 +721,9 @@ static uint64_t group_commit(wal_t *w, wal_req_t *in)
     rc = run_group(w, txn, in, &tail, &g);
     if (rc == 0) {
         if (g.dirty) {
-            uint64_t t0 = wal_now_us();
+            uint64_t t0 = time_mono_us();
             rc = mdb_txn_commit(txn); /* see "durability" above */
-            w->flush_us = wal_now_us() - t0;
+            w->flush_us = time_mono_us() - t0;
             committed = rc == 0;
         } else {
             mdb_txn_abort(txn);
@@ -765,7 +765,7 @@ static uint64_t group_commit(wal_t *w, wal_req_t *in)
     if (rc) {
         if (txn) mdb_txn_abort(txn);
         log_error("wal: write transaction failed", "error", mdb_strerror(rc));
-        w->stall_until = wal_now_ms() + 100; /* no busy loop on a persistent error */
+        w->stall_until = time_mono_ms() + 100; /* no busy loop on a persistent error */
         fail_list(done, wal_mdb_code(rc));
         reload_state(w);
         g = (group_t){0};
@@ -796,7 +796,7 @@ callbacks:
 static void maybe_sync(wal_t *w, int force)
 {
     if (w->cfg.sync != CFG_SYNC_INTERVAL || !w->unsynced) return;
-    uint64_t now = wal_now_ms();
+    uint64_t now = time_mono_ms();
     if (!force && now < w->last_sync_ms + w->cfg.sync_interval_ms) return;
     int rc = mdb_env_sync(w->env, 1);
     if (rc) log_error("wal: fsync failed", "error", mdb_strerror(rc));
@@ -830,7 +830,7 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&w->qcond, &w->qlock);
                 continue;
             }
-            if (wal_now_ms() >= wake) break;
+            if (time_mono_ms() >= wake) break;
             struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000L};
             if (pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == ETIMEDOUT) break;
         }
