@@ -53,22 +53,34 @@ int buf_printf(buf_t *b, const char *fmt, ...)
     return 0;
 }
 
-int buf_json_escape(buf_t *b, const char *s)
+size_t json_escape_byte(unsigned char c, char out[6])
 {
     static const char hex[] = "0123456789abcdef";
+    if (c == '"' || c == '\\') {
+        out[0] = '\\';
+        out[1] = (char)c;
+        return 2;
+    }
+    if (c == '\n') {
+        out[0] = '\\';
+        out[1] = 'n';
+        return 2;
+    }
+    if (c < 0x20) {
+        memcpy(out, "\\u00", 4);
+        out[4] = hex[c >> 4];
+        out[5] = hex[c & 15];
+        return 6;
+    }
+    out[0] = (char)c;
+    return 1;
+}
+
+int buf_json_escape(buf_t *b, const char *s)
+{
     for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            if (buf_append(b, e, 2)) return -1;
-        } else if (c == '\n') {
-            if (buf_append(b, "\\n", 2)) return -1;
-        } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            if (buf_append(b, e, 6)) return -1;
-        } else if (buf_append(b, s, 1)) {
-            return -1;
-        }
+        char e[6];
+        if (buf_append(b, e, json_escape_byte((unsigned char)*s, e))) return -1;
     }
     return 0;
 }

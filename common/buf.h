@@ -15,6 +15,9 @@ int buf_reserve(buf_t *b, size_t extra);
 int buf_append(buf_t *b, const void *p, size_t n);
 int buf_puts(buf_t *b, const char *s);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The one JSON string escaper: c as it stands inside a JSON string (" \\ \n and the other
+ * C0 controls as \u00XX; every other byte as itself) written to out; returns 1, 2 or 6. */
+size_t json_escape_byte(unsigned char c, char out[6]);
 /* Append s as a JSON string body (no quotes), escaping what JSON requires. */
 int buf_json_escape(buf_t *b, const char *s);
 void buf_free(buf_t *b);

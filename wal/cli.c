@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "wal/wal_internal.h"
 
 static void json_str(FILE *out, const char *s)
@@ -13,12 +14,8 @@ static void json_str(FILE *out, const char *s)
     }
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", out);
-        else if (*p == '\r') fputs("\\r", out);
-        else if (*p == '\t') fputs("\\t", out);
-        else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
-        else fputc(*p, out);
+        char e[6];
+        fwrite(e, 1, json_escape_byte(*p, e), out);
     }
     fputc('"', out);
 }
