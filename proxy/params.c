@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proxy/proxy_internal.h"
+#include "sinks/sink.h"
 
 static int hexv(unsigned char c)
 {
@@ -79,29 +80,8 @@ const char *proxy_param_get(const proxy_param_t *p, size_t n, const char *key)
     return v;
 }
 
+/* The proxy keeps with the rows exactly what the sinks forward: one list, in sinks/. */
 int proxy_param_is_setting(const char *key)
 {
-    static const char *const not_settings[] = {"query",
-                                               "database",
-                                               "user",
-                                               "password",
-                                               "query_id",
-                                               "default_format",
-                                               "session_id",
-                                               "session_timeout",
-                                               "session_check",
-                                               "compress",
-                                               "decompress",
-                                               "buffer_size",
-                                               "wait_end_of_query",
-                                               "quota_key",
-                                               "stacktrace",
-                                               "role",
-                                               "client_protocol_version",
-                                               "with_stacktrace",
-                                               NULL};
-    if (!key[0] || strncmp(key, "param_", 6) == 0) return 0;
-    for (size_t i = 0; not_settings[i]; i++)
-        if (strcmp(key, not_settings[i]) == 0) return 0;
-    return 1;
+    return sink_ch_param_is_setting(key);
 }

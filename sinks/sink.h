@@ -101,6 +101,11 @@ int sink_wants_table(const cfg_sink_t *cfg, const char *db, const char *table);
  * database when set) from system.tables and print one line per table where a retried batch
  * may double rows, with the fix. Number of such tables, or negative when the server could not
  * be read (the reason on err). Other sink types: 0. */
+/* 1 when key, a URL parameter of ClickHouse's HTTP interface, is a setting (kept with the
+ * rows and forwarded), 0 for the interface's own parameters (query, database, user,
+ * query_id, session_*, compress, param_*, ...). The one list: the proxy and the sinks ask it. */
+int sink_ch_param_is_setting(const char *key);
+
 int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err);
 
 /* CLI on a stopped instance: `sluice dlq list|show ID|replay [ID..]|drop [ID..]`. */

@@ -426,8 +426,8 @@ int sink_ch_dedup_unsafe(int version, const char *qualified, const char *engine,
         /* Replicated tables deduplicate inserted blocks unless the window is set to 0. */
         if (engine_setting(engine_full, "replicated_deduplication_window") != 0) return 0;
         snprintf(why, whylen, "%s with replicated_deduplication_window = 0", engine);
-        snprintf(fix, fixlen, "ALTER TABLE %s MODIFY SETTING replicated_deduplication_window = 1000",
-                 qualified);
+        snprintf(fix, fixlen,
+                 "ALTER TABLE %s MODIFY SETTING replicated_deduplication_window = 1000", qualified);
         return 1;
     }
     if (mergetree) {
@@ -451,27 +451,41 @@ int sink_ch_dedup_unsafe(int version, const char *qualified, const char *engine,
     return 1;
 }
 
+int sink_ch_param_is_setting(const char *key)
+{
+    /* Case-insensitive: a mixed-case spelling of one of these is never forwarded either. */
+    static const char *const not_settings[] = {"query",
+                                               "database",
+                                               "user",
+                                               "password",
+                                               "query_id",
+                                               "default_format",
+                                               "session_id",
+                                               "session_timeout",
+                                               "session_check",
+                                               "compress",
+                                               "decompress",
+                                               "buffer_size",
+                                               "wait_end_of_query",
+                                               "quota_key",
+                                               "stacktrace",
+                                               "role",
+                                               "client_protocol_version",
+                                               "with_stacktrace",
+                                               NULL};
+    if (!key[0] || strncmp(key, "param_", 6) == 0) return 0;
+    for (size_t i = 0; not_settings[i]; i++)
+        if (strcasecmp(key, not_settings[i]) == 0) return 0;
+    return 1;
+}
+
 int sink_ch_setting_forwarded(const cfg_sink_t *cfg, const char *key)
 {
-    /* URL params that are not settings, in case the proxy kept them, and the two the sink
-     * must not forward (sluice is the batching layer). */
-    static const char *never[] = {"async_insert",
-                                  "wait_for_async_insert",
-                                  "query",
-                                  "database",
-                                  "user",
-                                  "password",
-                                  "query_id",
-                                  "session_id",
-                                  "session_timeout",
-                                  "session_check",
-                                  "default_format",
-                                  "compress",
-                                  "decompress",
-                                  "insert_deduplication_token",
-                                  "wait_end_of_query",
-                                  "buffer_size",
-                                  NULL};
+    /* Settings the sink must not forward: sluice is the batching layer, and it sets the
+     * deduplication token itself. */
+    static const char *const never[] = {"async_insert", "wait_for_async_insert",
+                                        "insert_deduplication_token", NULL};
+    if (!sink_ch_param_is_setting(key)) return 0;
     for (int i = 0; never[i]; i++)
         if (strcasecmp(key, never[i]) == 0) return 0;
     for (size_t i = 0; i < cfg->n_drop_settings; i++)
