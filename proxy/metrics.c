@@ -55,6 +55,17 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
                p->barrier_timeouts);
     buf_printf(b, "sluice_read_barrier_total{outcome=\"skipped\"} %" PRIu64 "\n",
                p->barrier_skipped);
+    head(b, "sluice_ingest_unbuffered_total", "counter",
+         "INSERTs passed through to the primary ClickHouse unbuffered (INSERT ... SELECT, VALUES "
+         "with parameters, formats sluice does not log): not durable through an outage.");
+    for (size_t i = 0; i < p->n_unbuffered; i++) {
+        buf_puts(b, "sluice_ingest_unbuffered_total{table=\"");
+        label(b, p->unbuffered[i].table);
+        buf_printf(b, "\"} %" PRIu64 "\n", p->unbuffered[i].requests);
+    }
+    if (p->unbuffered_other)
+        buf_printf(b, "sluice_ingest_unbuffered_total{table=\"_other\"} %" PRIu64 "\n",
+                   p->unbuffered_other);
     metric_u64(b, "sluice_ingest_rows_total", "counter", "Rows acknowledged (durable in the WAL).",
                p->rows_ingested);
     metric_u64(b, "sluice_ingest_bytes_total", "counter", "Row bytes acknowledged.",

@@ -258,29 +258,11 @@ static int is_ws_only(const char *s, size_t n)
     return 1;
 }
 
-static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const proxy_param_t *pr,
-                      size_t npr, char *rows_in, size_t rows_len, size_t rows_cap)
+/* Validate, log, answer from the WAL completion. 1 when the request is not buffered after
+ * all (st->unbuffered says why): the caller passes it through. */
+static int do_insert(proxy_t *p, http_req_t *r, proxy_stmt_t *st, const proxy_param_t *pr,
+                     size_t npr, char *rows_in, size_t rows_len, size_t rows_cap)
 {
-    proxy_rows_t rows;
-    int rc = proxy_rows_parse(rows_in, rows_len, rows_cap, &rows);
-    if (rc == -EINVAL) {
-        ch_error(p, r, 400, 26, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
-                 "Cannot parse JSON object at row %llu: %s", (unsigned long long)rows.bad_row,
-                 rows.err);
-        return;
-    }
-    if (rc) {
-        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
-        return;
-    }
-    char qid[64];
-    make_query_id(p, proxy_param_get(pr, npr, "query_id"), qid, sizeof qid);
-    p->st.requests_insert++;
-    if (rows.n_rows == 0) {
-        proxy_rows_free(&rows);
-        respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, qid);
-        return;
-    }
     /* Settings: URL params that are settings, then the SETTINGS clause (which wins). */
     wal_kv_t kv[PROXY_MAX_PARAMS + PROXY_STMT_MAX_SETTINGS];
     size_t nkv = 0;
@@ -300,6 +282,30 @@ static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const p
     for (size_t k = 0; k < st->n_settings; k++)
         kv[nkv++] = st->settings[k];
 
+    proxy_body_t rows;
+    int rc = proxy_format_split(st->format, kv, nkv, rows_in, rows_len, rows_cap, &rows);
+    if (rc == PROXY_FMT_UNBUFFERED) {
+        st->unbuffered = "VALUES with {name:Type} parameters";
+        return 1;
+    }
+    if (rc == -EINVAL) {
+        ch_error(p, r, 400, 27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+                 "Cannot parse %s input at row %llu: %s", st->format->name,
+                 (unsigned long long)rows.bad_row, rows.err);
+        return 0;
+    }
+    if (rc) {
+        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
+        return 0;
+    }
+    char qid[64];
+    make_query_id(p, proxy_param_get(pr, npr, "query_id"), qid, sizeof qid);
+    p->st.requests_insert++;
+    if (rows.n_rows == 0) {
+        proxy_body_free(&rows);
+        respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, qid);
+        return 0;
+    }
     const char *db = st->db;
     if (!db) db = proxy_param_get(pr, npr, "database");
     if (!db) db = http_req_header(r, "X-ClickHouse-Database");
@@ -314,12 +320,16 @@ static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const p
         .rows_len = rows.len,
         .n_rows = rows.n_rows,
         .ts_ms = 0,
+        .fmt = st->format->name,
+        .hdr = rows.hdr,
+        .hdr_len = rows.hdr_len,
+        .whole = rows.whole,
     };
     ack_op_t *op = calloc(1, sizeof *op);
     if (!op) {
-        proxy_rows_free(&rows);
+        proxy_body_free(&rows);
         ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
-        return;
+        return 0;
     }
     op->acks = p->acks;
     op->req = r;
@@ -335,7 +345,8 @@ static void do_insert(proxy_t *p, http_req_t *r, const proxy_stmt_t *st, const p
      * once, also when it refuses the append synchronously (then on this thread, which only
      * queues). The 200 is sent only from on_acks, i.e. after the commit holding the rows. */
     (void)wal_append(p->w, &ins, wal_done, op);
-    proxy_rows_free(&rows);
+    proxy_body_free(&rows);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- passthrough, barrier */
@@ -464,6 +475,33 @@ static void passthrough(proxy_t *p, http_req_t *r)
 
 /* ---------------------------------------------------------------- routing */
 
+/* An INSERT that goes to the primary ClickHouse unbuffered (not durable through an outage):
+ * counted per table for /metrics, logged once per table so the user learns it. */
+static void note_unbuffered(proxy_t *p, const proxy_stmt_t *st, const proxy_param_t *pr,
+                            size_t npr, http_req_t *r)
+{
+    if (!st->unbuffered || !st->table) return;
+    const char *db = st->db;
+    if (!db) db = proxy_param_get(pr, npr, "database");
+    if (!db) db = http_req_header(r, "X-ClickHouse-Database");
+    char name[PROXY_UNBUF_NAME];
+    snprintf(name, sizeof name, "%s%s%s", db && *db ? db : "", db && *db ? "." : "", st->table);
+    proxy_stats_t *s = &p->st;
+    for (size_t i = 0; i < s->n_unbuffered; i++)
+        if (strcmp(s->unbuffered[i].table, name) == 0) {
+            s->unbuffered[i].requests++;
+            return;
+        }
+    log_warn("INSERT passed through unbuffered: not durable while ClickHouse is down", "table",
+             name, "why", st->unbuffered);
+    if (s->n_unbuffered == PROXY_UNBUF_MAX) {
+        s->unbuffered_other++; /* more tables than slots: counted, not named */
+        return;
+    }
+    snprintf(s->unbuffered[s->n_unbuffered].table, PROXY_UNBUF_NAME, "%s", name);
+    s->unbuffered[s->n_unbuffered++].requests = 1;
+}
+
 static int path_is(const http_req_t *r, const char *path)
 {
     size_t n = strlen(path);
@@ -542,6 +580,7 @@ static void on_request(http_req_t *r, void *ctx)
     if (qlen) {
         rc = proxy_stmt_parse(q, qlen, st);
         if (rc == PROXY_STMT_OTHER) {
+            note_unbuffered(p, st, pr, npr, r);
             passthrough(p, r);
             goto out;
         }
@@ -597,6 +636,7 @@ static void on_request(http_req_t *r, void *ctx)
         }
         rc = proxy_stmt_parse(text, tlen, st);
         if (rc == PROXY_STMT_OTHER || (rc == PROXY_STMT_INCOMPLETE && !st->err[0])) {
+            if (rc == PROXY_STMT_OTHER) note_unbuffered(p, st, pr, npr, r);
             passthrough(p, r);
             goto out;
         }
@@ -605,7 +645,10 @@ static void on_request(http_req_t *r, void *ctx)
         rows_len = tlen - st->data_off;
         rows_cap = joined ? rows_len + 1 : (text == r->body ? bcap - st->data_off : rows_len);
     }
-    do_insert(p, r, st, pr, npr, rows, rows_len, rows_cap);
+    if (do_insert(p, r, st, pr, npr, rows, rows_len, rows_cap)) {
+        note_unbuffered(p, st, pr, npr, r);
+        passthrough(p, r);
+    }
     goto out;
 syntax:
     ch_error(p, r, 400, 62, "SYNTAX_ERROR", "Syntax error: %s",

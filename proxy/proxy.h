@@ -1,5 +1,6 @@
-/* proxy.h — the ClickHouse-compatible HTTP front: INSERT ... FORMAT JSONEachRow is
- * validated and acked only after the WAL commit holding it; everything else is passed
+/* proxy.h — the ClickHouse-compatible HTTP front: INSERT ... FORMAT fmt (the text formats,
+ * RowBinary, Native) is validated and acked only after the WAL commit holding it; everything
+ * else is passed
  * through to the primary ClickHouse. Runs on one libuv loop. Whole interface of proxy/. */
 #ifndef SLUICE_PROXY_H
 #define SLUICE_PROXY_H
@@ -13,11 +14,23 @@
 
 typedef struct proxy proxy_t;
 
+/* Seq up to which the primary sink has delivered, for proxy.read_barrier_ms (NULL: none). */
+typedef uint64_t (*proxy_delivered_fn)(void *ctx);
+
+#define PROXY_UNBUF_MAX 32   /* tables named in sluice_ingest_unbuffered_total */
+#define PROXY_UNBUF_NAME 160 /* "db.table", cut */
+
 typedef struct {
     uint64_t requests_insert, requests_passthrough, requests_error;
     uint64_t barrier_waits;    /* reads held by proxy.read_barrier_ms */
     uint64_t barrier_timeouts; /* ... and forwarded when the bound passed */
     uint64_t barrier_skipped;  /* reads not held: the primary sink was degraded/paused */
+    struct {
+        char table[PROXY_UNBUF_NAME];
+        uint64_t requests;
+    } unbuffered[PROXY_UNBUF_MAX]; /* INSERTs passed through unbuffered, per table */
+    size_t n_unbuffered;
+    uint64_t unbuffered_other; /* ... for tables past PROXY_UNBUF_MAX */
     uint64_t rows_ingested, bytes_ingested;
     uint64_t connections_open;
     uint64_t ack_latency_hist[12]; /* ms buckets: <=1,2,5,10,25,50,100,250,500,1000,5000,+Inf */

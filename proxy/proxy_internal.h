@@ -10,14 +10,35 @@
 #include "config/config.h"
 #include "wal/wal.h"
 
-/* ---- stmt.c: INSERT INTO [db.]table [(cols)] [SETTINGS k=v, ...] FORMAT JSONEachRow ---- */
+/* ---- formats.c: the input formats made durable ---- */
+
+typedef enum {
+    PROXY_FMT_JSON_OBJ,             /* JSONEachRow & co.: one object per row */
+    PROXY_FMT_JSON_ARR,             /* JSONCompact*EachRow*: one array per row */
+    PROXY_FMT_JSON_OBJECT_EACH_ROW, /* {"name": {row}, ...} */
+    PROXY_FMT_CSV,
+    PROXY_FMT_TSV,     /* TabSeparated: backslash escapes */
+    PROXY_FMT_TSV_RAW, /* TabSeparatedRaw: none */
+    PROXY_FMT_VALUES,
+    PROXY_FMT_BINARY, /* RowBinary*, Native: one whole unit (no schema here) */
+} proxy_fmt_kind_t;
+
+typedef struct {
+    const char *name; /* canonical spelling, as the record stores it */
+    proxy_fmt_kind_t kind;
+    int header_rows; /* 1: ...WithNames, 2: ...WithNamesAndTypes */
+} proxy_format_t;
+
+/* The format of this name (exact, else case-insensitive as the engine), NULL when sluice
+ * does not buffer it. */
+/* ---- stmt.c: INSERT INTO [db.]table [(cols)] [SETTINGS k=v, ...] FORMAT fmt | VALUES ---- */
 
 #define PROXY_STMT_MAX_SETTINGS 64
 #define PROXY_STMT_BUF 16384 /* db, table, columns, settings: all names/values together */
 #define PROXY_NAME_MAX 255   /* longest db or table name accepted */
 
 enum {
-    PROXY_STMT_OTHER = 0,      /* not a JSONEachRow insert: pass through */
+    PROXY_STMT_OTHER = 0,      /* not an insert sluice buffers: pass through */
     PROXY_STMT_INSERT = 1,     /* recognised; data starts at data_off */
     PROXY_STMT_INCOMPLETE = 2, /* the text ended inside the statement */
     PROXY_STMT_ESYNTAX = -1,   /* an INSERT we cannot accept: answer Code 62 (err says why) */
@@ -29,7 +50,10 @@ typedef struct {
     const char *columns; /* normalised "a, b, c", NULL when absent */
     wal_kv_t settings[PROXY_STMT_MAX_SETTINGS];
     size_t n_settings;
-    size_t data_off; /* first byte after the format name */
+    size_t data_off; /* first byte after the format name (or after VALUES) */
+    const proxy_format_t *format; /* PROXY_STMT_INSERT: the data's format */
+    const char *unbuffered;       /* PROXY_STMT_OTHER for an INSERT sluice passes through:
+                                   * why ("INSERT ... SELECT", "format X"); table is set */
     char err[160];
     char buf[PROXY_STMT_BUF]; /* storage for the strings above */
     size_t buf_len;
@@ -40,8 +64,6 @@ typedef struct {
 int proxy_stmt_parse(const char *text, size_t len, proxy_stmt_t *st);
 
 /* ---- rows.c: JSONEachRow ---- */
-
-#define PROXY_JSON_MAX_DEPTH 128
 
 typedef struct {
     const char *data; /* n_rows objects, each ending in '\n'; the input or owned */
@@ -58,12 +80,33 @@ typedef struct {
  * cap > len says in[len] is writable: a missing final '\n' is then added in place
  * instead of copying the whole input (out->data may point into in). */
 int proxy_rows_parse(char *in, size_t len, size_t cap, proxy_rows_t *out);
+/* The same for JSONCompact*EachRow: each row one JSON array (no outer array form). */
+int proxy_rows_parse_arrays(char *in, size_t len, size_t cap, proxy_rows_t *out);
 void proxy_rows_free(proxy_rows_t *r);
 
-/* Validate one JSON value at in[*pos..len) (strict RFC 8259 syntax, depth-bounded) and
- * advance *pos past it. *has_nl is set when whitespace inside it held CR or LF. */
-int proxy_json_skip_value(const char *in, size_t len, size_t *pos, int *has_nl, char *err,
-                          size_t errlen);
+
+const proxy_format_t *proxy_format_find(const char *name);
+
+#define PROXY_FMT_UNBUFFERED 1 /* proxy_format_split: valid, but not data yet (parameters) */
+
+typedef struct {
+    const char *data; /* n_rows rows, each ending in '\n' (one unit when whole) */
+    size_t len;
+    uint32_t n_rows;
+    const char *hdr; /* header rows (into the same memory) or NULL */
+    size_t hdr_len;
+    int whole;
+    char *owned;      /* free() via proxy_body_free */
+    uint64_t bad_row; /* on -EINVAL: 1-based row, 0 when not about a row */
+    char err[160];
+} proxy_body_t;
+
+/* Validate in[0..len) as format f (kv: the request's settings, for delimiters and the like)
+ * and cut it into rows. 0; -EINVAL with bad_row/err; -ENOMEM; PROXY_FMT_UNBUFFERED. cap >
+ * len says in[len] is writable (a final '\n' is added in place). */
+int proxy_format_split(const proxy_format_t *f, const wal_kv_t *kv, size_t nkv, char *in,
+                       size_t len, size_t cap, proxy_body_t *b);
+void proxy_body_free(proxy_body_t *b);
 
 /* ---- decode.c: Content-Encoding ---- */
 

@@ -1,4 +1,5 @@
-/* stmt.c — recognises `INSERT INTO [db.]table [(cols)] [SETTINGS k=v, ...] FORMAT JSONEachRow`
+/* stmt.c — recognises `INSERT INTO [db.]table [(cols)] [SETTINGS k=v, ...] FORMAT fmt` (fmt one
+ * of formats.c's) and `... VALUES (...)`
  * the way ClickHouse's parser reads it, well enough to route: a match is logged by sluice,
  * anything else is passed through to ClickHouse unchanged. Bounded: every name, value and
  * the total output fit in proxy_stmt_t's fixed buffer. */
@@ -323,6 +324,8 @@ int proxy_stmt_parse(const char *text, size_t len, proxy_stmt_t *st)
     st->db = st->table = st->columns = NULL;
     st->n_settings = 0;
     st->data_off = 0;
+    st->format = NULL;
+    st->unbuffered = NULL;
     st->err[0] = '\0';
     st->buf_len = 0;
     st->buf[0] = '\0';
@@ -376,23 +379,31 @@ int proxy_stmt_parse(const char *text, size_t len, proxy_stmt_t *st)
         size_t mark = st->buf_len;
         r = ident(&l, 64);
         if (r <= 0) return fail(&l, "missing format name after FORMAT");
-        int json = strcmp(st->buf + mark, "JSONEachRow") == 0;
-        if (!json) {
-            /* Format names are matched case-insensitively by modern servers. */
-            const char *f = st->buf + mark, *want = "jsoneachrow";
-            size_t i;
-            for (i = 0; f[i] && want[i] && lower((unsigned char)f[i]) == want[i]; i++) {
-            }
-            json = !f[i] && !want[i];
+        st->format = proxy_format_find(st->buf + mark);
+        if (!st->format) {
+            st->unbuffered = "format not buffered";
+            return PROXY_STMT_OTHER;
         }
-        if (!json) return PROXY_STMT_OTHER;
+        /* As ClickHouse's ParserInsertQuery: data starts after the first newline if there is
+         * one, else after the whitespace (matters for CSV/TSV, where a blank line is a row). */
+        size_t d = l.pos;
+        while (d < len && (text[d] == ' ' || text[d] == '\t' || text[d] == '\f'))
+            d++;
+        if (d < len && text[d] == '\r') d++;
+        if (d < len && text[d] == '\n') d++;
+        st->data_off = d;
+        return PROXY_STMT_INSERT;
+    }
+    if (keyword(&l, "VALUES")) {
+        st->format = proxy_format_find("Values");
         st->data_off = l.pos;
         return PROXY_STMT_INSERT;
     }
     if (l.incomplete || at_end(&l)) {
         l.incomplete = 1;
-        return fail(&l, "expected FORMAT JSONEachRow");
+        return fail(&l, "expected FORMAT or VALUES");
     }
-    /* VALUES, SELECT, WITH, (SELECT ...), anything else: ClickHouse's business. */
+    /* SELECT, WITH, (SELECT ...), anything else: ClickHouse's business. */
+    st->unbuffered = "INSERT ... SELECT";
     return PROXY_STMT_OTHER;
 }

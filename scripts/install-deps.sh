@@ -28,6 +28,11 @@ if [ -f "$here/tests/support/chserver/package-lock.json" ] && [ ! -d "$here/test
   echo "install-deps: npm ci in tests/support/chserver"
   (cd "$here/tests/support/chserver" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The official ClickHouse JS client for tests/e2e/test_formats.py (npm @clickhouse/client).
+if [ -f "$here/tests/support/jsclient/package-lock.json" ] && [ ! -d "$here/tests/support/jsclient/node_modules" ]; then
+  echo "install-deps: npm ci in tests/support/jsclient"
+  (cd "$here/tests/support/jsclient" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # The Kubernetes schema validator for tests/e2e/test_deploy.py (npm kubernetes-models).
 if [ -f "$here/tests/support/k8svalidate/package-lock.json" ] && [ ! -d "$here/tests/support/k8svalidate/node_modules" ]; then
   echo "install-deps: npm ci in tests/support/k8svalidate"

@@ -1,5 +1,6 @@
 /* clickhouse.c — the ClickHouse backend: one keep-alive libcurl handle per sink thread,
- * `POST {url}/?query=INSERT INTO `db`.`t` [(cols)] FORMAT JSONEachRow` with the rows as body,
+ * `POST {url}/?query=INSERT INTO `db`.`t` [(cols)] FORMAT fmt` with the rows (framed by
+ * convert.c: header rows ahead) as body,
  * the request's settings (minus async_insert & co. and drop_settings) and the sink's own as
  * URL params, optional gzip, and insert_deduplication_token where the server has it
  * (version probed at start: >= 22.2 in dedup auto). After the first delivery to each table it
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "sinks/convert.h"
 #include "sinks/http.h"
 #include "sinks/sink_internal.h"
 
@@ -41,6 +43,7 @@ typedef struct {
     ch_table_t *tables;
     size_t n_tables, cap_tables;
     uint32_t n_unsafe;
+    sink_out_t framed; /* body with header rows / JSONObjectEachRow braces, reused */
 } ch_t;
 
 static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
@@ -97,6 +100,7 @@ static void ch_close(void *state)
         free(c->tables[i].name);
     free(c->tables);
     pthread_mutex_destroy(&c->dedup_mu);
+    sink_out_free(&c->framed);
     free(c);
 }
 
@@ -204,7 +208,9 @@ static int build_url(ch_t *c, const sink_batch_t *b)
          sink_buf_put(&q, &ql, &qc, b->columns, strlen(b->columns)) < 0 ||
          sink_buf_put(&q, &ql, &qc, ")", 1) < 0))
         goto out;
-    if (sink_buf_put(&q, &ql, &qc, " FORMAT JSONEachRow", 19) < 0) goto out;
+    if (sink_buf_put(&q, &ql, &qc, " FORMAT ", 8) < 0 ||
+        sink_buf_put(&q, &ql, &qc, b->fmt, strlen(b->fmt)) < 0)
+        goto out;
     if (url_base(c) < 0 || sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, q) < 0) goto out;
     for (size_t i = 0; i < b->n_settings; i++)
         if (b->settings[i].key && sink_ch_setting_forwarded(c->cfg, b->settings[i].key) &&
@@ -245,11 +251,22 @@ static void ch_send(void *state, const sink_batch_t *b, sink_result_t *res)
 {
     ch_t *c = state;
     memset(res, 0, sizeof *res);
+    if (!sink_fmt_name_ok(b->fmt)) { /* only from a damaged or foreign record */
+        res->kind = SINK_RES_PERMANENT;
+        res->whole = 1;
+        snprintf(res->msg, sizeof res->msg, "record has an invalid format name");
+        return;
+    }
     const char *body = b->body;
     size_t len = b->body_len;
+    if (sink_ch_body(b, &c->framed, &body, &len) < 0) {
+        res->kind = SINK_RES_RETRY;
+        snprintf(res->msg, sizeof res->msg, "out of memory");
+        return;
+    }
     if (c->cfg->compress) {
         size_t zl = 0;
-        if (sink_gzip(b->body, b->body_len, &c->gz, &c->gz_cap, &zl) < 0) {
+        if (sink_gzip(body, len, &c->gz, &c->gz_cap, &zl) < 0) {
             res->kind = SINK_RES_RETRY;
             snprintf(res->msg, sizeof res->msg, "gzip failed");
             return;

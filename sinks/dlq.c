@@ -134,11 +134,20 @@ static int cmd_show(wal_t *w, uint64_t id, FILE *out, FILE *err)
     fprintf(out, "id: %" PRIu64 "\nsink: %s\ndatabase: %s\ntable: %s\n", e->id,
             e->sink ? e->sink : "", e->db ? e->db : "", e->table ? e->table : "");
     if (e->columns) fprintf(out, "columns: %s\n", e->columns);
+    fprintf(out, "format: %s\n", e->fmt ? e->fmt : "JSONEachRow");
     for (size_t i = 0; i < e->n_settings; i++)
         fprintf(out, "setting: %s=%s\n", e->settings[i].key, e->settings[i].value);
     fprintf(out, "time: %s\nrows: %" PRIu32 "\nerror: %s\n---\n", tm, e->n_rows,
             e->error ? e->error : "");
-    if (e->rows) {
+    int binary = e->fmt && (strncmp(e->fmt, "RowBinary", 9) == 0 || strcmp(e->fmt, "Native") == 0);
+    if (binary && e->rows) {
+        /* Not text: say what it is and show the start in hex, never raw bytes to a tty. */
+        fprintf(out, "<%zu bytes of %s; first bytes:", e->rows_len, e->fmt);
+        for (size_t i = 0; i < e->rows_len && i < 64; i++)
+            fprintf(out, " %02x", (unsigned char)e->rows[i]);
+        fprintf(out, ">\n");
+    } else if (e->rows) {
+        if (e->hdr) fwrite(e->hdr, 1, e->hdr_len, out); /* header rows: the rows' names */
         fwrite(e->rows, 1, e->rows_len, out);
         if (e->rows_len && e->rows[e->rows_len - 1] != '\n') fputc('\n', out);
     }

@@ -269,6 +269,10 @@ static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
     e->rows = rows;
     e->rows_len = len;
     e->n_rows = hi - lo;
+    if (r0->fmt && strcmp(r0->fmt, "JSONEachRow") != 0) e->fmt = r0->fmt;
+    e->hdr = r0->hdr;
+    e->hdr_len = r0->hdr_len;
+    e->whole = r0->whole;
     pthread_mutex_lock(&c->s->stats_mu);
     c->s->dlq_rows += hi - lo;
     pthread_mutex_unlock(&c->s->stats_mu);
@@ -318,6 +322,10 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
         .body = c->body + c->off[lo],
         .body_len = c->off[hi] - c->off[lo],
         .n_rows = hi - lo,
+        .fmt = c->g->recs[0]->fmt ? c->g->recs[0]->fmt : "JSONEachRow",
+        .hdr = c->g->recs[0]->hdr,
+        .hdr_len = c->g->recs[0]->hdr_len,
+        .whole = c->g->recs[0]->whole,
         .key = key,
     };
     uint32_t unknown = 0; /* unclassified failures of exactly these rows */
@@ -392,11 +400,16 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
     }
 }
 
-/* Row offsets of a '\n'-terminated body; returns the row count. */
-static uint32_t row_offsets(const char *body, size_t len, size_t *off)
+/* Row offsets of a '\n'-terminated body; returns the row count. A whole record (one
+ * group by itself) is a single unit: its bytes are not lines. */
+static uint32_t row_offsets(const sink_group_t *g, const char *body, size_t len, size_t *off)
 {
     uint32_t n = 0;
     off[0] = 0;
+    if (g->n == 1 && g->recs[0]->whole) {
+        off[1] = len;
+        return len ? 1 : 0;
+    }
     for (size_t i = 0; i < len; i++)
         if (body[i] == '\n') off[++n] = i + 1;
     if (off[n] != len) off[++n] = len; /* tolerate a missing final newline */
@@ -427,7 +440,7 @@ static int deliver_group(sink_t *s, const sink_group_t *g, const char *key, dlq_
         rc = -ENOMEM;
         goto out;
     }
-    c.n_rows = row_offsets(body, g->rows_len, c.off);
+    c.n_rows = row_offsets(g, body, g->rows_len, c.off);
     if (c.n_rows == 0) goto out; /* never send an empty batch */
     if (key) {
         snprintf(c.base_key, sizeof c.base_key, "%s", key);

@@ -61,9 +61,13 @@ typedef struct {
     const char *columns;      /* column list or NULL */
     const wal_kv_t *settings; /* the original request's settings (backend filters them) */
     size_t n_settings;
-    const char *body; /* n_rows lines, each '\n'-terminated; never empty */
+    const char *body; /* n_rows lines, each '\n'-terminated (one unit when whole); never empty */
     size_t body_len;
     uint32_t n_rows;
+    const char *fmt; /* ClickHouse input format of body, never NULL */
+    const char *hdr; /* header rows the format wants ahead of body, or NULL */
+    size_t hdr_len;
+    int whole;       /* body is one unit as received (binary formats) */
     const char *key; /* idempotency key: label / insert_deduplication_token */
 } sink_batch_t;
 
@@ -144,7 +148,8 @@ int sink_ch_setting_forwarded(const cfg_sink_t *cfg, const char *key);
 
 /* ---- grouping (sinks/util.c) ---- */
 
-/* One group: records for one (db, table, columns, settings), in log order. */
+/* One group: records for one (db, table, columns, settings, fmt, hdr), in log order; a
+ * whole record is always a group by itself. */
 typedef struct {
     const wal_record_t **recs;
     size_t n;

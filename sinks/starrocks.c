@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sinks/convert.h"
 #include "sinks/http.h"
 #include "sinks/sink_internal.h"
 
@@ -22,6 +23,7 @@ typedef struct {
     size_t url_len, url_cap;
     char timeout_s[24];
     size_t ep; /* endpoint tried first: the last one that answered */
+    sink_out_t conv; /* body converted from the record's format (convert.c), reused */
 } sr_t;
 
 static int sr_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
@@ -55,6 +57,7 @@ static void sr_close(void *state)
     curl_easy_cleanup(c->h);
     sink_http_resp_free(&c->resp);
     free(c->url);
+    sink_out_free(&c->conv);
     free(c);
 }
 
@@ -231,17 +234,32 @@ static void sr_send(void *state, const sink_batch_t *b, sink_result_t *res)
     struct curl_slist *h = NULL;
     char ratio[32];
     memset(res, 0, sizeof *res);
+    sink_sr_load_t ld;
+    int cv = sink_sr_convert(b, &c->conv, &ld, &res->whole, res->msg, sizeof res->msg);
+    if (cv) { /* a row StarRocks cannot be given: bisect to it, DLQ it with the reason */
+        res->kind = cv == -ENOMEM ? SINK_RES_RETRY : SINK_RES_PERMANENT;
+        if (cv == -ENOMEM) snprintf(res->msg, sizeof res->msg, "out of memory");
+        return;
+    }
+    sink_batch_t converted = *b; /* same rows, label and names; the body StarRocks reads */
+    converted.body = ld.body;
+    converted.body_len = ld.len;
+    b = &converted;
     snprintf(ratio, sizeof ratio, "%g", c->cfg->max_filter_ratio);
     h = add_hdr(h, &ok, "Expect", "100-continue"); /* mandatory: see PROTOCOLS.md §B */
     h = add_hdr(h, &ok, "label", b->key);
-    h = add_hdr(h, &ok, "format", "json");
-    h = add_hdr(h, &ok, "strip_outer_array", "false");
+    h = add_hdr(h, &ok, "format", ld.format);
+    if (strcmp(ld.format, "json") == 0) h = add_hdr(h, &ok, "strip_outer_array", "false");
+    if (ld.columns[0]) h = add_hdr(h, &ok, "columns", ld.columns);
+    if (ld.separator[0]) h = add_hdr(h, &ok, "column_separator", ld.separator);
+    if (ld.enclose[0]) h = add_hdr(h, &ok, "enclose", ld.enclose);
     h = add_hdr(h, &ok, "timeout", c->timeout_s);
     if (!has_setting(c->cfg, "max_filter_ratio")) h = add_hdr(h, &ok, "max_filter_ratio", ratio);
     /* Strict by default: without it a value that does not convert is stored as NULL and the
      * load says Success (PROTOCOLS.md §B); with it the row is filtered and so dead-lettered. */
     if (!has_setting(c->cfg, "strict_mode")) h = add_hdr(h, &ok, "strict_mode", "true");
-    h = add_hdr(h, &ok, "Content-Type", "application/json");
+    h = add_hdr(h, &ok, "Content-Type",
+                strcmp(ld.format, "json") == 0 ? "application/json" : "text/plain");
     for (size_t i = 0; i < c->cfg->n_settings; i++)
         h = add_hdr(h, &ok, c->cfg->settings[i].key, c->cfg->settings[i].value);
     if (!ok) {

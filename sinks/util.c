@@ -741,8 +741,12 @@ int sink_group_records(const cfg_sink_t *cfg, const wal_record_t *const *recs, s
         size_t j;
         for (j = 0; j < ng; j++) {
             const wal_record_t *h = g[j].recs[0];
+            /* A whole record (binary body, or one that cannot be cut at lines) is a group
+             * of its own: two RowBinaryWithNames bodies do not concatenate. */
             if (strcmp(g[j].db, db) == 0 && strcmp(g[j].table, tb) == 0 &&
-                same_str(h->columns, r->columns) && same_settings(h, r))
+                same_str(h->columns, r->columns) && same_settings(h, r) && !h->whole &&
+                !r->whole && same_str(h->fmt, r->fmt) && h->hdr_len == r->hdr_len &&
+                (!h->hdr_len || memcmp(h->hdr, r->hdr, h->hdr_len) == 0))
                 break;
         }
         if (j == ng) {

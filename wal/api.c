@@ -72,6 +72,8 @@ static int insert_ok(const wal_insert_t *ins)
            (!ins->db || strlen(ins->db) <= WAL_MAX_IDENT) &&
            (!ins->columns || strlen(ins->columns) <= WAL_MAX_TEXT) && ins->rows &&
            ins->rows_len > 0 && ins->rows_len <= UINT32_MAX &&
+           (!ins->fmt || name_ok(ins->fmt, WAL_MAX_IDENT)) && (ins->hdr || !ins->hdr_len) &&
+           ins->hdr_len <= WAL_MAX_TEXT &&
            settings_ok(ins->settings, ins->n_settings);
 }
 
@@ -105,14 +107,18 @@ int wal_append(wal_t *w, const wal_insert_t *ins, wal_done_cb cb, void *ctx)
     wal_env_hdr_t h = {.db = wal_slice(ins->db ? ins->db : ""),
                        .table = wal_slice(ins->table),
                        .cols = wal_slice(ins->columns),
+                       .fmt = wal_slice(ins->fmt),
+                       .hdr = ins->hdr ? (wal_slice_t){ins->hdr, ins->hdr_len, 1}
+                                       : (wal_slice_t){NULL, 0, 0},
+                       .whole = ins->whole,
                        .settings = ins->settings,
                        .n_settings = ins->n_settings,
                        .ts_ms = ins->ts_ms ? ins->ts_ms : time_wall_ms()};
     wal_sbuf_t sb = {0};
     msgpack_sbuffer_init(&sb.sb);
-    size_t est = ins->rows_len + 256 + strlen(ins->table) + (ins->db ? strlen(ins->db) : 0) +
+    size_t est = ins->rows_len + ins->hdr_len + 320 + strlen(ins->table) + (ins->db ? strlen(ins->db) : 0) +
                  (ins->columns ? strlen(ins->columns) : 0);
-    if (ins->rows_len <= w->cfg.max_record_bytes && (sb.sb.data = malloc(est)))
+    if ((ins->rows_len <= w->cfg.max_record_bytes || ins->whole) && (sb.sb.data = malloc(est)))
         sb.sb.alloc = est; /* one allocation for the usual single-record request */
     int n = wal_env_pack_records(&sb, &h, ins->rows, ins->rows_len, ins->n_rows,
                                  w->cfg.max_record_bytes, &r->lens, &r->len1);

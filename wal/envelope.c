@@ -164,6 +164,8 @@ int wal_env_parse(const void *buf, size_t len, wal_env_view_t *v)
         if (key_is(k, "v")) rc = rd_uint(&r, &v->v);
         else if (key_is(k, "ts_ms")) rc = rd_uint(&r, &v->ts_ms);
         else if (key_is(k, "nrows")) rc = rd_uint(&r, &v->nrows);
+        else if (key_is(k, "whole")) rc = rd_uint(&r, &v->whole);
+        else if (key_is(k, "hdr")) rc = rd_str(&r, &v->hdr, 1, 1);
         else if (key_is(k, "db")) rc = rd_str(&r, &v->db, 1, 0);
         else if (key_is(k, "table")) rc = rd_str(&r, &v->table, 1, 0);
         else if (key_is(k, "fmt")) rc = rd_str(&r, &v->fmt, 1, 0);
@@ -212,7 +214,7 @@ size_t wal_env_copy_size(const wal_env_view_t *v)
 {
     return or_empty_size(v->db) + slice_size(v->table) + slice_size(v->fmt) +
            slice_size(v->cols) + slice_size(v->target) + slice_size(v->rows) +
-           slice_size(v->sink) + or_empty_size(v->error) + v->settings_chars +
+           slice_size(v->sink) + or_empty_size(v->error) + slice_size(v->hdr) + v->settings_chars +
            2 * (size_t)v->n_settings;
 }
 
@@ -266,6 +268,9 @@ void wal_env_to_record(const wal_env_view_t *v, uint64_t seq, size_t raw, wal_re
     r->rows = copy_slice(v->rows, chars);
     r->rows_len = v->rows.n;
     r->n_rows = (uint32_t)v->nrows;
+    r->hdr = copy_slice(v->hdr, chars);
+    r->hdr_len = v->hdr.n;
+    r->whole = v->whole != 0;
     r->raw_bytes = raw;
     r->settings = copy_settings(v, kv, chars, &r->n_settings);
 }
@@ -283,6 +288,10 @@ void wal_env_to_dlq(const wal_env_view_t *v, uint64_t id, wal_dlq_entry_t *e, wa
     e->rows = copy_slice(v->rows, chars);
     e->rows_len = v->rows.n;
     e->n_rows = (uint32_t)v->nrows;
+    e->fmt = copy_slice(v->fmt, chars);
+    e->hdr = copy_slice(v->hdr, chars);
+    e->hdr_len = v->hdr.n;
+    e->whole = v->whole != 0;
     e->settings = copy_settings(v, kv, chars, &e->n_settings);
 }
 
@@ -323,7 +332,8 @@ static void pack_kv(msgpack_packer *pk, const wal_kv_t *kv, size_t n)
 static void pack_record(msgpack_packer *pk, const wal_env_hdr_t *h, const char *rows, size_t len,
                         uint32_t n_rows)
 {
-    msgpack_pack_map(pk, 10);
+    /* hdr and whole only when present, so JSONEachRow records stay as they were. */
+    msgpack_pack_map(pk, 10 + (h->hdr.present ? 1 : 0) + (h->whole ? 1 : 0));
     pack_cstr(pk, "v");
     msgpack_pack_uint64(pk, 1);
     pack_cstr(pk, "db");
@@ -331,7 +341,8 @@ static void pack_record(msgpack_packer *pk, const wal_env_hdr_t *h, const char *
     pack_cstr(pk, "table");
     pack_slice(pk, h->table);
     pack_cstr(pk, "fmt");
-    pack_cstr(pk, "JSONEachRow");
+    if (h->fmt.present && h->fmt.n) msgpack_pack_str_with_body(pk, h->fmt.p, h->fmt.n);
+    else pack_cstr(pk, "JSONEachRow");
     pack_cstr(pk, "cols");
     pack_slice(pk, h->cols);
     pack_cstr(pk, "settings");
@@ -345,6 +356,14 @@ static void pack_record(msgpack_packer *pk, const wal_env_hdr_t *h, const char *
     msgpack_pack_bin_with_body(pk, rows, len);
     pack_cstr(pk, "target");
     pack_slice(pk, h->target);
+    if (h->hdr.present) {
+        pack_cstr(pk, "hdr");
+        msgpack_pack_bin_with_body(pk, h->hdr.p, h->hdr.n);
+    }
+    if (h->whole) {
+        pack_cstr(pk, "whole");
+        msgpack_pack_uint64(pk, 1);
+    }
 }
 
 static uint32_t count_rows(const char *p, size_t n)
@@ -366,7 +385,7 @@ int wal_env_pack_records(wal_sbuf_t *sb, const wal_env_hdr_t *h, const char *row
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, sbuf_write);
     *lens = len1;
-    if (rows_len <= max_record) {
+    if (rows_len <= max_record || h->whole) {
         size_t before = sb->sb.size;
         pack_record(&pk, h, rows, rows_len, n_rows);
         *len1 = sb->sb.size - before;
@@ -412,7 +431,8 @@ int wal_env_pack_dlq(wal_sbuf_t *sb, const wal_dlq_entry_t *e)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, sbuf_write);
-    msgpack_pack_map(&pk, 9);
+    int extra = (e->fmt ? 1 : 0) + (e->hdr ? 1 : 0) + (e->whole ? 1 : 0);
+    msgpack_pack_map(&pk, 9 + extra);
     pack_cstr(&pk, "sink");
     pack_cstr(&pk, e->sink);
     pack_cstr(&pk, "db");
@@ -431,5 +451,17 @@ int wal_env_pack_dlq(wal_sbuf_t *sb, const wal_dlq_entry_t *e)
     msgpack_pack_uint64(&pk, e->n_rows);
     pack_cstr(&pk, "rows");
     msgpack_pack_bin_with_body(&pk, e->rows ? e->rows : "", e->rows_len);
+    if (e->fmt) {
+        pack_cstr(&pk, "fmt");
+        pack_cstr(&pk, e->fmt);
+    }
+    if (e->hdr) {
+        pack_cstr(&pk, "hdr");
+        msgpack_pack_bin_with_body(&pk, e->hdr, e->hdr_len);
+    }
+    if (e->whole) {
+        pack_cstr(&pk, "whole");
+        msgpack_pack_uint64(&pk, 1);
+    }
     return sb->oom ? -ENOMEM : 0;
 }

@@ -30,8 +30,11 @@ typedef struct {
     const char *value;
 } wal_kv_t;
 
-/* One INSERT request to append. rows holds n_rows JSON objects, each terminated by '\n'
- * (the proxy normalises to this). Everything is copied by wal_append before it returns. */
+/* One INSERT request to append. rows holds n_rows rows of format fmt, each terminated by
+ * '\n' (the proxy normalises to this), unless whole is set: then rows is one unit that must
+ * be delivered as it is (binary formats, CSV with line breaks inside quoted fields). hdr: the
+ * header rows of a ...WithNames[AndTypes] text format, sent ahead of every chunk of rows.
+ * Everything is copied by wal_append before it returns. */
 typedef struct {
     const char *db;        /* may be "" (sink decides) */
     const char *table;     /* required */
@@ -42,6 +45,10 @@ typedef struct {
     size_t rows_len;
     uint32_t n_rows;
     uint64_t ts_ms;        /* 0 = now */
+    const char *fmt;       /* ClickHouse input format name; NULL = "JSONEachRow" */
+    const char *hdr;       /* header rows (each '\n'-terminated) or NULL */
+    size_t hdr_len;
+    int whole;             /* rows is one indivisible unit (never split, never bisected) */
 } wal_insert_t;
 
 /* Completion of one append: status 0 and the seq range it got, or a negative code. Called
@@ -78,12 +85,15 @@ typedef struct {
     const char *db;
     const char *table;
     const char *columns;   /* NULL when the statement had no column list */
-    const char *fmt;       /* "JSONEachRow" */
+    const char *fmt;       /* ClickHouse input format name ("JSONEachRow", "CSV", ...) */
+    const char *hdr;       /* header rows to send ahead of the rows, or NULL */
+    size_t hdr_len;
+    int whole;             /* rows is one unit: deliver as is, never split it */
     const char *target;    /* NULL: for every sink; else only for the sink of this name
                             * (records re-appended by wal_dlq_replay) */
     wal_kv_t *settings;
     size_t n_settings;
-    const char *rows;      /* n_rows lines, each ending in '\n' */
+    const char *rows;      /* n_rows lines, each ending in '\n' (one unit when whole) */
     size_t rows_len;
     uint32_t n_rows;
     size_t raw_bytes;      /* size of the stored envelope */
@@ -142,9 +152,13 @@ typedef struct {
     size_t n_settings;
     const char *error;
     uint64_t ts_ms;
-    const char *rows;        /* '\n'-terminated JSON rows */
+    const char *rows;        /* '\n'-terminated rows of format fmt (one unit when whole) */
     size_t rows_len;
     uint32_t n_rows;
+    const char *fmt;         /* NULL = "JSONEachRow" */
+    const char *hdr;         /* header rows of the format, or NULL */
+    size_t hdr_len;
+    int whole;
 } wal_dlq_entry_t;
 
 /* Durably (waits for the commit) set the cursor of sink and, in the same transaction, put

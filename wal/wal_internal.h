@@ -28,8 +28,8 @@ typedef struct {
 
 /* A decoded envelope (log record or DLQ entry) whose slices point into the encoded bytes. */
 typedef struct {
-    uint64_t v, ts_ms, nrows;
-    wal_slice_t db, table, fmt, cols, target, rows, sink, error;
+    uint64_t v, ts_ms, nrows, whole;
+    wal_slice_t db, table, fmt, cols, target, rows, sink, error, hdr;
     const uint8_t *settings; /* first key of the settings map, or NULL */
     uint32_t n_settings;
     size_t settings_len; /* encoded bytes of the settings map, header included */
@@ -56,6 +56,8 @@ void wal_env_to_dlq(const wal_env_view_t *v, uint64_t id, wal_dlq_entry_t *e, wa
 /* What a log envelope holds, as slices (so DLQ replay can pass undecoded settings). */
 typedef struct {
     wal_slice_t db, table, cols, target;
+    wal_slice_t fmt, hdr; /* fmt absent = JSONEachRow; hdr absent = none */
+    int whole;            /* rows is one unit: one record whatever its size */
     const wal_kv_t *settings; /* either this array ... */
     size_t n_settings;
     const uint8_t *settings_map; /* ... or an already encoded msgpack map */

@@ -396,6 +396,7 @@ static int apply_dlq_replay(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
             break;
         }
         wal_env_hdr_t h = {.db = e.db, .table = e.table, .cols = e.cols, .target = e.sink,
+                           .fmt = e.fmt, .hdr = e.hdr, .whole = e.whole != 0,
                            .settings_map = e.settings_map, .settings_map_len = e.settings_len,
                            .ts_ms = e.ts_ms};
         wal_req_t tmp = {0};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "proxy/proxy_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -25,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int has_nl;
             char err[64];
             if (*p != '{') __builtin_trap();
-            if (proxy_json_skip_value(p, (size_t)(nl - p), &pos, &has_nl, err, sizeof err) ||
+            if (json_skip_value(p, (size_t)(nl - p), &pos, &has_nl, err, sizeof err) ||
                 pos != (size_t)(nl - p) || has_nl)
                 __builtin_trap();
             n++;

@@ -50,7 +50,7 @@ static void test_stmt_db_columns_settings_comments(void **state)
     assert_string_equal(st.settings[1].value, "0");
     assert_string_equal(st.settings[2].value, "it's");
     assert_string_equal(st.settings[3].value, "-1.5e3");
-    assert_memory_equal(q + st.data_off, "\n{\"a\":1}", 8);
+    assert_memory_equal(q + st.data_off, "{\"a\":1}", 7); /* after the first newline */
 }
 
 static void test_stmt_tensorzero_body_head(void **state)
@@ -76,16 +76,34 @@ static void test_stmt_backtick_escapes_and_table_keyword(void **state)
     assert_string_equal(st.settings[0].value, "2");
 }
 
+static void test_stmt_other_formats_and_values_are_inserts(void **state)
+{
+    (void)state;
+    assert_int_equal(parse("INSERT INTO t FORMAT TabSeparated"), PROXY_STMT_INSERT);
+    assert_string_equal(st.format->name, "TabSeparated");
+    assert_int_equal(parse("INSERT INTO t FORMAT jsoncompacteachrow"), PROXY_STMT_INSERT);
+    assert_string_equal(st.format->name, "JSONCompactEachRow"); /* canonical spelling */
+    assert_int_equal(parse("INSERT INTO t FORMAT NDJSON"), PROXY_STMT_INSERT);
+    assert_string_equal(st.format->name, "NDJSON");
+    const char *q = "INSERT INTO t (a) VALUES (1), (2)";
+    assert_int_equal(parse(q), PROXY_STMT_INSERT);
+    assert_string_equal(st.format->name, "Values");
+    assert_string_equal(q + st.data_off, " (1), (2)");
+    assert_int_equal(parse("INSERT INTO t FORMAT RowBinary"), PROXY_STMT_INSERT);
+    assert_int_equal(st.format->kind, PROXY_FMT_BINARY);
+}
+
 static void test_stmt_non_matching_pass_through(void **state)
 {
     (void)state;
     assert_int_equal(parse("SELECT 1"), PROXY_STMT_OTHER);
     assert_int_equal(parse("CREATE TABLE t (a UInt8) ENGINE=Memory"), PROXY_STMT_OTHER);
-    assert_int_equal(parse("INSERT INTO t VALUES (1)"), PROXY_STMT_OTHER);
-    assert_int_equal(parse("INSERT INTO t (a) VALUES ({p:UInt8})"), PROXY_STMT_OTHER);
     assert_int_equal(parse("INSERT INTO t SELECT * FROM new_data"), PROXY_STMT_OTHER);
-    assert_int_equal(parse("INSERT INTO t FORMAT TabSeparated"), PROXY_STMT_OTHER);
+    assert_string_equal(st.table, "t"); /* counted per table as unbuffered */
+    assert_non_null(st.unbuffered);
     assert_int_equal(parse("INSERT INTO t FORMAT JSONEachRowWithProgress"), PROXY_STMT_OTHER);
+    assert_non_null(st.unbuffered);
+    assert_int_equal(parse("INSERT INTO t FORMAT Parquet"), PROXY_STMT_OTHER);
     assert_int_equal(parse("INSERT INTO FUNCTION remote('h', d.t) FORMAT JSONEachRow"),
                      PROXY_STMT_OTHER);
     assert_int_equal(parse("INSERTX INTO t FORMAT JSONEachRow"), PROXY_STMT_OTHER);
@@ -447,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_rows_invalid_inputs_name_the_row),
         cmocka_unit_test(test_rows_bad_row_1000),
         cmocka_unit_test(test_rows_depth_is_bounded),
+        cmocka_unit_test(test_stmt_other_formats_and_values_are_inserts),
         cmocka_unit_test(test_decode_gzip_deflate_zstd),
         cmocka_unit_test(test_decode_invalid_and_unknown),
         cmocka_unit_test(test_decode_bomb_bounded_by_max),

@@ -1,0 +1,42 @@
+/* convert.h — turning a batch of stored rows (any input format sluice buffers) into the body a
+ * backend takes: byte-exact framing for ClickHouse (header rows ahead, JSONObjectEachRow's
+ * outer braces), conversion to Stream Load JSON or CSV for StarRocks. Sinks-internal. */
+#ifndef SLUICE_SINK_CONVERT_H
+#define SLUICE_SINK_CONVERT_H
+
+#include <stddef.h>
+
+#include "sinks/sink_internal.h"
+
+/* A growable output buffer, reused across batches by its owner. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sink_out_t;
+
+/* 1 when fmt is a name a ClickHouse query may carry after FORMAT ([A-Za-z0-9_], 1..64). */
+int sink_fmt_name_ok(const char *fmt);
+
+/* The body to POST to ClickHouse for b: b->body itself when the format needs no framing
+ * (*body points into b), else built in out. 0 or -ENOMEM. */
+int sink_ch_body(const sink_batch_t *b, sink_out_t *out, const char **body, size_t *len);
+
+/* A StarRocks Stream Load: the body plus the headers that say how to read it. */
+typedef struct {
+    const char *body;
+    size_t len;
+    const char *format;    /* "json" or "csv" */
+    char columns[2000];    /* "columns" header ("" = none); fits starrocks.c's header line */
+    char separator[16];    /* column_separator for csv ("" = default) */
+    char enclose[4];       /* enclose for csv ("" = none) */
+} sink_sr_load_t;
+
+/* Convert b for StarRocks. 0 on success. -EINVAL when some row cannot be converted: err says
+ * why, *whole is set when no row of this format can be (the batch goes to the DLQ at once),
+ * else bisecting finds the rows. -ENOMEM. */
+int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load, int *whole,
+                    char *err, size_t errlen);
+
+void sink_out_free(sink_out_t *o);
+
+#endif
