@@ -289,9 +289,14 @@ static int do_insert(proxy_t *p, http_req_t *r, proxy_stmt_t *st, const proxy_pa
         return 1;
     }
     if (rc == -EINVAL) {
-        ch_error(p, r, 400, 27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
-                 "Cannot parse %s input at row %llu: %s", st->format->name,
-                 (unsigned long long)rows.bad_row, rows.err);
+        if (st->format->kind == PROXY_FMT_JSON_OBJ)
+            ch_error(p, r, 400, 26, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+                     "Cannot parse JSON object at row %llu: %s", (unsigned long long)rows.bad_row,
+                     rows.err);
+        else
+            ch_error(p, r, 400, 27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+                     "Cannot parse %s input at row %llu: %s", st->format->name,
+                     (unsigned long long)rows.bad_row, rows.err);
         return 0;
     }
     if (rc) {

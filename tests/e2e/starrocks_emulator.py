@@ -43,7 +43,9 @@ filters the row). Each table is the sqlite table named exactly "db.table" (quote
 SQL), holding only the declared columns; labels live in the table _emu_labels.
 
 Stream Load (PUT /api/{db}/{table}/_stream_load) headers honoured: Authorization, Expect,
-label (missing: one is generated), format (must be json), strip_outer_array,
+label (missing: one is generated), format (json, or csv with column_separator (a
+character or \\xHH hex) and enclose: one row per line, \\N unenclosed is NULL, a doubled
+enclose character inside an enclosed field is a literal one), strip_outer_array,
 max_filter_ratio (default 0), columns (a plain list of column names: only those are
 loaded; expressions make the header ignored), jsonpaths (["$.a", "$.b.c"], mapped to
 `columns` or to the table's columns in order). Bodies: Content-Length or chunked.
@@ -318,6 +320,68 @@ def parse_documents(text, strip_outer_array):
     if len(docs) == 1 and isinstance(docs[0], list):
         raise LoadError("JSON data is array-object, `strip_outer_array` must be TRUE.")
     return docs
+
+
+def parse_separator(text):
+    """column_separator as StarRocks reads it: one or more characters, or hex as \\xHH."""
+    if text is None:
+        return "\t"
+    if text.lower().startswith("\\x"):
+        try:
+            return bytes.fromhex(text[2:]).decode()
+        except ValueError:
+            raise LoadError("Invalid column_separator: " + text) from None
+    return text
+
+
+def parse_csv_documents(text, sep, enclose, names):
+    """A CSV load body as row documents {name: string or None}. Fields split at sep; with
+    enclose set, an enclosed field may hold sep and line breaks, and a doubled enclose
+    character inside it is one literal character (RFC 4180); an unenclosed \\N is NULL. A
+    row with another number of fields than names is filtered (returned as an error)."""
+    rows, errors = [], []
+    fields, cur, i, n = [], [], 0, len(text)
+    quoted = was_enclosed = False
+    while i <= n:
+        c = text[i] if i < n else "\n"
+        if quoted:
+            if c == enclose and i + 1 < n and text[i + 1] == enclose:
+                cur.append(c)
+                i += 2
+                continue
+            if c == enclose:
+                quoted = False
+            elif i >= n:
+                raise LoadError("unterminated enclosed field")
+            else:
+                cur.append(c)
+            i += 1
+            continue
+        if enclose and c == enclose and not cur:
+            quoted = was_enclosed = True
+            i += 1
+            continue
+        if text.startswith(sep, i) and i < n:
+            v = "".join(cur)
+            fields.append(None if v == "\\N" and not was_enclosed else v)
+            cur, was_enclosed = [], False
+            i += len(sep)
+            continue
+        if c == "\n":
+            v = "".join(cur)
+            if i < n or fields or cur:
+                fields.append(None if v == "\\N" and not was_enclosed else v)
+                if len(fields) != len(names):
+                    errors.append("Value count does not match column count. Expect %d, but got "
+                                  "%d. Row: %s" % (len(names), len(fields), str(fields)[:200]))
+                else:
+                    rows.append(dict(zip(names, fields)))
+            fields, cur, was_enclosed = [], [], False
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    return rows, errors
 
 
 def parse_jsonpaths(text):
@@ -893,9 +957,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.be_reply(db, table, label, -1, "Label Already Exists", "", t0, existing=state)
 
     def load_options(self, tbl):
-        fmt = self.headers.get("format")
-        if fmt is None or fmt.strip().lower() != "json":
-            raise LoadError("the emulator only loads format: json (got format: %s)" % fmt)
+        fmt = (self.headers.get("format") or "").strip().lower()
+        if fmt not in ("json", "csv"):
+            raise LoadError("the emulator loads format: json or csv (got format: %s)" % fmt)
         try:
             ratio = float(self.headers.get("max_filter_ratio", "0"))
         except ValueError:
@@ -913,7 +977,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         jsonpaths = parse_jsonpaths(jp) if jp else None
         strict = self.headers.get("strict_mode", "false").strip().lower() == "true"
         return {"ratio": ratio, "strip": strip, "targets": targets, "jsonpaths": jsonpaths,
-                "strict": strict}
+                "strict": strict, "format": fmt,
+                "sep": parse_separator(self.headers.get("column_separator")),
+                "enclose": self.headers.get("enclose") or ""}
 
     def run_load(self, tbl, label, txn, opts, t0):
         emu = self.server.emu
@@ -951,11 +1017,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return self.be_reply(db, table, label, txn, "Fail", UTF8_MSG, t0, nbytes=len(body))
+        csv_errors = []
         try:
-            docs = parse_documents(text, opts["strip"])
+            if opts["format"] == "csv":
+                names = opts["targets"] or [c.name for c in tbl.columns]
+                docs, csv_errors = parse_csv_documents(text, opts["sep"], opts["enclose"], names)
+            else:
+                docs = parse_documents(text, opts["strip"])
         except LoadError as e:
             return self.be_reply(db, table, label, txn, "Fail", str(e), t0, nbytes=len(body))
-        rows, errors = convert_rows(tbl, docs, opts["targets"], opts["jsonpaths"], opts["strict"])
+        rows, errors = convert_rows(tbl, docs, None if opts["format"] == "csv" else opts["targets"],
+                                    opts["jsonpaths"], opts["strict"])
+        errors = csv_errors + errors
+        docs = docs + [None] * len(csv_errors)  # filtered CSV rows count in the total
         counts = {"total": len(docs), "loaded": len(rows), "filtered": len(errors)}
         error_url = emu.save_error_log(txn, errors) if errors else None
         if not docs:
