@@ -472,6 +472,13 @@ void proxy_admin_set_draining(proxy_admin_t *a)
     if (a) a->draining = 1;
 }
 
+void proxy_admin_set_sinks(proxy_admin_t *a, sink_t **sinks, size_t n_sinks)
+{
+    if (!a) return;
+    a->sinks = sinks;
+    a->n_sinks = n_sinks;
+}
+
 void proxy_admin_stop(proxy_admin_t *a)
 {
     if (a) http_server_stop(a->srv);

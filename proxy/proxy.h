@@ -59,6 +59,9 @@ int proxy_admin_start(proxy_admin_t **out, uv_loop_t *loop, const sluice_cfg_t *
                       proxy_t *p, sink_t **sinks, size_t n_sinks, char *err, size_t errlen);
 /* From now on /readyz answers 503 (SIGTERM received). */
 void proxy_admin_set_draining(proxy_admin_t *a);
+/* The sink list changed (SIGHUP added sinks): /v1/sinks and /metrics show these. Loop
+ * thread only, like every admin handler. */
+void proxy_admin_set_sinks(proxy_admin_t *a, sink_t **sinks, size_t n_sinks);
 /* Stop accepting and close idle connections. */
 void proxy_admin_stop(proxy_admin_t *a);
 void proxy_admin_free(proxy_admin_t *a);

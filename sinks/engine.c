@@ -925,6 +925,81 @@ fail:
     return rc < 0 ? rc : -EINVAL;
 }
 
+int sinks_add(const sluice_cfg_t *cfg, wal_t *w, sink_t *const *running, size_t n_running,
+              sink_t ***added, size_t *n_added, char *err, size_t errlen)
+{
+    size_t n_new = 0, k = 0;
+    *added = NULL;
+    *n_added = 0;
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        int known = 0;
+        for (size_t j = 0; j < n_running && !known; j++)
+            known = strcmp(running[j]->cfg->name, cfg->sinks[i].name) == 0;
+        n_new += cfg->sinks[i].enabled && !known;
+    }
+    if (n_new == 0) return 0;
+    wal_consumer_t *cons = calloc(n_running + n_new, sizeof *cons);
+    const cfg_sink_t **fresh = calloc(n_new, sizeof *fresh);
+    sink_t **arr = calloc(n_new, sizeof *arr);
+    int rc = -ENOMEM;
+    if (!cons || !fresh || !arr) {
+        snprintf(err, errlen, "sinks: out of memory");
+        goto fail;
+    }
+    /* The consumer list is the whole set: the running sinks keep their cursors, and the
+     * new ones are declared before their threads start, so truncation waits for them. */
+    for (size_t j = 0; j < n_running; j++) {
+        const cfg_sink_t *c = running[j]->cfg;
+        cons[j] = (wal_consumer_t){.name = c->name,
+                                   .start_latest = c->start_from == CFG_START_LATEST,
+                                   .drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST};
+    }
+    for (size_t i = 0, m = 0; i < cfg->n_sinks; i++) {
+        const cfg_sink_t *c = &cfg->sinks[i];
+        int known = 0;
+        for (size_t j = 0; j < n_running && !known; j++)
+            known = strcmp(running[j]->cfg->name, c->name) == 0;
+        if (!c->enabled || known) continue;
+        fresh[m] = c;
+        cons[n_running + m++] = (wal_consumer_t){.name = c->name,
+                                                 .start_latest = c->start_from == CFG_START_LATEST,
+                                                 .drop_oldest =
+                                                     c->overflow == CFG_OVERFLOW_DROP_OLDEST};
+    }
+    char *had_cursor = calloc(n_new, 1);
+    if (!had_cursor) goto fail;
+    for (size_t m = 0; m < n_new; m++) {
+        wal_cursor_t cur;
+        had_cursor[m] = wal_cursor_get(w, fresh[m]->name, &cur) == 0;
+    }
+    if ((rc = wal_set_consumers(w, cons, n_running + n_new)) < 0) {
+        snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
+        free(had_cursor);
+        goto fail;
+    }
+    for (size_t m = 0; m < n_new; m++)
+        if (!had_cursor[m]) note_sink_started(w, fresh[m]->name);
+    free(had_cursor);
+    for (k = 0; k < n_new; k++) {
+        const cfg_sink_t *c = fresh[k];
+        const sink_backend_t *be =
+            c->type == CFG_SINK_STARROCKS ? &sink_starrocks_backend : &sink_clickhouse_backend;
+        if ((rc = sink_start_with_backend(c, w, be, &arr[k], err, errlen)) < 0) goto fail;
+        log_info("sink started", "sink", c->name, "type", be->type, "url", c->url);
+    }
+    free(cons);
+    free(fresh);
+    *added = arr;
+    *n_added = n_new;
+    return 0;
+fail:
+    if (arr)
+        sinks_stop(arr, k, 0);
+    free(cons);
+    free(fresh);
+    return rc < 0 ? rc : -EINVAL;
+}
+
 void sinks_stop(sink_t **s, size_t n, uint32_t drain_ms)
 {
     if (!s) return;

@@ -45,6 +45,13 @@ typedef struct {
 int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out, char *err,
                 size_t errlen);
 
+/* Start the enabled sinks of cfg that are not among running (matched by name), without
+ * touching the running ones: SIGHUP adds a sink to a live instance. cfg must outlive the
+ * added sinks. Sinks changed or removed in cfg are not this function's business (the caller
+ * says they need a restart). *added may be NULL (n_added 0) when there is nothing new. */
+int sinks_add(const sluice_cfg_t *cfg, wal_t *w, sink_t *const *running, size_t n_running,
+              sink_t ***added, size_t *n_added, char *err, size_t errlen);
+
 /* Ask every sink to stop; wait until each has delivered everything up to the log's last seq
  * or drain_ms has passed, then join the threads and free. drain_ms 0 = stop at once. */
 void sinks_stop(sink_t **s, size_t n, uint32_t drain_ms);
