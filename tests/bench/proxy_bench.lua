@@ -19,8 +19,10 @@ wrk.headers["X-ClickHouse-Key"] = ""
 wrk.body = "INSERT INTO ChatInference\nFORMAT JSONEachRow\n" .. table.concat(lines, "\n")
 
 done = function(summary, latency, requests)
-  io.write(string.format("BENCH requests=%d non2xx=%d sockerr=%d duration_us=%d p50_us=%d p99_us=%d\n",
+  io.write(string.format("BENCH requests=%d non2xx=%d sockerr=%d duration_us=%d p50_us=%d p99_us=%d " ..
+    "p999_us=%d max_us=%d\n",
     summary.requests, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.duration, latency:percentile(50), latency:percentile(99)))
+    summary.duration, latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    latency.max))
 end

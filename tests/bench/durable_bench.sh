@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# durable_bench.sh — durable ingest against its own ceiling (not a test). wrk POSTs one
+# ~400-byte TensorZero ChatInference row per request (proxy_bench.lua) for SECONDS at 16 and
+# 64 connections to sluice with wal.sync: always and with wal.sync: none (a clickhouse sink
+# delivers to a Debian clickhouse-server 18.16 started on loopback, so the writer also commits
+# cursors and truncates). Prints req/s, p50/p99/p999/max, requests and device flushes per
+# commit (from /metrics; flushes also counted with strace on the live process: fdatasync/fsync
+# of data.mdb plus pwrites to its O_DSYNC descriptor), RSS, the ratio always/none, the disk's
+# own fdatasync rate, then wal_bench for 1/16/64/256 producers.
+# With SLUICE_BIN_BEFORE (and WAL_BENCH_BEFORE) set, each figure is measured for both builds
+# in turn, before then after, in the same window, and the after/before ratio is printed: the
+# machine is shared, so only figures from one run compare.
+# Usage: tests/bench/durable_bench.sh [SECONDS]   (SLUICE_BIN, WAL_BENCH default to build/)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+export SLUICE_SOURCE="$src" BENCH_SECS="${1:-10}" BENCH_LUA="$here/proxy_bench.lua"
+export SLUICE_BIN="${SLUICE_BIN:-$src/build/sluice}" WAL_BENCH="${WAL_BENCH:-$src/build/wal_bench}"
+export SLUICE_BIN_BEFORE="${SLUICE_BIN_BEFORE:-}" WAL_BENCH_BEFORE="${WAL_BENCH_BEFORE:-}"
+command -v wrk >/dev/null || { echo "durable_bench: wrk is not installed"; exit 1; }
+exec python3 -u - <<'PY'
+import os, re, subprocess, sys, time
+sys.path.insert(0, os.path.join(os.environ["SLUICE_SOURCE"], "tests", "e2e"))
+import harness as h
+
+secs = int(os.environ["BENCH_SECS"])
+lua = os.environ["BENCH_LUA"]
+builds = [("after", os.environ["SLUICE_BIN"], os.environ["WAL_BENCH"])]
+if os.environ["SLUICE_BIN_BEFORE"]:
+    builds.insert(0, ("before", os.environ["SLUICE_BIN_BEFORE"],
+                      os.environ["WAL_BENCH_BEFORE"] or ""))
+SCHEMA = ("CREATE TABLE IF NOT EXISTS bench.ChatInference (id String, function_name String, "
+          "variant_name String, episode_id String, input String, output String, tool_params String, "
+          "inference_params String, processing_time_ms UInt32, tags String, ttft_ms Nullable(UInt32)) "
+          "ENGINE = MergeTree ORDER BY id")
+CONFIG = """wal:
+  dir: {wal_dir}
+  max_bytes: 4GiB
+  sync: %(sync)s
+proxy:
+  listen: {listen}
+admin:
+  listen: {admin}
+shutdown:
+  drain_timeout_s: 1
+log:
+  level: warn
+sinks:
+  - name: ch
+    type: clickhouse
+    url: %(ch)s
+"""
+
+def status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+def metrics(s):
+    _, _, body = h.http_request(s.admin_url + "/metrics")
+    out = {}
+    for line in body.decode().splitlines():
+        m = re.match(r"(sluice_wal_(?:commits|fsyncs|appends)_total) (\d+)", line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+def wrk(url, conns, dur):
+    out = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ds" % dur, "--timeout", "10s",
+                          "-s", lua, url + "/"], capture_output=True, text=True,
+                         env=dict(os.environ, BENCH_ROWS="1")).stdout
+    m = re.search(r"BENCH requests=(\d+) non2xx=(\d+) sockerr=(\d+) duration_us=(\d+) "
+                  r"p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) max_us=(\d+)", out)
+    if not m:
+        raise RuntimeError("wrk output not understood:\n" + out)
+    req, non2xx, sockerr, dur_us, p50, p99, p999, mx = map(int, m.groups())
+    return {"rps": req / (dur_us / 1e6), "p50": p50 / 1e3, "p99": p99 / 1e3,
+            "p999": p999 / 1e3, "max": mx / 1e3, "errors": non2xx + sockerr}
+
+def data_fds(pid):
+    """data.mdb descriptors of pid: (plain, O_DSYNC) sets."""
+    plain, dsync = set(), set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if not os.readlink("/proc/%d/fd/%s" % (pid, fd)).endswith("/data.mdb"):
+                continue
+            flags = open("/proc/%d/fdinfo/%s" % (pid, fd)).read().split("flags:")[1].split()[0]
+        except OSError:
+            continue
+        (dsync if int(flags, 8) & 0o10000 else plain).add(int(fd))
+    return plain, dsync
+
+def strace_flushes(s, conns, dur):
+    """Device flushes per commit counted from the syscalls themselves (strace slows the
+    process, so only the ratio is kept)."""
+    pid = s.proc.pid
+    plain, dsync = data_fds(pid)
+    log = os.path.join(s.dir, "strace.log")
+    st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=fdatasync,fsync,pwrite64",
+                           "-e", "signal=none", "-o", log, "-p", str(pid)],
+                          stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    m0 = metrics(s)
+    wrk(s.url, conns, dur)
+    m1 = metrics(s)
+    st.terminate()
+    st.wait()
+    flushes = 0
+    for line in open(log):
+        m = re.search(r"(fdatasync|fsync|pwrite64)\((\d+)", line)
+        if not m or "resumed" in line:
+            continue
+        fd = int(m.group(2))
+        if m.group(1) != "pwrite64" and fd in plain | dsync:
+            flushes += 1
+        elif m.group(1) == "pwrite64" and fd in dsync:
+            flushes += 1 # O_DSYNC write: data and flush in one call
+    commits = m1["sluice_wal_commits_total"] - m0["sluice_wal_commits_total"]
+    return flushes / commits if commits else float("nan")
+
+def fdatasync_rate(d, dur=2.0):
+    p = os.path.join(d, "fsync-probe")
+    fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
+    n, t0, buf = 0, time.monotonic(), b"x" * 4096
+    while time.monotonic() - t0 < dur:
+        os.pwrite(fd, buf, 0)
+        os.fdatasync(fd)
+        n += 1
+    os.close(fd)
+    os.unlink(p)
+    return n / (time.monotonic() - t0)
+
+td = h.TempDir("sluice-durable-bench-")
+procs = []
+try:
+    ch = h.ClickHouse18(td.sub("ch"))
+    ch.query("CREATE DATABASE IF NOT EXISTS bench")
+    ch.query(SCHEMA)
+    print("%d s per run; load average at start %s (a shared 2-core machine: compare figures of "
+          "this run only)" % (secs, open("/proc/loadavg").read().split()[0]))
+    print("disk fdatasync rate (4 KiB pwrite + fdatasync, wal directory's file system): %.0f/s"
+          % fdatasync_rate(td.sub("probe")))
+    inst = {}
+    for name, binpath, _ in builds:
+        h.SLUICE_BIN = binpath
+        for sync in ("always", "none"):
+            s = h.Sluice(td.sub("%s-%s" % (name, sync)), CONFIG % {"ch": ch.url, "sync": sync})
+            procs.append(s)
+            inst[(name, sync)] = s
+    res = {}
+    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %11s" % (
+        "conns", "sync", "build", "req/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors",
+        "req/commit", "flush/cmt", "RSS MiB"))
+    for conns in (16, 64):
+        for sync in ("always", "none"):
+            for name, _, _ in builds:
+                s = inst[(name, sync)]
+                m0 = metrics(s)
+                r = wrk(s.url, conns, secs)
+                m1 = metrics(s)
+                commits = m1["sluice_wal_commits_total"] - m0["sluice_wal_commits_total"]
+                appends = m1["sluice_wal_appends_total"] - m0["sluice_wal_appends_total"]
+                fsyncs = m1["sluice_wal_fsyncs_total"] - m0["sluice_wal_fsyncs_total"]
+                r["rpc"] = appends / commits if commits else 0
+                r["fpc"] = fsyncs / commits if commits and sync == "always" else 0
+                r["rss"] = status_kib(s.proc.pid, "VmRSS") / 1024.0
+                res[(conns, sync, name)] = r
+                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %11.1f" % (
+                    conns, sync, name, r["rps"], r["p50"], r["p99"], r["p999"], r["max"],
+                    r["errors"], r["rpc"], r["fpc"], r["rss"]), flush=True)
+    print("durable / sync: none (target >= 0.8 at 16 connections, >= 0.9 at 64):")
+    for conns in (16, 64):
+        print("  %d connections: " % conns + ", ".join(
+            "%s %.2f" % (name, res[(conns, "always", name)]["rps"] /
+                         res[(conns, "none", name)]["rps"]) for name, _, _ in builds))
+    if len(builds) == 2:
+        for conns in (16, 64):
+            print("  after / before, sync: always, %d connections: %.2f" % (
+                conns, res[(conns, "always", "after")]["rps"] /
+                res[(conns, "always", "before")]["rps"]))
+    if subprocess.run(["which", "strace"], capture_output=True).returncode == 0:
+        for name, _, _ in builds:
+            print("device flushes per commit counted by strace (sync: always, 16 conns, %s): "
+                  "%.2f" % (name, strace_flushes(inst[(name, "always")], 16, 5)))
+    for name, _, _ in builds:
+        s = inst[(name, "always")]
+        print("%s peak RSS (VmHWM), sync: always: %.1f MiB" % (
+            name, status_kib(s.proc.pid, "VmHWM") / 1024.0))
+    for s in procs:
+        s.stop()
+    procs = []
+    ch.stop()
+    for name, _, wb in builds:
+        if wb:
+            print("wal_bench (%s):" % name, flush=True)
+            subprocess.run([wb, td.sub("walbench-" + name), "3", "1,16,64,256"], check=False)
+finally:
+    for s in procs:
+        s.stop()
+    td.close()
+PY
