@@ -333,8 +333,8 @@ static void dedup_check(ch_t *c, const char *db, const char *table)
         sink_json_get(c->resp.body, c->resp.len, "engine", engine, sizeof engine) != 1 ||
         sink_json_get(c->resp.body, c->resp.len, "engine_full", full, sizeof full) != 1)
         return;
-    int unsafe = sink_ch_dedup_unsafe(c->version, qualified, engine, full, why, sizeof why, fix,
-                                      sizeof fix);
+    int unsafe =
+        sink_ch_dedup_unsafe(c->version, qualified, engine, full, why, sizeof why, fix, sizeof fix);
     char *name = strdup(qualified);
     if (!name) return;
     pthread_mutex_lock(&c->dedup_mu);
@@ -404,7 +404,8 @@ int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err)
     }
     char *q = NULL;
     size_t ql = 0, qc = 0;
-    static const char head[] = "SELECT database, name, engine, engine_full FROM system.tables WHERE ";
+    static const char head[] =
+        "SELECT database, name, engine, engine_full FROM system.tables WHERE ";
     int bad = sink_buf_put(&q, &ql, &qc, head, sizeof head - 1) < 0;
     if (!bad && cfg->database && *cfg->database)
         bad = sink_buf_put(&q, &ql, &qc, "database = ", 11) < 0 ||
@@ -428,7 +429,8 @@ int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err)
     int st, failed;
     perform(c, &st, &failed);
     if (failed || st != 200) {
-        fprintf(err, "sink %s: reading system.tables at %s failed: %s\n", cfg->name, sink_endpoint_url(cfg, c->ep),
+        fprintf(err, "sink %s: reading system.tables at %s failed: %s\n", cfg->name,
+                sink_endpoint_url(cfg, c->ep),
                 failed ? c->errbuf : (c->resp.body ? c->resp.body : "?"));
         goto out;
     }
@@ -445,7 +447,8 @@ int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err)
             continue;
         if (!sink_wants_table(cfg, db, name)) continue;
         snprintf(qual, sizeof qual, "%s.%s", db, name);
-        if (sink_ch_dedup_unsafe(c->version, qual, engine, full, why, sizeof why, fix, sizeof fix)) {
+        if (sink_ch_dedup_unsafe(c->version, qual, engine, full, why, sizeof why, fix,
+                                 sizeof fix)) {
             fprintf(out, "sink %s: %s: a retried batch may duplicate rows (%s); fix: %s\n",
                     cfg->name, qual, why, fix);
             rc++;

@@ -235,11 +235,12 @@ static void test_ch_dedup_unsafe_tables(void **st)
                                           why, sizeof why, fix, sizeof fix),
                      1);
     assert_string_equal(why, "MergeTree without non_replicated_deduplication_window");
-    assert_string_equal(
-        fix, "ALTER TABLE tz.ChatInference MODIFY SETTING non_replicated_deduplication_window = 1000");
+    assert_string_equal(fix, "ALTER TABLE tz.ChatInference MODIFY SETTING "
+                             "non_replicated_deduplication_window = 1000");
     assert_int_equal(sink_ch_dedup_unsafe(26007, "tz.t", "ReplacingMergeTree",
-                                          "ReplacingMergeTree ORDER BY x SETTINGS index_granularity "
-                                          "= 256, non_replicated_deduplication_window = 1000",
+                                          "ReplacingMergeTree ORDER BY x SETTINGS "
+                                          "index_granularity = 256, "
+                                          "non_replicated_deduplication_window = 1000",
                                           why, sizeof why, fix, sizeof fix),
                      0);
     /* A window of 0 is off; a similarly named setting does not count. */
