@@ -460,7 +460,75 @@ out:
     return rc;
 }
 
+/* DESCRIBE TABLE for the RowBinary splitter: "name\ttype\n" of the insertable columns
+ * (MATERIALIZED and ALIAS ones are not in a RowBinary row). Asked again at every split, so
+ * a schema change is always seen; splits happen only for refused bodies. */
+static int describe(ch_t *c, const sink_batch_t *b, char **out, char *err, size_t errlen)
+{
+    char *q = NULL;
+    size_t ql = 0, qc = 0;
+    *out = NULL;
+    if (sink_buf_put(&q, &ql, &qc, "DESCRIBE TABLE ", 15) < 0 || put_ident(&q, &ql, &qc, b->db) < 0 ||
+        sink_buf_put(&q, &ql, &qc, ".", 1) < 0 || put_ident(&q, &ql, &qc, b->table) < 0 ||
+        sink_buf_put(&q, &ql, &qc, " FORMAT TSV", 11) < 0 || url_base(c) < 0 ||
+        sink_buf_urlenc(&c->url, &c->url_len, &c->url_cap, q) < 0) {
+        free(q);
+        return -ENOMEM;
+    }
+    free(q);
+    curl_easy_setopt(c->h, CURLOPT_URL, c->url);
+    curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+    int st, failed;
+    perform(c, &st, &failed);
+    if (failed || st != 200) {
+        snprintf(err, errlen, "DESCRIBE TABLE failed: %s",
+                 failed ? c->errbuf : (c->resp.body ? c->resp.body : "?"));
+        return -EAGAIN;
+    }
+    char *o = malloc(c->resp.len + 1);
+    if (!o) return -ENOMEM;
+    size_t n = 0;
+    for (const char *l = c->resp.body, *end = c->resp.body + c->resp.len; l < end;) {
+        const char *nl = memchr(l, '\n', (size_t)(end - l));
+        const char *e = nl ? nl : end;
+        const char *t1 = memchr(l, '\t', (size_t)(e - l));
+        const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(e - t1 - 1)) : NULL;
+        const char *t3 = t2 ? memchr(t2 + 1, '\t', (size_t)(e - t2 - 1)) : e;
+        if (t1 && t2) {
+            size_t dl = (size_t)((t3 ? t3 : e) - t2 - 1);
+            int skip = (dl == 12 && memcmp(t2 + 1, "MATERIALIZED", 12) == 0) ||
+                       (dl == 5 && memcmp(t2 + 1, "ALIAS", 5) == 0);
+            if (!skip) {
+                memcpy(o + n, l, (size_t)(t2 - l));
+                n += (size_t)(t2 - l);
+                o[n++] = '\n';
+            }
+        }
+        l = nl ? nl + 1 : end;
+    }
+    o[n] = '\0';
+    *out = o;
+    return 0;
+}
+
+static int ch_split(void *state, const sink_batch_t *b, size_t *hdr_len, size_t **off,
+                    uint32_t *n, char *err, size_t errlen)
+{
+    ch_t *c = state;
+    if (strncmp(b->fmt, "RowBinary", 9) != 0) return -ENOTSUP;
+    char *desc = NULL;
+    if (!strstr(b->fmt, "AndTypes")) {
+        int rc = describe(c, b, &desc, err, errlen);
+        if (rc) return rc;
+    }
+    int rc = sink_rowbinary_split(b->fmt, b->columns, desc, b->body, b->body_len, hdr_len, off, n,
+                                  err, errlen);
+    free(desc);
+    return rc;
+}
+
 const sink_backend_t sink_clickhouse_backend = {
+    .split = ch_split,
     .type = "clickhouse",
     .open = ch_open,
     .prepare = ch_prepare,

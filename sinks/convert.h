@@ -5,6 +5,7 @@
 #define SLUICE_SINK_CONVERT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sinks/sink_internal.h"
 
@@ -38,5 +39,15 @@ int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load
                     char *err, size_t errlen);
 
 void sink_out_free(sink_out_t *o);
+
+/* Row boundaries of a RowBinary[WithNames[AndTypes]|WithDefaults] body: *hdr_len = bytes of
+ * its header (WithNames...), (*off)[0..n_rows] = row starts and the end (malloc'ed, free
+ * it). Types come from the header (AndTypes) or from describe ("name\ttype\n" lines of the
+ * table's insertable columns, e.g. DESCRIBE TABLE ... FORMAT TSV), picked by cols (the
+ * INSERT's list, or NULL = all in order) or by the header's names. -EINVAL with err when
+ * the types are unknown, unsupported, or the bytes do not fit them; -ENOMEM. */
+int sink_rowbinary_split(const char *fmt, const char *cols, const char *describe,
+                         const char *data, size_t len, size_t *hdr_len, size_t **off,
+                         uint32_t *n_rows, char *err, size_t errlen);
 
 #endif

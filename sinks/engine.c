@@ -233,6 +233,10 @@ typedef struct {
     int ext_key; /* base_key came from the caller (backfill): sub-keys derive from it */
     dlq_vec_t *dlq;
     uint32_t attempt; /* consecutive failures, for the backoff */
+    const char *hdr;  /* header rows sent ahead of every part (the records', or a split
+                       * unit's own header) */
+    size_t hdr_len;
+    int split; /* the rows are a split whole unit: not split again */
 } group_ctx_t;
 
 static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
@@ -270,8 +274,8 @@ static int dlq_add(group_ctx_t *c, uint32_t lo, uint32_t hi, const char *err)
     e->rows_len = len;
     e->n_rows = hi - lo;
     if (r0->fmt && strcmp(r0->fmt, "JSONEachRow") != 0) e->fmt = r0->fmt;
-    e->hdr = r0->hdr;
-    e->hdr_len = r0->hdr_len;
+    e->hdr = c->hdr;
+    e->hdr_len = c->hdr_len;
     e->whole = r0->whole;
     pthread_mutex_lock(&c->s->stats_mu);
     c->s->dlq_rows += hi - lo;
@@ -300,6 +304,44 @@ static void ext_subkey(char *out, const char *base, uint32_t lo, uint32_t hi)
     snprintf(out, SINK_KEY_MAX + 1, "%.100s_h%08x%08x", base, h1, h2);
 }
 
+static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi);
+
+/* A refused whole unit (a RowBinary body, kept whole because the proxy has no schema): ask
+ * the backend for its row boundaries (it knows the table's columns) and bisect those, its own
+ * header ahead of every part, so one bad row no longer dead-letters the whole request. 1 when
+ * it cannot be split (the caller dead-letters the unit), else as send_range. */
+static int split_unit(group_ctx_t *c, const sink_batch_t *b, const char *key)
+{
+    size_t hl = 0, *off = NULL;
+    uint32_t n = 0;
+    char err[256] = "";
+    int rc = c->s->be->split(c->s->be_state, b, &hl, &off, &n, err, sizeof err);
+    if (rc || n < 2) {
+        if (rc && rc != -ENOTSUP)
+            log_warn("cannot split a refused body into rows: dead-lettering it whole", "sink",
+                     c->s->cfg->name, "format", b->fmt, "error", err);
+        free(off);
+        return 1;
+    }
+    group_ctx_t sub = *c;
+    sub.body = b->body;
+    sub.off = off;
+    sub.n_rows = n;
+    sub.split = 1;
+    if (hl) {
+        sub.hdr = b->body;
+        sub.hdr_len = hl;
+    }
+    snprintf(sub.base_key, sizeof sub.base_key, "%s", key);
+    sub.ext_key = 1; /* part keys derive from the unit's: a resend after a crash reuses them */
+    /* The whole was just refused: start with its halves. */
+    rc = send_range(&sub, 0, n / 2);
+    if (rc >= 0) rc = send_range(&sub, n / 2, n);
+    c->attempt = sub.attempt;
+    free(off);
+    return rc;
+}
+
 /* Deliver rows [lo, hi) of the group: retry transient failures, bisect permanent ones.
  * Returns 0 (delivered or dead-lettered), -1 when aborted, SINK_REFUSED (direct only). */
 static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
@@ -323,8 +365,8 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
         .body_len = c->off[hi] - c->off[lo],
         .n_rows = hi - lo,
         .fmt = c->g->recs[0]->fmt ? c->g->recs[0]->fmt : "JSONEachRow",
-        .hdr = c->g->recs[0]->hdr,
-        .hdr_len = c->g->recs[0]->hdr_len,
+        .hdr = c->hdr,
+        .hdr_len = c->hdr_len,
         .whole = c->g->recs[0]->whole,
         .key = key,
     };
@@ -384,6 +426,10 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
             c->attempt = 0;
             note_recovered(s); /* the backend answers: not an outage */
             if (res.whole || hi - lo == 1) {
+                if (!res.whole && b.whole && !c->split && s->be->split) {
+                    int sr = split_unit(c, &b, key);
+                    if (sr != 1) return sr;
+                }
                 if (dlq_add(c, lo, hi, res.msg) == 0) return 0;
                 /* out of memory: treat as transient */
                 res.kind = SINK_RES_RETRY;
@@ -433,7 +479,8 @@ static int deliver_group(sink_t *s, const sink_group_t *g, const char *key, dlq_
         }
         body = concat;
     }
-    group_ctx_t c = {.s = s, .g = g, .body = body, .dlq = dlq};
+    group_ctx_t c = {.s = s, .g = g, .body = body, .dlq = dlq, .hdr = g->recs[0]->hdr,
+                     .hdr_len = g->recs[0]->hdr_len};
     int rc = 0;
     c.off = malloc(((size_t)g->n_rows + g->n + 2) * sizeof *c.off);
     if (!c.off) {

@@ -84,6 +84,11 @@ typedef struct {
     /* Optional, any thread: how many target tables may duplicate a retried batch, and their
      * names (db.table, comma separated, truncated to fit) into out. */
     uint32_t (*dedup_unsafe)(void *state, char *out, size_t outlen);
+    /* Optional: row boundaries inside a whole unit (a RowBinary body), so a refused one is
+     * bisected to its rows. *hdr_len: bytes of its own header, sent ahead of every part;
+     * (*off)[0..*n] row starts and end (malloc'ed). 0, or negative when it cannot. */
+    int (*split)(void *state, const sink_batch_t *b, size_t *hdr_len, size_t **off, uint32_t *n,
+                 char *err, size_t errlen);
 } sink_backend_t;
 
 extern const sink_backend_t sink_clickhouse_backend;

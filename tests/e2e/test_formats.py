@@ -219,6 +219,40 @@ def test_refused_row_bisected_rest_arrives_row_in_dlq():
         tmp.close()
 
 
+def test_rowbinary_refused_row_split_with_schema_rest_arrives():
+    tmp = H.TempDir()
+    try:
+        ch = setup(tmp, ())
+        # Binary input is not checked against the Enum's elements: a constraint refuses row 7.
+        ch.query("CREATE TABLE d.e (id UInt32, tags Array(String), k Enum8('a' = 1, 'b' = 2), "
+                 "note Nullable(String), CONSTRAINT no7 CHECK id % 100 != 7) "
+                 "ENGINE = MergeTree ORDER BY id")
+        s = H.Sluice(tmp.sub("sluice"), CONFIG % ch.url)
+        # The engine encodes the rows.
+        for i, fmt in enumerate(["RowBinary", "RowBinaryWithNames"]):
+            sql = ("SELECT toUInt32(number) AS id, arrayMap(x -> toString(x), range(number %% 3)) "
+                   "AS tags, toInt8(1 + number %% 2) AS k, "
+                   "if(number %% 2 = 0, NULL, 'x') AS note FROM numbers(%d, %d) FORMAT %s"
+                   % (100 * i, N, fmt))
+            st, _, body = H.http_request(ch.url + "/?" + urllib.parse.urlencode({"query": sql}),
+                                         "POST", b"")
+            assert st == 200, body
+            st, _, b = post(s.url, "e", fmt, body)
+            assert st == 200, (fmt, b)
+        H.wait_until(lambda: count(ch, "e") >= 2 * (N - 1), timeout=60, what="good rows")
+        H.wait_until(lambda: len(dlq_entries(s, "ch")) >= 2, timeout=30, what="2 DLQ entries")
+        time.sleep(0.5)
+        ids = [int(x) for x in ch.query("SELECT id FROM d.e ORDER BY id").split()]
+        assert ids == [i for i in range(N) if i != 7] + [i for i in range(100, 100 + N) if i != 107]
+        entries = dlq_entries(s, "ch")
+        assert len(entries) == 2 and all(" 1 " in e for e in entries), entries  # one row each
+        _, out, _ = s.cli("dlq", "show", entries[1].split()[0], "--config", s.config_path)
+        assert "format: RowBinaryWithNames" in out and "bytes of RowBinaryWithNames" in out, out
+        s.stop()
+    finally:
+        tmp.close()
+
+
 def metric(s, name):
     _, _, body = H.http_request(s.admin_url + "/metrics")
     return [l for l in body.decode().splitlines() if l.startswith(name)]

@@ -209,6 +209,55 @@ static void test_starrocks_conversion(void **state)
     sink_out_free(&o);
 }
 
+static void test_rowbinary_rows_from_types(void **state)
+{
+    (void)state;
+    const char *desc = "id\tUInt32\ns\tString\nv\tNullable(Float64)\n"
+                       "a\tArray(LowCardinality(String))\nm\tMap(String, UInt8)\n"
+                       "t\tTuple(x UInt8, y String)\n";
+    /* row 1: 1, "ab", NULL, ["x"], {"k":7}, (1, "") ; row 2: 2, "", 0.5, [], {}, (2, "z") */
+    const unsigned char row1[] = {1, 0, 0, 0, 2, 'a', 'b', 1, 1, 1, 'x', 1, 1, 'k', 7, 1, 0};
+    const unsigned char row2[] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f, 0, 0, 2, 1, 'z'};
+    char data[64];
+    memcpy(data, row1, sizeof row1);
+    memcpy(data + sizeof row1, row2, sizeof row2);
+    size_t hl, *off;
+    uint32_t n;
+    char err[128];
+    assert_int_equal(sink_rowbinary_split("RowBinary", NULL, desc, data, sizeof row1 + sizeof row2,
+                                          &hl, &off, &n, err, sizeof err),
+                     0);
+    assert_int_equal(n, 2);
+    assert_int_equal(hl, 0);
+    assert_int_equal(off[1], sizeof row1);
+    assert_int_equal(off[2], sizeof row1 + sizeof row2);
+    free(off);
+    /* A column list picks and orders the types. */
+    const unsigned char two[] = {2, 'h', 'i', 5, 0, 0, 0};
+    assert_int_equal(sink_rowbinary_split("RowBinary", "s, `id`", desc, (const char *)two, 7, &hl,
+                                          &off, &n, err, sizeof err),
+                     0);
+    assert_int_equal(n, 1);
+    free(off);
+    /* WithNamesAndTypes: the header carries the types; its length is reported. */
+    const unsigned char wnt[] = {1, 1, 'c', 5, 'U', 'I', 'n', 't', '8', 42, 43};
+    assert_int_equal(sink_rowbinary_split("RowBinaryWithNamesAndTypes", NULL, NULL,
+                                          (const char *)wnt, sizeof wnt, &hl, &off, &n, err,
+                                          sizeof err),
+                     0);
+    assert_int_equal(hl, 9);
+    assert_int_equal(n, 2);
+    free(off);
+    /* Bytes that do not fit the types, and a type it cannot measure. */
+    assert_int_equal(sink_rowbinary_split("RowBinary", NULL, desc, data, sizeof row1 - 1, &hl,
+                                          &off, &n, err, sizeof err),
+                     -EINVAL);
+    assert_int_equal(sink_rowbinary_split("RowBinary", NULL, "j\tJSON\n", data, 4, &hl, &off, &n,
+                                          err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "JSON"));
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -228,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_binary_is_one_unit),
         cmocka_unit_test(test_clickhouse_body_is_self_describing),
         cmocka_unit_test(test_starrocks_conversion),
+        cmocka_unit_test(test_rowbinary_rows_from_types),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

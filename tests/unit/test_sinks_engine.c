@@ -97,7 +97,7 @@ static void fake_close(void *state)
 }
 
 static const sink_backend_t fake_backend = {"fake", fake_open, fake_prepare, fake_send, fake_close,
-                                           NULL};
+                                           NULL, NULL};
 
 static void fake_reset(void)
 {
