@@ -179,8 +179,9 @@ def _minimize(root, mirror, updates, security):
                 continue
             if os.path.isdir(p) and not os.path.islink(p):
                 if pattern_dir == "/var/log":  # keep the directories (apt/), drop their files
-                    for sub in os.listdir(p):
-                        os.unlink(os.path.join(p, sub))
+                    for dp, _, fs in os.walk(p):
+                        for n2 in fs:
+                            os.unlink(os.path.join(dp, n2))
                     continue
                 shutil.rmtree(p)
             else:
@@ -266,7 +267,11 @@ def _ensure_base():
 def _build():
     """The README's build command; returns (seconds, log). Fails with the log's tail."""
     t0 = time.time()
-    r = subprocess.run(BUILD_ARGV, cwd=SRC, capture_output=True, timeout=1200, env=_env())
+    before = _containers()
+    try:
+        r = subprocess.run(BUILD_ARGV, cwd=SRC, capture_output=True, timeout=1200, env=_env())
+    finally:
+        _remove_containers(_containers() - before)
     log = (r.stdout + r.stderr).decode(errors="replace")
     assert r.returncode == 0, "image build failed (exit %d): %s\n...\n%s" % (
         r.returncode, " ".join(BUILD_ARGV), log[-4000:])
@@ -364,14 +369,17 @@ def _run(ctr, argv, env=(), volumes=(), timeout=60):
     return _buildah(*(args + [ctr, "--"] + list(argv)), check=False, timeout=timeout)
 
 
-def _remove_stale_containers():
-    """Containers a killed earlier run of this test left in CACHE's storage (we hold the lock,
-    so any with our prefix is not in use)."""
-    out = _buildah("containers", "--format", "{{.ContainerID}} {{.ContainerName}}").stdout
-    for line in out.decode().splitlines():
-        cid, _, name = line.partition(" ")
-        if name.startswith(CTR_PREFIX):
-            _buildah("rm", cid, check=False)
+def _containers():
+    out = _buildah("containers", "--format", "{{.ContainerID}}").stdout.decode()
+    return set(out.split())
+
+
+def _remove_containers(ids):
+    """By id: what a failed build leaves (its working containers, still mounted), or what a
+    killed earlier run of this test left. CACHE's storage is this test's alone and we hold
+    its lock, so none of them is in use."""
+    for cid in sorted(ids):
+        _buildah("rm", cid, check=False)
 
 
 def _exercise(cfg, tmp):
@@ -506,7 +514,7 @@ def test_image_builds_and_runs():
     with open(os.path.join(CACHE, "lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            _remove_stale_containers()
+            _remove_containers(_containers())
             t0 = time.time()
             how = _ensure_base()
             t1 = time.time()
