@@ -103,7 +103,8 @@ static const opt_t verify_table[] = {
      "UTC, exclusive; default with --config/--sink: the dual-write boundary"},
     {"--config", OPT_STR, VF(config), NO_HAS, "FILE", NULL,
      "sluice's config, with --sink: read the live boundary from its WAL"},
-    {"--sink", OPT_STR, VF(sink), NO_HAS, "NAME", NULL, "the sink --b is fed by (for the boundary)"},
+    {"--sink", OPT_STR, VF(sink), NO_HAS, "NAME", NULL,
+     "the sink --b is fed by (for the boundary)"},
     {"--all", OPT_FLAG, VF(all), NO_HAS, NULL, NULL,
      "compare up to now, not only up to the boundary"},
 };
@@ -298,7 +299,8 @@ int migrate_read_password(const char *env, const char *file, char *out, size_t o
                           size_t errlen)
 {
     if (env && file)
-        return fail(err, errlen, "%s", "give the password from the environment or a file, not both");
+        return fail(err, errlen, "%s",
+                    "give the password from the environment or a file, not both");
     if (env) {
         const char *v = getenv(env);
         if (!v) return fail(err, errlen, "environment variable %s is not set", env);
@@ -333,7 +335,8 @@ int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, si
     if (parse_table(backfill_table, N_OF(backfill_table), argc, argv, o, err, errlen) < 0)
         return -EINVAL;
     if (!o->source && !o->source_sink && !o->status && !o->retry_dlq)
-        return fail(err, errlen, "%s is required", "--source CLICKHOUSE_URL (or --source-sink NAME)");
+        return fail(err, errlen, "%s is required",
+                    "--source CLICKHOUSE_URL (or --source-sink NAME)");
     if (o->source && o->source_sink)
         return fail(err, errlen, "%s", "give --source or --source-sink, not both");
     if (!o->sink) return fail(err, errlen, "%s is required", "--sink NAME");
@@ -376,7 +379,8 @@ int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t
     if (finish_target(o->table_arg, o->database_arg, o->time_column, o->table_buf, o->db_buf,
                       &o->table, &o->database, err, errlen) < 0)
         return -1;
-    if (o->key && !migrate_ident_ok(o->key)) return fail(err, errlen, "%s", "--key: bad column name");
+    if (o->key && !migrate_ident_ok(o->key))
+        return fail(err, errlen, "%s", "--key: bad column name");
     if (o->sink && !o->config) return fail(err, errlen, "%s", "--sink needs --config FILE");
     if (o->has_since && o->has_until && o->since >= o->until)
         return fail(err, errlen, "%s", "--since must be before --until");

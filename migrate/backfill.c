@@ -31,9 +31,9 @@
 
 enum { BF_OK = 0, BF_ERR = 1, BF_USAGE = 2, BF_REFUSED = 3, BF_WAL = 4, BF_DEAD = 5 };
 
-#define BF_SLICE_ATTEMPTS 8           /* a failing SELECT is retried this often */
-#define BF_TARGET_BYTES (16u << 20)   /* adaptive slices: grow while under half of this... */
-#define BF_TARGET_S 5.0               /* ...and half of this many seconds */
+#define BF_SLICE_ATTEMPTS 8         /* a failing SELECT is retried this often */
+#define BF_TARGET_BYTES (16u << 20) /* adaptive slices: grow while under half of this... */
+#define BF_TARGET_S 5.0             /* ...and half of this many seconds */
 #define BF_MAX_PARALLEL 16
 #define BF_DRY_RUN_LINES 2000
 
@@ -160,8 +160,8 @@ static void report(bf_t *b, const bf_worker_t *slice_done)
         fprintf(b->err,
                 "{\"event\":\"slice\",\"ts\":\"%s\",\"slice\":%" PRIu64 ",\"slices\":%" PRIu64
                 ",\"start\":\"%s\",\"end\":\"%s\",\"slice_rows\":%" PRIu64 ",\"rows\":%" PRIu64
-                ",\"rows_total\":%" PRIu64 ",\"rows_per_s\":%.0f,\"eta_s\":%.0f,\"dead_rows\":%" PRIu64
-                "}\n",
+                ",\"rows_total\":%" PRIu64
+                ",\"rows_per_s\":%.0f,\"eta_s\":%.0f,\"dead_rows\":%" PRIu64 "}\n",
                 ts, i, n, s, e, slice_done->slice_rows, now_rows, b->total_rows, rate, eta,
                 b->dead_rows);
     } else if (b->tty) {
@@ -177,8 +177,8 @@ static void report(bf_t *b, const bf_worker_t *slice_done)
         migrate_format_time(slice_done->s_start, s);
         migrate_format_time(slice_done->s_end, e);
         fprintf(b->err,
-                "%s backfill: slice %" PRIu64 "/%" PRIu64 " [%s, %s) %" PRIu64
-                " rows; %" PRIu64 "/%" PRIu64 " rows (%d%%), %.0f rows/s, ETA %s%s\n",
+                "%s backfill: slice %" PRIu64 "/%" PRIu64 " [%s, %s) %" PRIu64 " rows; %" PRIu64
+                "/%" PRIu64 " rows (%d%%), %.0f rows/s, ETA %s%s\n",
                 ts, i, n, s, e, slice_done->slice_rows, now_rows, b->total_rows, pct, rate, etas,
                 b->dead_rows ? ", rows dead-lettered" : "");
     }
@@ -352,8 +352,8 @@ static int flush_batch(bf_worker_t *w)
         sink_stats_t st;
         sink_get_stats(w->sink, &st);
         if (rc == -EACCES)
-            snprintf(w->msg, sizeof w->msg, "sink %s refused the load into %s.%s: %s",
-                     b->sc->name, b->o->database, b->o->table, st.last_error);
+            snprintf(w->msg, sizeof w->msg, "sink %s refused the load into %s.%s: %s", b->sc->name,
+                     b->o->database, b->o->table, st.last_error);
         else if (!w->msg[0])
             snprintf(w->msg, sizeof w->msg, "delivery failed: %s", strerror(-rc));
         return rc;
@@ -494,8 +494,8 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&b->mu);
     while (take_slice(b, w)) {
         pthread_mutex_unlock(&b->mu);
-        w->plan = backfill_plan_hash(b->o->where, b->o->time_column, w->s_end, b->max_rows,
-                                     b->max_bytes);
+        w->plan =
+            backfill_plan_hash(b->o->where, b->o->time_column, w->s_end, b->max_rows, b->max_bytes);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = copy_slice(w);
@@ -549,8 +549,7 @@ static void make_plan_line(const bf_t *b, char *out, size_t len)
     const backfill_opts_t *o = b->o;
     snprintf(out, len,
              "plan v2 sink=%s table=%s.%s time_column=%s since=%" PRId64 " until=%" PRId64
-             " slice=%" PRId64 " max_slice=%" PRId64 " where=%08x batch=%" PRIu32 "/%" PRIu64
-             "\n",
+             " slice=%" PRId64 " max_slice=%" PRId64 " where=%08x batch=%" PRIu32 "/%" PRIu64 "\n",
              o->sink, o->database, o->table, o->time_column, b->since, b->until, o->slice_s,
              o->max_slice_s, o->where ? migrate_fnv1a32(o->where, strlen(o->where)) : 0,
              b->max_rows, b->max_bytes);
@@ -573,9 +572,15 @@ static void plan_diff(const char *old, const char *now, char *out, size_t len)
 {
     static const struct {
         const char *key, *opt;
-    } fields[] = {{"sink", "--sink"},     {"table", "--table"},     {"time_column", "--time-column"},
-                  {"since", "--since"},   {"until", "--until"},     {"slice", "--slice"},
-                  {"max_slice", "--max-slice"}, {"where", "--where"}, {"batch", "the sink's batch.max_rows/max_bytes"}};
+    } fields[] = {{"sink", "--sink"},
+                  {"table", "--table"},
+                  {"time_column", "--time-column"},
+                  {"since", "--since"},
+                  {"until", "--until"},
+                  {"slice", "--slice"},
+                  {"max_slice", "--max-slice"},
+                  {"where", "--where"},
+                  {"batch", "the sink's batch.max_rows/max_bytes"}};
     size_t k = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -801,8 +806,9 @@ static int backfill_status(bf_t *b, FILE *out, FILE *err)
         gmtime_r(&sb.st_mtime, &tm);
         strftime(mod, sizeof mod, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    const char *state = running ? "running" : open_slices ? "stopped (rerun the same command to resume)"
-                                                          : "stopped";
+    const char *state = running       ? "running"
+                        : open_slices ? "stopped (rerun the same command to resume)"
+                                      : "stopped";
     if (b->o->json)
         fprintf(out,
                 "{\"table\":\"%s.%s\",\"sink\":\"%s\",\"state\":\"%s\",\"since\":\"%s\","
@@ -864,9 +870,9 @@ static int retry_dlq(bf_t *b, FILE *out, FILE *err)
         buf_t rows = {0}, db = {0}, table = {0}, start = {0};
         int is_null;
         for (int i = 0; i < nf; i++) {
-            buf_t *t = fl[i].key_len == 4 && memcmp(fl[i].key, "rows", 4) == 0    ? &rows
-                       : fl[i].key_len == 2 && memcmp(fl[i].key, "db", 2) == 0    ? &db
-                       : fl[i].key_len == 5 && memcmp(fl[i].key, "table", 5) == 0 ? &table
+            buf_t *t = fl[i].key_len == 4 && memcmp(fl[i].key, "rows", 4) == 0            ? &rows
+                       : fl[i].key_len == 2 && memcmp(fl[i].key, "db", 2) == 0            ? &db
+                       : fl[i].key_len == 5 && memcmp(fl[i].key, "table", 5) == 0         ? &table
                        : fl[i].key_len == 11 && memcmp(fl[i].key, "slice_start", 11) == 0 ? &start
                                                                                           : NULL;
             if (t) migrate_json_value(fl[i].val, fl[i].val_len, t, &is_null);
@@ -1362,8 +1368,8 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
                 "%s (each line has the reason in \"error\").\n  Fix the cause (the table's DDL, "
                 "or the rows in that file), then re-send them with:\n    sluice backfill "
                 "--config %s --sink %s --table %s.%s --retry-dlq\n",
-                b.dead_rows, o.sink, b.dlq_path, cfg->path ? cfg->path : "FILE", o.sink,
-                o.database, o.table);
+                b.dead_rows, o.sink, b.dlq_path, cfg->path ? cfg->path : "FILE", o.sink, o.database,
+                o.table);
 out:
     for (unsigned i = 0; i < BF_MAX_PARALLEL; i++) {
         if (b.w[i].sink) sink_direct_close(b.w[i].sink);

@@ -270,7 +270,9 @@ int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *
     size_t alen;
     const char *at, *a = authority(url, &alen, &at);
     if (!a) return -EINVAL;
-    *port = strncmp(url, "https://", 8) == 0 ? 443 : strncmp(url, "clickhouse://", 13) == 0 ? 8123 : 80;
+    *port = strncmp(url, "https://", 8) == 0         ? 443
+            : strncmp(url, "clickhouse://", 13) == 0 ? 8123
+                                                     : 80;
     const char *h = at ? at + 1 : a, *end = a + alen, *pc = NULL;
     if (h < end && *h == '[') {
         const char *rb = memchr(h, ']', (size_t)(end - h));

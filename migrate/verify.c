@@ -85,7 +85,7 @@ typedef struct {
     bucket_map_t *m;
     int side;
     buf_t scratch;
-    int key_col;  /* keys pass: the column naming a row, else -1 */
+    int key_col;   /* keys pass: the column naming a row, else -1 */
     size_t n_cols; /* per-column sums kept for this many columns */
 } side_ctx_t;
 
@@ -217,8 +217,8 @@ static int show_keys(const char *a, const char *sa, const char *b, const char *s
             if (r->count[0] == r->count[1] && r->sum[0] == r->sum[1]) continue;
             if (total++ >= VERIFY_KEYS_SHOWN) continue;
             shown++;
-            const char *what = !r->count[1]   ? "only in a"
-                               : !r->count[0] ? "only in b"
+            const char *what = !r->count[1]                 ? "only in a"
+                               : !r->count[0]               ? "only in b"
                                : r->count[0] != r->count[1] ? "a different number of times"
                                                             : "different values";
             fprintf(out, "  %s %s=%s: %s", bk->bucket, key, r->bucket, what);
@@ -226,7 +226,8 @@ static int show_keys(const char *a, const char *sa, const char *b, const char *s
                 fprintf(out, " (%" PRIu64 " in a, %" PRIu64 " in b)", r->count[0], r->count[1]);
             fputc('\n', out);
         }
-        if (total > shown) fprintf(out, "  %s: %zu more differing keys\n", bk->bucket, total - shown);
+        if (total > shown)
+            fprintf(out, "  %s: %zu more differing keys\n", bk->bucket, total - shown);
     }
     map_free(&m);
     return rc;

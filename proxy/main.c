@@ -174,16 +174,17 @@ static void reload_report(const app_t *app, const sluice_cfg_t *nc)
             if (strcmp(oc->sinks[k].name, name) == 0) o = &oc->sinks[k];
         for (size_t r = 0; !o && r < app->n_reloaded; r++)
             for (size_t k = 0; k < app->reloaded[r]->n_sinks; k++)
-                if (strcmp(app->reloaded[r]->sinks[k].name, name) == 0) o = &app->reloaded[r]->sinks[k];
+                if (strcmp(app->reloaded[r]->sinks[k].name, name) == 0)
+                    o = &app->reloaded[r]->sinks[k];
         for (size_t k = 0; k < nc->n_sinks; k++)
             if (strcmp(nc->sinks[k].name, name) == 0) n = &nc->sinks[k];
         if (!n || !n->enabled)
             log_warn("reload: sink removed or disabled in the config keeps running until a restart",
                      "sink", name);
-        else if (o && (o->type != n->type || !same_str(o->url, n->url) ||
-                       !same_str(o->user, n->user) || !same_str(o->password, n->password) ||
-                       !same_str(o->database, n->database) || o->n_include != n->n_include ||
-                       o->n_exclude != n->n_exclude))
+        else if (o &&
+                 (o->type != n->type || !same_str(o->url, n->url) || !same_str(o->user, n->user) ||
+                  !same_str(o->password, n->password) || !same_str(o->database, n->database) ||
+                  o->n_include != n->n_include || o->n_exclude != n->n_exclude))
             log_warn("reload: a running sink's settings changed: applied at the next restart",
                      "sink", name);
     }
@@ -210,7 +211,8 @@ static void on_hup(uv_signal_t *h, int signum)
         return;
     }
     app->reloaded = list;
-    if (cfg_load(nc, app->config_path, err, sizeof err) != 0 || cfg_finish(nc, err, sizeof err) != 0) {
+    if (cfg_load(nc, app->config_path, err, sizeof err) != 0 ||
+        cfg_finish(nc, err, sizeof err) != 0) {
         log_error("reload: config refused, nothing changed", "config", app->config_path, "error",
                   err);
         cfg_free(nc);
@@ -221,12 +223,13 @@ static void on_hup(uv_signal_t *h, int signum)
     sink_t **added = NULL;
     size_t n_added = 0;
     int rc = sinks_add(nc, app->wal, app->sinks, app->n_sinks, &added, &n_added, err, sizeof err);
-    sink_t **all = rc == 0 && n_added
-                       ? realloc(app->sinks, (app->n_sinks + n_added) * sizeof *all)
-                       : NULL;
+    sink_t **all =
+        rc == 0 && n_added ? realloc(app->sinks, (app->n_sinks + n_added) * sizeof *all) : NULL;
     if (rc != 0 || n_added == 0 || !all) {
-        if (rc != 0) log_error("reload: cannot start the new sinks", "error", err);
-        else if (n_added == 0) log_info("reload: no new sink in the config");
+        if (rc != 0)
+            log_error("reload: cannot start the new sinks", "error", err);
+        else if (n_added == 0)
+            log_info("reload: no new sink in the config");
         if (added) sinks_stop(added, n_added, 0);
         cfg_free(nc);
         free(nc);
@@ -287,8 +290,8 @@ static int cmd_run(int argc, char **argv)
     rc = proxy_start(&app.proxy, &loop, &cfg, w, app.primary, err, sizeof err);
     if (rc == 0 && app.primary) sink_on_progress(app.primary, proxy_barrier_kick, app.proxy);
     if (rc == 0)
-        rc = proxy_admin_start(&app.admin, &loop, &cfg, w, app.proxy, app.sinks, app.n_sinks,
-                               err, sizeof err);
+        rc = proxy_admin_start(&app.admin, &loop, &cfg, w, app.proxy, app.sinks, app.n_sinks, err,
+                               sizeof err);
     if (rc) {
         log_error("cannot start the listeners", "error", err);
         rc = EXIT_ERR;

@@ -415,8 +415,9 @@ static int send_range(group_ctx_t *c, uint32_t lo, uint32_t hi)
                 res.kind = SINK_RES_RETRY;
             }
         }
-        if (s->direct && ((res.kind == SINK_RES_PERMANENT && res.whole) ||
-                          (res.kind == SINK_RES_CONFIG && c->attempt + 1 >= SINK_DIRECT_CONFIG_TRIES))) {
+        if (s->direct &&
+            ((res.kind == SINK_RES_PERMANENT && res.whole) ||
+             (res.kind == SINK_RES_CONFIG && c->attempt + 1 >= SINK_DIRECT_CONFIG_TRIES))) {
             pthread_mutex_lock(&s->stats_mu);
             set_last_error(s, res.msg);
             pthread_mutex_unlock(&s->stats_mu);
@@ -1008,10 +1009,10 @@ int sinks_add(const sluice_cfg_t *cfg, wal_t *w, sink_t *const *running, size_t 
             known = strcmp(running[j]->cfg->name, c->name) == 0;
         if (!c->enabled || known) continue;
         fresh[m] = c;
-        cons[n_running + m++] = (wal_consumer_t){.name = c->name,
-                                                 .start_latest = c->start_from == CFG_START_LATEST,
-                                                 .drop_oldest =
-                                                     c->overflow == CFG_OVERFLOW_DROP_OLDEST};
+        cons[n_running + m++] =
+            (wal_consumer_t){.name = c->name,
+                             .start_latest = c->start_from == CFG_START_LATEST,
+                             .drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST};
     }
     char *had_cursor = calloc(n_new, 1);
     if (!had_cursor) goto fail;
@@ -1040,8 +1041,7 @@ int sinks_add(const sluice_cfg_t *cfg, wal_t *w, sink_t *const *running, size_t 
     *n_added = n_new;
     return 0;
 fail:
-    if (arr)
-        sinks_stop(arr, k, 0);
+    if (arr) sinks_stop(arr, k, 0);
     free(cons);
     free(fresh);
     return rc < 0 ? rc : -EINVAL;
