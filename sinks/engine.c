@@ -4,14 +4,12 @@
  * backoff, bisects permanently refused groups down to the bad rows, dead-letters those, and
  * advances the cursor together with the DLQ entries in one wal transaction. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +31,6 @@ struct sink {
     int thread_started;
     uint64_t logid;
     uint64_t rnd;        /* sink thread only */
-    int lock_fd;         /* sinks.lock in the wal dir, held by the first sink; -1 if none */
     int direct_prepared; /* sink_direct_*: prepare succeeded (the caller's thread only) */
     int direct;          /* opened by sink_direct_open: a configuration error or a refusal
                           * of the whole statement ends the call (SINK_REFUSED) instead of
@@ -794,7 +791,6 @@ static void sink_free(sink_t *s)
 {
     if (!s) return;
     if (s->be_state) s->be->close(s->be_state);
-    if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->stats_mu);
@@ -808,7 +804,6 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     s->cfg = cfg;
     s->w = w;
     s->be = be;
-    s->lock_fd = -1;
     s->logid = w ? wal_log_id(w) : 0;
     s->rnd = (uint64_t)time_wall_ms() ^ ((uint64_t)sink_fnv1a(cfg->name) << 32) ^ (uintptr_t)s;
     pthread_condattr_t ca;
@@ -858,30 +853,6 @@ fail:
     return rc;
 }
 
-/* The lock that tells `sluice dlq` a running instance owns this wal dir. */
-static int take_dir_lock(const char *dir, char *err, size_t errlen)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/sinks.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: wal directory in use by another sluice process (%s)", path,
-                 strerror(e));
-        close(fd);
-        return -e;
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && write(fd, pid, (size_t)n) < 0) { /* informative only */
-    }
-    return fd;
-}
-
 /* Record "sink_started_ms:<sink>" in meta for a sink that had no cursor before this start:
  * the arrival time (wal ts_ms) of the first record it will deliver, or now when the log holds
  * none after its cursor. `sluice backfill` copies history only below this time, the live log
@@ -918,7 +889,7 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
     wal_consumer_t *cons = calloc(n, sizeof *cons);
     sink_t **arr = calloc(n, sizeof *arr);
     char *is_new = calloc(n, 1);
-    int rc = -ENOMEM, lock_fd = -1;
+    int rc = -ENOMEM;
     if (!cons || !arr || !is_new) {
         snprintf(err, errlen, "sinks: out of memory");
         goto fail;
@@ -933,10 +904,6 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         is_new[k] = wal_cursor_get(w, c->name, &cur) == WAL_ENOENT;
         k++;
     }
-    if ((lock_fd = take_dir_lock(cfg->wal.dir, err, errlen)) < 0) {
-        rc = lock_fd;
-        goto fail;
-    }
     if ((rc = wal_set_consumers(w, cons, n)) < 0) {
         snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
         goto fail;
@@ -950,10 +917,6 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         const sink_backend_t *be =
             c->type == CFG_SINK_STARROCKS ? &sink_starrocks_backend : &sink_clickhouse_backend;
         if ((rc = sink_start_with_backend(c, w, be, &arr[k], err, errlen)) < 0) goto fail;
-        if (k == 0) {
-            arr[0]->lock_fd = lock_fd; /* released when the first sink is freed */
-            lock_fd = -1;
-        }
         k++;
         log_info("sink started", "sink", c->name, "type", be->type, "url", c->url);
     }
@@ -967,7 +930,6 @@ fail:
         sinks_stop(arr, k, 0);
     else
         free(arr);
-    if (lock_fd >= 0) close(lock_fd);
     free(cons);
     free(is_new);
     return rc < 0 ? rc : -EINVAL;

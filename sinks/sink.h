@@ -104,18 +104,20 @@ void sink_direct_close(sink_t *s);
 /* Would this sink deliver rows written to db.table (its include/exclude lists)? */
 int sink_wants_table(const cfg_sink_t *cfg, const char *db, const char *table);
 
-/* `sluice check-config --online`: for a clickhouse sink, read its server's tables (of its
- * database when set) from system.tables and print one line per table where a retried batch
- * may double rows, with the fix. Number of such tables, or negative when the server could not
- * be read (the reason on err). Other sink types: 0. */
 /* 1 when key, a URL parameter of ClickHouse's HTTP interface, is a setting (kept with the
  * rows and forwarded), 0 for the interface's own parameters (query, database, user,
  * query_id, session_*, compress, param_*, ...). The one list: the proxy and the sinks ask it. */
 int sink_ch_param_is_setting(const char *key);
 
+/* `sluice check-config --online`: for a clickhouse sink, read its server's tables (of its
+ * database when set) from system.tables and print one line per table where a retried batch
+ * may double rows, with the fix. Number of such tables, or negative when the server could not
+ * be read (the reason on err). Other sink types: 0. */
 int sink_dedup_check(const cfg_sink_t *cfg, FILE *out, FILE *err);
 
-/* CLI on a stopped instance: `sluice dlq list|show ID|replay [ID..]|drop [ID..]`. */
-int sink_dlq_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err);
+/* The dead-letter queue of w (of one sink, or all when sink is NULL) as a table on out, and
+ * entry id in full (fields, then its rows); 0, or 1 with the reason on err. */
+int sink_dlq_print_list(wal_t *w, const char *sink, FILE *out, FILE *err);
+int sink_dlq_print_entry(wal_t *w, uint64_t id, FILE *out, FILE *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -29,6 +30,7 @@ const char *wal_strerror(int code)
     case WAL_EINVAL: return "invalid argument";
     case WAL_ENOENT: return "not found";
     case WAL_ETIMEDOUT: return "timed out";
+    case WAL_EBUSY: return "in use by another sluice process";
     default: break;
     }
     if (code <= MDB_KEYEXIST && code >= MDB_LAST_ERRCODE) return mdb_strerror(code);
@@ -477,6 +479,7 @@ static wal_t *wal_new(const char *dir)
         free(w);
         return NULL;
     }
+    w->lock_fd = -1;
     pthread_mutex_init(&w->qlock, NULL);
     pthread_cond_init(&w->qcond, NULL);
     pthread_mutex_init(&w->slock, NULL);
@@ -492,6 +495,7 @@ static wal_t *wal_new(const char *dir)
 static void wal_free(wal_t *w)
 {
     if (w->env) mdb_env_close(w->env);
+    if (w->lock_fd >= 0) close(w->lock_fd); /* after the env: the next writer may start */
     for (size_t i = 0; i < w->n_cons; i++) free(w->cons[i].name);
     free(w->cons);
     pthread_mutex_destroy(&w->qlock);
@@ -501,6 +505,42 @@ static void wal_free(wal_t *w)
     pthread_cond_destroy(&w->ccond);
     free(w->dir);
     free(w);
+}
+
+/* The single-writer lock: LMDB lets two processes open one env for writing, and each would
+ * then truncate and cursor-commit behind the other's back. A `sluice dlq` write or a second
+ * `sluice run` on the same dir is refused instead. The pid in the file is informative only. */
+static int take_lock(wal_t *w, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    int rc = mkdir_p(w->dir);
+    if (rc) {
+        seterr(err, errlen, "cannot create directory %s: %s", w->dir, strerror(-rc));
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/sinks.lock", w->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        if (n > 0) pid[n] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        seterr(err, errlen, "the wal in %s is in use by a running sluice%s%s%s; stop it first", w->dir,
+               pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        close(fd);
+        return WAL_EBUSY;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && write(fd, pid, (size_t)n) < 0) { /* informative only */
+    }
+    w->lock_fd = fd;
+    return 0;
 }
 
 int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
@@ -518,7 +558,8 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     if (!w->cfg.max_record_bytes) w->cfg.max_record_bytes = 1u << 20;
     if (!w->cfg.sync_interval_ms) w->cfg.sync_interval_ms = 100;
     if (!w->cfg.truncate_chunk) w->cfg.truncate_chunk = 1000;
-    int rc = open_env(w, err, errlen);
+    int rc = take_lock(w, err, errlen);
+    if (rc == 0) rc = open_env(w, err, errlen);
     if (rc) goto fail;
     publish_state(w);
     w->last_sync_ms = time_mono_ms();

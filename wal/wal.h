@@ -22,6 +22,7 @@ typedef struct wal wal_t;
 #define WAL_EINVAL (-30006)   /* bad argument (empty rows, name too long, ...) */
 #define WAL_ENOENT (-30007)   /* no such cursor / dlq entry / meta key */
 #define WAL_ETIMEDOUT (-30008) /* wal_wait or when_full: block timed out */
+#define WAL_EBUSY (-30009)     /* another process has the log open for writing */
 
 const char *wal_strerror(int code);
 
@@ -57,7 +58,9 @@ typedef struct {
 typedef void (*wal_done_cb)(void *ctx, int status, uint64_t first_seq, uint64_t last_seq);
 
 /* Open (creating if absent) the log in cfg->dir and start the writer thread. A foreign,
- * newer or damaged file is refused with a message in err; never re-created. */
+ * newer or damaged file is refused with a message in err; never re-created. One writer per
+ * log: the open takes an flock on DIR/sinks.lock (holding the pid) until wal_close, and
+ * refuses with WAL_EBUSY while another process holds it. */
 int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen);
 
 /* Open read-only for the CLI (no writer thread, no creation; works while a running sluice

@@ -124,6 +124,7 @@ struct wal {
     char *dir;
     cfg_wal_t cfg; /* dir points to this->dir */
     int readonly;
+    int lock_fd; /* DIR/sinks.lock, flocked while open for writing; -1 if not */
     MDB_env *env;
     MDB_dbi dbi_log, dbi_cur, dbi_dlq, dbi_meta;
     unsigned psize;

@@ -1,5 +1,5 @@
-/* main.c — the sluice command line: `run` wires config → wal → sinks → proxy on one libuv
- * loop and drains on SIGTERM; the other commands inspect a stopped instance's log. */
+/* run.c — `sluice run`: wires config → wal → sinks → proxy on one libuv loop and drains on
+ * SIGTERM (DESIGN.md §7). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,9 +8,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cli/cli.h"
 #include "common/log.h"
 #include "config/config.h"
-#include "migrate/migrate.h"
 #include "proxy/proxy.h"
 #include "sinks/sink.h"
 #include "wal/wal.h"
@@ -18,76 +18,6 @@
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
 #endif
-
-/* Exit codes, documented in README: */
-enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_WAL = 4 };
-
-static const char usage_text[] =
-    "usage: sluice <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  run --config FILE            start the proxy, the WAL writer and the sinks\n"
-    "  check-config --config FILE [--online]\n"
-    "                               validate FILE and print the effective config; --online:\n"
-    "                               also list the sinks' tables where a retry may duplicate\n"
-    "  wal stats --dir DIR          records, seq range, live bytes, cursors, DLQ size\n"
-    "  wal dump --dir DIR [--from SEQ] [--limit N]\n"
-    "                               records as JSON lines\n"
-    "  dlq list|show ID|replay [ID..]|drop [ID..] --config FILE [--sink NAME]\n"
-    "                               dead-letter queue of a stopped instance\n"
-    "  backfill --config FILE --source URL --sink NAME --table [DB.]T [options]\n"
-    "                               copy history into a sink, resumably (help backfill)\n"
-    "  verify --a URL --b URL --table [DB.]T [options]\n"
-    "                               compare counts (and checksums) per bucket (help verify)\n"
-    "  version                      print the version\n"
-    "  help [COMMAND]               this text, or COMMAND's options and defaults\n"
-    "\n"
-    "exit codes: 0 ok, 1 runtime error, 2 usage, 3 bad config, 4 WAL refused\n";
-
-static int usage(FILE *f, int code)
-{
-    fputs(usage_text, f);
-    return code;
-}
-
-/* Find "--name VALUE" in argv; NULL when absent. */
-static const char *opt(int argc, char **argv, const char *name)
-{
-    for (int i = 0; i < argc - 1; i++)
-        if (strcmp(argv[i], name) == 0) return argv[i + 1];
-    return NULL;
-}
-
-static int has_flag(int argc, char **argv, const char *name)
-{
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], name) == 0) return 1;
-    return 0;
-}
-
-/* Load --config (or defaults when absent and allow_default) and apply env overrides. */
-static int load_config(int argc, char **argv, sluice_cfg_t *cfg, int allow_default)
-{
-    char err[1024] = "";
-    const char *path = opt(argc, argv, "--config");
-    int rc;
-    if (path) {
-        rc = cfg_load(cfg, path, err, sizeof err);
-    } else if (allow_default) {
-        cfg_defaults(cfg);
-        rc = 0;
-    } else {
-        fprintf(stderr, "sluice: --config FILE is required\n");
-        return EXIT_USAGE;
-    }
-    if (rc == 0) rc = cfg_finish(cfg, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "sluice: config: %s\n", err);
-        cfg_free(cfg);
-        return EXIT_CONFIG;
-    }
-    return EXIT_OK;
-}
 
 /* ---- run ---- */
 
@@ -249,10 +179,12 @@ static void on_hup(uv_signal_t *h, int signum)
     log_info("reload: sinks added", "sinks", names);
 }
 
-static int cmd_run(int argc, char **argv)
+int cli_run(const cli_cmd_t *cmd, int argc, char **argv)
 {
+    cli_args_t a;
+    if (cli_parse(cmd, argc, argv, &a) < 0) return EXIT_USAGE;
     sluice_cfg_t cfg;
-    int rc = load_config(argc, argv, &cfg, 0);
+    int rc = cli_load_config(cli_get(cmd, &a, "--config"), &cfg, 0);
     if (rc) return rc;
     log_set_level(cfg.log.level);
     signal(SIGPIPE, SIG_IGN);
@@ -262,7 +194,7 @@ static int cmd_run(int argc, char **argv)
 
     char err[1024] = "";
     wal_t *w = NULL;
-    app_t app = {.cfg = &cfg, .config_path = opt(argc, argv, "--config")};
+    app_t app = {.cfg = &cfg, .config_path = cli_get(cmd, &a, "--config")};
     uv_loop_t loop;
     int loop_ok = 0;
     rc = wal_open(&w, &cfg.wal, err, sizeof err);
@@ -336,122 +268,4 @@ out:
     free(app.reloaded);
     cfg_free(&cfg);
     return rc;
-}
-
-/* ---- other commands ---- */
-
-static int cmd_check_config(int argc, char **argv)
-{
-    sluice_cfg_t cfg;
-    int rc = load_config(argc, argv, &cfg, 0);
-    if (rc) return rc;
-    cfg_print(&cfg, stdout);
-    if (has_flag(argc, argv, "--online")) {
-        /* Ask each enabled clickhouse sink's server which tables may duplicate a retried
-         * batch (the same report the running sink logs and shows in /v1/sinks). */
-        for (size_t i = 0; i < cfg.n_sinks; i++)
-            if (cfg.sinks[i].enabled && sink_dedup_check(&cfg.sinks[i], stdout, stderr) < 0)
-                rc = EXIT_ERR;
-    }
-    cfg_free(&cfg);
-    return rc;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
-
-static int cmd_wal(int argc, char **argv)
-{
-    if (argc < 1) return usage(stderr, EXIT_USAGE);
-    const char *dir = opt(argc, argv, "--dir");
-    if (!dir) {
-        sluice_cfg_t cfg;
-        if (!opt(argc, argv, "--config")) {
-            fprintf(stderr, "sluice wal: --dir DIR (or --config FILE) is required\n");
-            return EXIT_USAGE;
-        }
-        int rc = load_config(argc, argv, &cfg, 0);
-        if (rc) return rc;
-        static char dirbuf[4096];
-        snprintf(dirbuf, sizeof dirbuf, "%s", cfg.wal.dir);
-        cfg_free(&cfg);
-        dir = dirbuf;
-    }
-    if (strcmp(argv[0], "stats") == 0) return wal_cli_stats(dir, stdout, stderr);
-    if (strcmp(argv[0], "dump") == 0) {
-        uint64_t from = 0, limit = 0;
-        const char *f = opt(argc, argv, "--from"), *l = opt(argc, argv, "--limit");
-        if ((f && parse_u64(f, &from)) || (l && parse_u64(l, &limit))) {
-            fprintf(stderr, "sluice wal dump: --from and --limit take a number\n");
-            return EXIT_USAGE;
-        }
-        return wal_cli_dump(dir, from, limit, stdout, stderr);
-    }
-    fprintf(stderr, "sluice wal: unknown subcommand '%s'\n", argv[0]);
-    return EXIT_USAGE;
-}
-
-static int cmd_dlq(int argc, char **argv)
-{
-    sluice_cfg_t cfg;
-    int rc = load_config(argc, argv, &cfg, 0);
-    if (rc) return rc;
-    rc = sink_dlq_cli(&cfg, argc, argv, stdout, stderr);
-    cfg_free(&cfg);
-    return rc;
-}
-
-static int cmd_backfill(int argc, char **argv)
-{
-    sluice_cfg_t cfg;
-    int rc = load_config(argc, argv, &cfg, 0);
-    if (rc) return rc;
-    log_set_level(cfg.log.level);
-    signal(SIGPIPE, SIG_IGN);
-    rc = migrate_backfill_cli(&cfg, argc, argv, stdout, stderr);
-    cfg_free(&cfg);
-    return rc;
-}
-
-int main(int argc, char **argv)
-{
-    if (argc < 2) return usage(stderr, EXIT_USAGE);
-    const char *cmd = argv[1];
-    int sub_argc = argc - 2;
-    char **sub_argv = argv + 2;
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("sluice %s\n", SLUICE_VERSION);
-        return EXIT_OK;
-    }
-    const char *help_of = NULL; /* "help backfill" and "backfill --help" print its own usage */
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        if (sub_argc < 1) return usage(stdout, EXIT_OK);
-        help_of = sub_argv[0];
-    } else if (has_flag(sub_argc, sub_argv, "--help") || has_flag(sub_argc, sub_argv, "-h")) {
-        help_of = cmd;
-    }
-    if (help_of) {
-        if (strcmp(help_of, "backfill") == 0)
-            migrate_backfill_usage(stdout);
-        else if (strcmp(help_of, "verify") == 0)
-            migrate_verify_usage(stdout);
-        else
-            return usage(stdout, EXIT_OK);
-        return EXIT_OK;
-    }
-    if (strcmp(cmd, "run") == 0) return cmd_run(sub_argc, sub_argv);
-    if (strcmp(cmd, "check-config") == 0) return cmd_check_config(sub_argc, sub_argv);
-    if (strcmp(cmd, "wal") == 0) return cmd_wal(sub_argc, sub_argv);
-    if (strcmp(cmd, "dlq") == 0) return cmd_dlq(sub_argc, sub_argv);
-    if (strcmp(cmd, "backfill") == 0) return cmd_backfill(sub_argc, sub_argv);
-    if (strcmp(cmd, "verify") == 0) return migrate_verify_cli(sub_argc, sub_argv, stdout, stderr);
-    fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);
-    return usage(stderr, EXIT_USAGE);
 }
