@@ -493,6 +493,10 @@ def test_build_command_is_documented_and_deploy_names_the_tag():
     lines = [l.strip() for l in readme.splitlines()]
     assert " ".join(BUILD_ARGV) in lines, "deploy/README.md lacks the line: %s" % " ".join(BUILD_ARGV)
     assert DOCKER_BUILD in lines, "deploy/README.md lacks the line: %s" % DOCKER_BUILD
+    with open(os.path.join(DEPLOY, "Dockerfile")) as f:
+        header = [l.lstrip("#").strip() for l in f if l.startswith("#")]
+    for cmd in (" ".join(BUILD_ARGV), DOCKER_BUILD):
+        assert cmd in header, "deploy/Dockerfile's header lacks the line: %s" % cmd
     with open(os.path.join(DEPLOY, "k8s", "statefulset.yaml")) as f:
         k8s = re.findall(r"^\s*image:\s*(\S+)", f.read(), re.M)
     assert TAG in k8s, "deploy/k8s/statefulset.yaml runs %s, the build makes %s" % (k8s, TAG)
