@@ -466,16 +466,27 @@ static int skip_value(rb_t *r, const char *t, size_t n, int depth)
     }
     if (type_is(t, n, "Array", &a, &al) && a) {
         if (rb_uleb(r, &k)) return -1;
-        for (uint64_t i = 0; i < k; i++)
-            if (skip_value(r, a, al, depth + 1)) return -1;
+        for (uint64_t i = 0; i < k; i++) {
+            const unsigned char *before = r->p;
+            int rc = skip_value(r, a, al, depth + 1);
+            if (rc) return rc;
+            /* A zero-width element (Tuple(), FixedString(0)): so are all the others; never
+             * loop a length read from the data over no bytes (found by fuzz_formats). */
+            if (r->p == before) return 0;
+        }
         return 0;
     }
     if (type_is(t, n, "Map", &a, &al) && a) {
         size_t kl, vl;
         const char *kt = next_arg(&a, &al, &kl), *vt = next_arg(&a, &al, &vl);
         if (!kt || !vt || rb_uleb(r, &k)) return -1;
-        for (uint64_t i = 0; i < k; i++)
-            if (skip_value(r, kt, kl, depth + 1) || skip_value(r, vt, vl, depth + 1)) return -1;
+        for (uint64_t i = 0; i < k; i++) {
+            const unsigned char *before = r->p;
+            int rc = skip_value(r, kt, kl, depth + 1);
+            if (!rc) rc = skip_value(r, vt, vl, depth + 1);
+            if (rc) return rc;
+            if (r->p == before) return 0;
+        }
         return 0;
     }
     if (type_is(t, n, "Tuple", &a, &al) && a) {
@@ -483,7 +494,8 @@ static int skip_value(rb_t *r, const char *t, size_t n, int depth)
         const char *e;
         while ((e = next_arg(&a, &al, &el))) {
             tuple_elem_type(&e, &el);
-            if (skip_value(r, e, el, depth + 1)) return -1;
+            int rc = skip_value(r, e, el, depth + 1);
+            if (rc) return rc;
         }
         return 0;
     }
@@ -590,6 +602,7 @@ int sink_rowbinary_split(const char *fmt, const char *cols, const char *describe
     }
     o[0] = *hdr_len;
     while (r.p < r.end) {
+        const unsigned char *row_start = r.p;
         for (size_t i = 0; i < nt; i++) {
             if (defaults) {
                 if (r.p >= r.end) goto bad_row;
@@ -603,6 +616,7 @@ int sink_rowbinary_split(const char *fmt, const char *cols, const char *describe
             }
             if (rc) goto bad_row;
         }
+        if (r.p == row_start) goto bad_row; /* zero-width rows: no boundaries to find */
         if (n + 2 > cap) {
             cap *= 2;
             size_t *no = realloc(o, cap * sizeof *no);

@@ -116,6 +116,9 @@ static void test_values_rows_and_parameters(void **state)
     assert_int_equal(split("Values", " (1, 'a,)'), (2,\n[3, 4], {'k': 5}) ,(3,'it''s');"), 0);
     assert_int_equal(b.n_rows, 3);
     assert_rows("(1, 'a,)')\n(2, [3, 4], {'k': 5})\n(3,'it''s')\n");
+    /* Tuples without separators: more '\n' added than the input has bytes to spare. */
+    assert_int_equal(split("Values", "()()()()()()()()()()"), 0);
+    assert_int_equal(b.n_rows, 10);
     assert_int_equal(split("Values", "(1, {p:UInt8})"), PROXY_FMT_UNBUFFERED);
     assert_int_equal(split("Values", "(1, 2"), -EINVAL);
     assert_int_equal(split("Values", "(1, 2]"), -EINVAL);
@@ -256,6 +259,17 @@ static void test_rowbinary_rows_from_types(void **state)
                                           err, sizeof err),
                      -EINVAL);
     assert_non_null(strstr(err, "JSON"));
+    /* Zero-width values (found by fuzz_formats): a huge Array of Tuple() does not loop, a row
+     * of nothing but zero-width columns is refused instead of never ending. */
+    const char big[] = {'\xff', '\xff', '\xff', '\xff', 0x0f, 9};
+    assert_int_equal(sink_rowbinary_split("RowBinary", NULL, "a\tArray(Tuple())\nb\tUInt8\n", big,
+                                          sizeof big, &hl, &off, &n, err, sizeof err),
+                     0);
+    assert_int_equal(n, 1);
+    free(off);
+    assert_int_equal(sink_rowbinary_split("RowBinary", NULL, "t\tTuple()\n", big, 1, &hl, &off,
+                                          &n, err, sizeof err),
+                     -EINVAL);
 }
 
 static int teardown(void **state)
