@@ -17,15 +17,15 @@
 typedef struct {
     _Atomic uint32_t done;
     int status;
-    uint64_t a, b;
+    uint64_t first_seq, second; /* what complete() passes: see writer.c */
 } waiter_t;
 
-static void waiter_cb(void *ctx, int status, uint64_t a, uint64_t b)
+static void waiter_cb(void *ctx, int status, uint64_t first_seq, uint64_t second)
 {
     waiter_t *wt = ctx;
     wt->status = status;
-    wt->a = a;
-    wt->b = b;
+    wt->first_seq = first_seq;
+    wt->second = second;
     atomic_store_explicit(&wt->done, 1, memory_order_release);
     /* The waiter may already have returned (it saw done): waking a stale address is
      * harmless, futex waiters tolerate spurious wakeups. */
@@ -38,16 +38,17 @@ static void waiter_wait(waiter_t *wt)
         syscall(SYS_futex, &wt->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 }
 
-/* Submit r and wait for its completion (commit done, or refused). */
-static int submit_wait(wal_t *w, wal_req_t *r, uint64_t *a, uint64_t *b)
+/* Submit r and wait for its completion (commit done, or refused). *second: an append's last
+ * seq, a dlq drop/replay's n_moved. */
+static int submit_wait(wal_t *w, wal_req_t *r, uint64_t *first_seq, uint64_t *second)
 {
     waiter_t wt = {.done = 0};
     r->cb = waiter_cb;
     r->ctx = &wt;
     wal_submit(w, r);
     waiter_wait(&wt);
-    if (a) *a = wt.a;
-    if (b) *b = wt.b;
+    if (first_seq) *first_seq = wt.first_seq;
+    if (second) *second = wt.second;
     return wt.status;
 }
 
@@ -143,8 +144,8 @@ int wal_append_wait(wal_t *w, const wal_insert_t *ins, uint64_t *first_seq, uint
     waiter_t wt = {.done = 0};
     wal_append(w, ins, waiter_cb, &wt);
     waiter_wait(&wt);
-    if (first_seq) *first_seq = wt.a;
-    if (last_seq) *last_seq = wt.b;
+    if (first_seq) *first_seq = wt.first_seq;
+    if (last_seq) *last_seq = wt.second;
     return wt.status;
 }
 

@@ -98,7 +98,9 @@ typedef struct wal_req {
     wal_done_cb cb;
     void *ctx;
     int status;
-    uint64_t a, b; /* results: seq range (append), moved count (replay: b) */
+    /* results, set by the writer before complete(): */
+    uint64_t first_seq, last_seq; /* append: the seqs its records took */
+    uint64_t n_moved;             /* dlq drop/replay: entries dropped or moved back */
     /* payload: append = envelopes; cursor = DLQ entries; meta = value */
     char *buf;
     size_t *lens; /* n_items sizes within buf */

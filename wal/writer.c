@@ -32,9 +32,12 @@ void wal_req_free(wal_req_t *r)
     free(r);
 }
 
+/* The callback's two numbers: an append's seq range; for a dlq drop/replay the second one
+ * carries n_moved (they have no seqs); other requests 0, 0. */
 static void complete(wal_req_t *r, int status)
 {
-    if (r->cb) r->cb(r->ctx, status, status ? 0 : r->a, status ? 0 : r->b);
+    uint64_t second = r->kind == WAL_REQ_APPEND ? r->last_seq : r->n_moved;
+    if (r->cb) r->cb(r->ctx, status, status ? 0 : r->first_seq, status ? 0 : second);
     wal_req_free(r);
 }
 
@@ -232,7 +235,7 @@ static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r)
 {
     uint8_t kb[8];
     size_t off = 0;
-    r->a = w->next_seq;
+    r->first_seq = w->next_seq;
     for (size_t i = 0; i < r->n_items; i++) {
         wal_put_be64(kb, w->next_seq);
         MDB_val k = {8, kb}, v = {r->lens[i], r->buf + off};
@@ -242,8 +245,8 @@ static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r)
         off += r->lens[i];
         w->next_seq++;
     }
-    r->b = w->next_seq - 1;
-    if (!w->n_records) w->first_seq = r->a;
+    r->last_seq = w->next_seq - 1;
+    if (!w->n_records) w->first_seq = r->first_seq;
     w->n_records += r->n_items;
     w->live_bytes += r->cost;
     return 0;
@@ -374,7 +377,7 @@ static int apply_dlq_drop(wal_t *w, MDB_txn *txn, wal_req_t *r)
     int rc = select_dlq(w, txn, r, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) rc = del_dlq(w, txn, ids[i]);
     if (ids != r->ids) free(ids);
-    r->b = rc ? 0 : n;
+    r->n_moved = rc ? 0 : n;
     return rc;
 }
 
@@ -425,7 +428,7 @@ static int apply_dlq_replay(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
     }
     if (ids != r->ids) free(ids);
     if (moved) r->status = 0; /* partial move: the caller learns how many from n_out */
-    r->b = moved;
+    r->n_moved = moved;
     return rc;
 }
 
