@@ -145,7 +145,7 @@ int cfg_parse_bytes(const char *s, uint64_t *out);
 
 /* Split a listen address "host:port" ("[::1]:port" for IPv6) into host (brackets removed)
  * and port 1-65535. host may be NULL. 0, or negative when s is not a valid listen address.
- * (Added with the implementation: the proxy and admin listeners parse with it.) */
+ * The proxy and admin listeners bind what it splits (proxy/http.c). */
 int cfg_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port);
 
 /* Free everything cfg owns and zero it; safe on a zeroed or defaults-only cfg. */

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "config/config.h"
 #include "proxy/http_server.h"
 
 #define MAX_HEADERS 256
@@ -132,7 +133,7 @@ static int on_message_begin(http_parser *p)
     r->srv = rp->srv;
     r->t_begin_ns = uv_hrtime();
     rp->req = r;
-    rp->kind = 0;
+    rp->part = HTTP_RP_NONE;
     rp->header_bytes = 0;
     return 0;
 }
@@ -142,9 +143,9 @@ static int on_url(http_parser *p, const char *at, size_t n)
     http_rp_t *rp = p->data;
     http_req_t *r = rp->req;
     if (count_header_bytes(rp, n)) return -1;
-    if (rp->kind != 1) {
+    if (rp->part != HTTP_RP_URL) {
         r->url_off = (uint32_t)r->hlen;
-        rp->kind = 1;
+        rp->part = HTTP_RP_URL;
     }
     if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
     r->url_len += (uint32_t)n;
@@ -156,7 +157,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     http_rp_t *rp = p->data;
     http_req_t *r = rp->req;
     if (count_header_bytes(rp, n + 4)) return -1;
-    if (rp->kind != 2) {
+    if (rp->part != HTTP_RP_HEADER_NAME) {
         if (r->n_hdrs == MAX_HEADERS) return rp_fail(rp, 431, "too many request headers");
         if (r->n_hdrs == r->hdr_cap) {
             size_t nc = r->hdr_cap ? r->hdr_cap * 2 : 16;
@@ -171,7 +172,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         h->name_len = 0;
         h->value_off = 0;
         h->value_len = 0;
-        rp->kind = 2;
+        rp->part = HTTP_RP_HEADER_NAME;
     }
     if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
     r->hdrs[r->n_hdrs - 1].name_len += (uint32_t)n;
@@ -183,10 +184,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     http_rp_t *rp = p->data;
     http_req_t *r = rp->req;
     if (count_header_bytes(rp, n)) return -1;
-    if (rp->kind != 3) {
+    if (rp->part != HTTP_RP_HEADER_VALUE) {
         if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory");
         r->hdrs[r->n_hdrs - 1].value_off = (uint32_t)r->hlen;
-        rp->kind = 3;
+        rp->part = HTTP_RP_HEADER_VALUE;
     }
     if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
     r->hdrs[r->n_hdrs - 1].value_len += (uint32_t)n;
@@ -209,7 +210,7 @@ static int on_headers_complete(http_parser *p)
     http_rp_t *rp = p->data;
     http_req_t *r = rp->req;
     if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory");
-    rp->kind = 0;
+    rp->part = HTTP_RP_NONE;
     /* A header with no value at all ("Name:" then CRLF) has value_off 0: point it at "". */
     for (size_t i = 0; i < r->n_hdrs; i++)
         if (!r->hdrs[i].value_off) r->hdrs[i].value_off = (uint32_t)(r->hlen);
@@ -247,7 +248,7 @@ static int on_headers_complete(http_parser *p)
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0)
             return rp_fail(rp, 417, "unsupported Expect header");
-        r->expect_continue = 1;
+        r->expect_continue = HTTP_EXPECT_WANTED;
     }
     if (r->n_content_length) {
         if (p->content_length > rp->max_body_bytes)
@@ -265,7 +266,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     http_rp_t *rp = p->data;
     http_req_t *r = rp->req;
-    if (r->expect_continue == 1) r->expect_continue = 2; /* the client did not wait */
+    if (r->expect_continue == HTTP_EXPECT_WANTED)
+        r->expect_continue = HTTP_EXPECT_DONE; /* the client did not wait */
     if (n > rp->max_body_bytes - r->body_len)
         return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
     if (r->body_len + n + 1 > r->body_cap) {
@@ -815,9 +817,9 @@ static void conn_process(http_conn_t *c, const char *data, size_t len)
         }
         data += n;
         len -= n;
-        if (c->rp.req && c->rp.req->expect_continue == 1 && !c->rp.complete) {
+        if (c->rp.req && c->rp.req->expect_continue == HTTP_EXPECT_WANTED && !c->rp.complete) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            c->rp.req->expect_continue = 2;
+            c->rp.req->expect_continue = HTTP_EXPECT_DONE;
             conn_write2(c, cont, sizeof cont - 1, NULL, 0);
         }
         if (!c->rp.complete) {
@@ -1026,29 +1028,18 @@ size_t http_req_write_queue(const http_req_t *r)
 
 /* ---------------------------------------------------------------- server */
 
+/* The address to bind: split by config's one listen-address rule (cfg_parse_listen, which
+ * already validated it), then a numeric IPv4/IPv6 address or localhost. */
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen) goto bad;
-    size_t hl = (size_t)(colon - listen);
-    const char *h = listen;
-    if (h[0] == '[') {
-        if (hl < 2 || h[hl - 1] != ']') goto bad;
-        h++;
-        hl -= 2;
+    uint16_t port;
+    if (cfg_parse_listen(listen, host, sizeof host, &port) == 0) {
+        if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
+        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+        if (strcmp(host, "localhost") == 0)
+            return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)ss);
     }
-    if (hl >= sizeof host) goto bad;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || end == colon + 1) goto bad;
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
-    if (strcmp(host, "localhost") == 0 || !host[0])
-        return uv_ip4_addr(host[0] ? "127.0.0.1" : "0.0.0.0", (int)port, (struct sockaddr_in *)ss);
-bad:
     snprintf(err, errlen, "bad listen address '%s' (want host:port)", listen);
     return -EINVAL;
 }

@@ -18,6 +18,13 @@ typedef struct {
     uint32_t name_off, name_len, value_off, value_len; /* into http_req_t.hbuf */
 } http_hdr_t;
 
+/* Expect: 100-continue, as far as it has gone. */
+typedef enum {
+    HTTP_EXPECT_NONE = 0, /* no Expect header */
+    HTTP_EXPECT_WANTED,   /* asked for, not answered yet: send 100 Continue before reading on */
+    HTTP_EXPECT_DONE,     /* 100 Continue sent, or the client sent the body without waiting */
+} http_expect_t;
+
 struct http_req {
     int refs;          /* the connection holds one until the answer is complete */
     http_conn_t *conn; /* NULL once the connection is gone */
@@ -25,7 +32,7 @@ struct http_req {
     int method; /* enum http_method */
     unsigned short http_major, http_minor;
     int keep_alive;
-    int expect_continue;
+    http_expect_t expect_continue;
     char *hbuf; /* url and header strings, each NUL-terminated */
     size_t hlen, hcap;
     http_hdr_t *hdrs;
@@ -50,6 +57,15 @@ struct http_req {
 
 /* ---- the request parser (also driven directly by the fuzzer) ---- */
 
+/* The piece of the request head the parser's callbacks are appending to: http_parser may
+ * hand one piece over in several calls, and a change of piece starts a new string. */
+typedef enum {
+    HTTP_RP_NONE = 0,
+    HTTP_RP_URL,
+    HTTP_RP_HEADER_NAME,
+    HTTP_RP_HEADER_VALUE,
+} http_rp_part_t;
+
 typedef struct {
     http_parser p;
     http_req_t *req; /* being parsed */
@@ -57,7 +73,7 @@ typedef struct {
     size_t max_header_bytes;
     uint64_t max_body_bytes;
     size_t header_bytes;
-    int kind;            /* 0 none, 1 url, 2 header name, 3 header value */
+    http_rp_part_t part; /* which piece the last callback appended to */
     int complete;        /* req is a whole request: take it */
     int status;          /* != 0: protocol error to answer with (400, 413, 431, ...) */
     int head_scan;       /* line-start scanner of the header block (obs-fold guard) */
