@@ -9,8 +9,8 @@
 #include "sinks/sink.h"
 #include "wal/wal.h"
 
-static int run_dlq(const char *sub, const char *dir, const char *sink, int all,
-                   const uint64_t *ids, size_t n_ids, const cfg_wal_t *wcfg)
+static int run_dlq(const char *sub, const char *dir, const char *sink, int all, const uint64_t *ids,
+                   size_t n_ids, const cfg_wal_t *wcfg)
 {
     wal_t *w = NULL;
     char e[512] = "";

@@ -43,8 +43,9 @@ static const cli_opt_t config_only[] = {
 
 static const cli_opt_t check_config_opts[] = {
     {"--config", "FILE", "the YAML config (required); environment overrides apply"},
-    {"--online", NULL, "also ask each enabled clickhouse sink which tables may duplicate a "
-                       "retried batch (default: off)"},
+    {"--online", NULL,
+     "also ask each enabled clickhouse sink which tables may duplicate a "
+     "retried batch (default: off)"},
     {NULL, NULL, NULL},
 };
 
@@ -74,8 +75,10 @@ static const char *config_arg(int argc, char **argv)
     const char *path = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) break;
-        if (strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
         else if (strncmp(argv[i], "--", 2) == 0 && !strchr(argv[i], '=') && i + 1 < argc &&
                  strncmp(argv[i + 1], "--", 2) != 0)
             i++; /* another option's value, even when it reads "--config"'s neighbour */
@@ -149,8 +152,8 @@ static const cli_cmd_t commands[] = {
     {"verify", "--a URL --b URL --table [DB.]T [options]",
      "compare counts (and checksums) per bucket", NULL, 0, cmd_verify, migrate_verify_usage},
     {"version", "", "print the version", no_opts, 0, cmd_version, NULL},
-    {"help", "[COMMAND]", "the commands, or COMMAND's options and defaults", no_opts, 1,
-     cmd_help, NULL},
+    {"help", "[COMMAND]", "the commands, or COMMAND's options and defaults", no_opts, 1, cmd_help,
+     NULL},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

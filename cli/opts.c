@@ -10,15 +10,15 @@
 static int n_opts(const cli_cmd_t *cmd)
 {
     int n = 0;
-    while (cmd->opts && cmd->opts[n].name) n++;
+    while (cmd->opts && cmd->opts[n].name)
+        n++;
     return n;
 }
 
 static int find(const cli_cmd_t *cmd, const char *a, size_t alen)
 {
     for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
-        if (strlen(cmd->opts[i].name) == alen && strncmp(cmd->opts[i].name, a, alen) == 0)
-            return i;
+        if (strlen(cmd->opts[i].name) == alen && strncmp(cmd->opts[i].name, a, alen) == 0) return i;
     return -1;
 }
 
@@ -77,8 +77,8 @@ void cli_usage(const cli_cmd_t *cmd, FILE *f)
         cmd->usage(f);
         return;
     }
-    fprintf(f, "usage: sluice %s%s%s\n%s\n", cmd->name, cmd->synopsis[0] ? " " : "",
-            cmd->synopsis, cmd->summary);
+    fprintf(f, "usage: sluice %s%s%s\n%s\n", cmd->name, cmd->synopsis[0] ? " " : "", cmd->synopsis,
+            cmd->summary);
     if (n_opts(cmd) == 0) return;
     fputs("options:\n", f);
     for (int i = 0; cmd->opts[i].name; i++) {
