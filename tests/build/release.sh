@@ -45,7 +45,11 @@ policy() { # dir -> the SLUICE_WERROR default and whether -Werror reaches the co
 tmp=$(mktemp -d /tmp/sluice-release-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/tar/src" "$tmp/git/src"
-mods=$(sed -n 's/^sluice_module(\([a-z_]*\).*/\1/p' "$src/CMakeLists.txt")
+# the folders the binary is built from: the sluice_module()s and what else is globbed (cli/)
+# shellcheck disable=SC2016  # the literal ${CMAKE_SOURCE_DIR} is what is searched for
+mods=$( { sed -n 's/^sluice_module(\([a-z_]*\).*/\1/p' "$src/CMakeLists.txt"
+          grep -o '${CMAKE_SOURCE_DIR}/[a-z_]*/' "$src/CMakeLists.txt" | sed 's#.*}/\(.*\)/#\1#'
+        } | grep -vx tests | sort -u)
 for m in $mods; do cp -r "$src/$m" "$tmp/tar/src/"; done
 cp "$src/CMakeLists.txt" "$tmp/tar/src/"
 cp -r "$tmp/tar/src/." "$tmp/git/src/"

@@ -469,11 +469,21 @@ def _exercise(cfg, tmp):
 
 # ---------------------------------------------------------------- tests
 
-def test_build_context_has_every_module():
-    """Every module CMakeLists.txt builds is let through Dockerfile.dockerignore and copied
-    by the build stage (the image build is what fails otherwise; this names what is missing)."""
+def _source_dirs():
+    """The folders the binary is built from: every sluice_module() and every other folder
+    CMakeLists.txt globs sources from (cli/), tests/ aside."""
     with open(os.path.join(SRC, "CMakeLists.txt")) as f:
-        mods = re.findall(r"^sluice_module\((\w+)", f.read(), re.M)
+        text = f.read()
+    dirs = re.findall(r"^sluice_module\((\w+)", text, re.M)
+    dirs += re.findall(r"\$\{CMAKE_SOURCE_DIR\}/(\w+)/", text)
+    return sorted(set(dirs) - {"tests"})
+
+
+def test_build_context_has_every_module():
+    """Every source folder CMakeLists.txt builds the binary from is let through
+    Dockerfile.dockerignore and copied by the build stage (the image build is what fails
+    otherwise; this names what is missing)."""
+    mods = _source_dirs()
     with open(os.path.join(DEPLOY, "Dockerfile.dockerignore")) as f:
         allowed = set(l.strip() for l in f if l.startswith("!"))
     with open(os.path.join(DEPLOY, "Dockerfile")) as f:
@@ -482,6 +492,8 @@ def test_build_context_has_every_module():
     for m in mods:
         assert "!%s/" % m in allowed, "Dockerfile.dockerignore leaves out %s/" % m
         assert re.search(r"^COPY %s/ %s/$" % (m, m), docker, re.M), "Dockerfile copies no %s/" % m
+    extra = sorted(a for a in allowed if a.endswith("/") and a[1:-1] not in mods)
+    assert not extra, "Dockerfile.dockerignore lets through what nothing builds: %s" % extra
     assert "!CMakeLists.txt" in allowed and "!deploy/sluice.yaml" in allowed
 
 
