@@ -1037,6 +1037,11 @@ static int resolve_source(bf_t *b, FILE *err)
             }
         } else {
             snprintf(b->source, sizeof b->source, "%s", o->source);
+            char shown[1200];
+            migrate_url_redact(o->source, shown, sizeof shown);
+            if (strcmp(shown, o->source) != 0)
+                fprintf(err, "backfill: note: the password in --source is visible to every user "
+                             "(ps, shell history): prefer --source-password-env VAR\n");
         }
         memset(pass, 0, sizeof pass);
     }
