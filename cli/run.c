@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "migrate/migrate.h"
 #include "proxy/proxy.h"
 #include "sinks/sink.h"
 #include "wal/wal.h"
@@ -179,6 +180,12 @@ static void on_hup(uv_signal_t *h, int signum)
     log_info("reload: sinks added", "sinks", names);
 }
 
+/* /metrics: the progress of backfills into this instance's sinks (separate processes). */
+static int backfill_metrics(void *ctx, buf_t *out)
+{
+    return migrate_backfill_metrics(ctx, out);
+}
+
 int cli_run(const cli_cmd_t *cmd, int argc, char **argv)
 {
     cli_args_t a;
@@ -229,6 +236,7 @@ int cli_run(const cli_cmd_t *cmd, int argc, char **argv)
         rc = EXIT_ERR;
         goto out;
     }
+    proxy_admin_set_metrics(app.admin, backfill_metrics, (void *)cfg.wal.dir);
     uv_signal_init(&loop, &app.sigterm);
     uv_signal_init(&loop, &app.sigint);
     app.sigterm.data = app.sigint.data = &app;

@@ -60,7 +60,7 @@ static const opt_t backfill_table[] = {
     {"--slice", OPT_DURATION, BF(slice_s), NO_HAS, "D", "1h",
      "slice grid and smallest slice (90s, 30m, 1h, 1d)"},
     {"--max-slice", OPT_DURATION, BF(max_slice_s), NO_HAS, "D", "1d, or --slice if longer",
-     "slices grow to this while they stay under 16 MiB and 5 s"},
+     "grid cells merge into slices up to this wide and 50000 rows"},
     {"--parallel", OPT_UINT, BF(parallel), NO_HAS, "N", "2", "slices in flight (1-16)"},
     {"--where", OPT_STR, BF(where), NO_HAS, "SQL", NULL, "extra condition on the source rows"},
     {"--dry-run", OPT_FLAG, BF(dry_run), NO_HAS, NULL, NULL,

@@ -10,6 +10,7 @@
  * plan. Slices grow (up to --max-slice) while they stay small and quick. The default upper
  * bound is the time the sink started live delivery (meta "sink_started_ms:<sink>", written
  * by sinks_start): rows newer than that come through the live log. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,15 +32,19 @@
 
 enum { BF_OK = 0, BF_ERR = 1, BF_USAGE = 2, BF_REFUSED = 3, BF_WAL = 4, BF_DEAD = 5 };
 
-#define BF_SLICE_ATTEMPTS 8         /* a failing SELECT is retried this often */
-#define BF_TARGET_BYTES (16u << 20) /* adaptive slices: grow while under half of this... */
-#define BF_TARGET_S 5.0             /* ...and half of this many seconds */
+#define BF_SLICE_ATTEMPTS 8 /* a failing SELECT is retried this often */
+#define BF_SLICE_ROWS 50000 /* slices grow across grid cells while they stay under this */
 #define BF_MAX_PARALLEL 16
 #define BF_DRY_RUN_LINES 2000
 
 typedef struct {
     int64_t start, end;
 } bf_range_t;
+
+typedef struct {
+    int64_t start; /* a grid cell of --slice seconds */
+    uint64_t rows;
+} bf_cell_t;
 
 typedef struct bf bf_t;
 
@@ -74,6 +79,8 @@ struct bf {
     uint64_t max_bytes;
     int64_t since, until;
     char plan_line[1024];
+    bf_cell_t *cells; /* rows per grid cell in [since, until), by start; empty cells absent */
+    size_t n_cells;
 
     /* Shared by the workers and the main thread: protected by mu. */
     pthread_mutex_t mu;
@@ -81,7 +88,7 @@ struct bf {
     FILE *progress;   /* append: "begin" and "done" lines, fsync'ed */
     bf_range_t *redo; /* begun in an earlier run, not done: redone with the same bounds */
     size_t n_redo, i_redo;
-    int64_t next_start, width;
+    int64_t next_start;
     uint64_t total_rows, done_rows, sent_rows, inflight_rows, dead_rows;
     uint64_t slices_done, slices_before, slices_begun;
     unsigned running;
@@ -127,11 +134,14 @@ static void utc_now(char out[24])
 
 /* ---- progress output (mu held) ---- */
 
+static int64_t slice_end(const bf_t *b, int64_t start);
+static int grow(void **arr, size_t n, size_t elem);
+
 static uint64_t slices_estimate(const bf_t *b)
 {
-    uint64_t left = b->next_start < b->until && b->width > 0
-                        ? (uint64_t)((b->until - b->next_start + b->width - 1) / b->width)
-                        : 0;
+    uint64_t left = 0;
+    for (int64_t a = b->next_start; a < b->until; a = slice_end(b, a))
+        left++;
     return b->slices_before + b->slices_begun + (b->n_redo - b->i_redo) + left;
 }
 
@@ -303,6 +313,50 @@ out:
     return rc;
 }
 
+/* Rows per --slice grid cell of [since, until), from one GROUP BY: what slice_end cuts by.
+ * The cell is computed from the wall-clock string read as UTC, as the slice bounds are. */
+static int load_cells(bf_t *b, char *msg, size_t msglen)
+{
+    buf_t sql = {0}, reply = {0};
+    int64_t g = b->o->slice_s;
+    buf_printf(&sql,
+               "SELECT intDiv(toUInt32(toDateTime(toString(toDateTime(`%s`)), 'UTC')), %" PRId64
+               ") * %" PRId64 " AS s, count() AS n FROM `%s`.`%s`",
+               b->o->time_column, g, g, b->o->database, b->o->table);
+    where_clause(b, b->since, b->until, 1, &sql);
+    buf_puts(&sql, " GROUP BY s ORDER BY s FORMAT JSONEachRow");
+    int rc = migrate_http_text(b->base, sql.data, &reply, msg, msglen);
+    for (char *line = reply.data, *nl; rc == 0 && line && *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        migrate_field_t f[4];
+        int n = migrate_json_fields(line, (size_t)(nl - line), f, 4);
+        buf_t cs = {0}, cn = {0};
+        int is_null;
+        for (int i = 0; i < n; i++) {
+            if (f[i].key_len == 1 && f[i].key[0] == 's')
+                migrate_json_value(f[i].val, f[i].val_len, &cs, &is_null);
+            if (f[i].key_len == 1 && f[i].key[0] == 'n')
+                migrate_json_value(f[i].val, f[i].val_len, &cn, &is_null);
+        }
+        if (cs.data && cn.data) {
+            if (grow((void **)&b->cells, b->n_cells, sizeof *b->cells) < 0) {
+                rc = -ENOMEM;
+            } else {
+                b->cells[b->n_cells].start = strtoll(cs.data, NULL, 10);
+                b->cells[b->n_cells++].rows = strtoull(cn.data, NULL, 10);
+            }
+        } else {
+            snprintf(msg, msglen, "unexpected reply to the slice count query: %.200s", line);
+            rc = -EPROTO;
+        }
+        buf_free(&cs);
+        buf_free(&cn);
+    }
+    buf_free(&sql);
+    buf_free(&reply);
+    return rc;
+}
+
 /* ---- delivery (worker threads) ---- */
 
 static int on_dead(void *ctx, const wal_dlq_entry_t *e)
@@ -436,7 +490,7 @@ out:
 
 /* Durability: a slice's bounds are on disk before its first batch is sent, so a rerun after
  * a kill cuts exactly this slice again (same rows, same batches, same labels: deduplicated),
- * whatever width the adaptive rule would pick by then. mu held. */
+ * whatever the per-cell counts say by then. mu held. */
 static int progress_line(bf_t *b, const char *line)
 {
     if (fputs(line, b->progress) < 0 || fflush(b->progress) || fsync(fileno(b->progress)))
@@ -455,11 +509,8 @@ static int take_slice(bf_t *b, bf_worker_t *w)
         return 1;
     }
     if (b->next_start >= b->until) return 0;
-    int64_t g = b->o->slice_s;
-    int64_t a = b->next_start, cell = a / g - (a % g < 0 ? 1 : 0);
-    int64_t e = (cell + b->width / g) * g;
-    w->s_start = a;
-    w->s_end = e > b->until ? b->until : e;
+    w->s_start = b->next_start;
+    w->s_end = slice_end(b, b->next_start);
     char line[96];
     snprintf(line, sizeof line, "begin %" PRId64 " %" PRId64 "\n", w->s_start, w->s_end);
     if (progress_line(b, line) < 0) {
@@ -473,18 +524,36 @@ static int take_slice(bf_t *b, bf_worker_t *w)
     return 1;
 }
 
-/* Adaptive width: double while slices are small and quick, halve when one was big or slow.
- * Always a multiple of --slice, within [--slice, --max-slice]. mu held. */
-static void adapt(bf_t *b, uint64_t bytes, double secs)
+static int64_t floor_to(int64_t a, int64_t g)
 {
-    int64_t g = b->o->slice_s;
-    if (bytes * 2 < BF_TARGET_BYTES && secs * 2 < BF_TARGET_S) {
-        int64_t nw = b->width * 2;
-        b->width = nw > b->o->max_slice_s ? b->o->max_slice_s : nw;
-    } else if (bytes > 2ull * BF_TARGET_BYTES || secs > 2 * BF_TARGET_S) {
-        int64_t nw = b->width / 2 / g * g;
-        b->width = nw < g ? g : nw;
+    return (a / g - (a % g < 0 ? 1 : 0)) * g;
+}
+
+/* End of the slice starting at start: whole --slice grid cells are added while the slice
+ * stays under BF_SLICE_ROWS rows (by the per-cell counts read before the first slice) and
+ * within --max-slice. Only the data decides, never timing or which slice finished first, so
+ * a rerun of the same plan cuts the same slices under the same labels. */
+static int64_t slice_end(const bf_t *b, int64_t start)
+{
+    int64_t g = b->o->slice_s, cell = floor_to(start, g), end = cell + g;
+    size_t lo = 0, hi = b->n_cells;
+    while (lo < hi) { /* first cell >= this one */
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->cells[mid].start < cell)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    uint64_t acc = 0;
+    if (lo < b->n_cells && b->cells[lo].start == cell) acc = b->cells[lo++].rows;
+    while (end < b->until && end + g - start <= b->o->max_slice_s) {
+        uint64_t next = lo < b->n_cells && b->cells[lo].start == end ? b->cells[lo].rows : 0;
+        if (acc > 0 && acc + next > BF_SLICE_ROWS) break;
+        if (next) lo++;
+        acc += next;
+        end += g;
+    }
+    return end > b->until ? b->until : end;
 }
 
 static void *worker_main(void *arg)
@@ -496,10 +565,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         w->plan =
             backfill_plan_hash(b->o->where, b->o->time_column, w->s_end, b->max_rows, b->max_bytes);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = copy_slice(w);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         pthread_mutex_lock(&b->mu);
         if (rc < 0) {
             char s[20], m[1400];
@@ -524,8 +590,6 @@ static void *worker_main(void *arg)
         b->done_rows += w->slice_rows;
         b->sent_rows += w->slice_rows;
         b->slices_done++;
-        adapt(b, w->slice_bytes,
-              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         report(b, w);
     }
     b->running--;
@@ -549,10 +613,11 @@ static void make_plan_line(const bf_t *b, char *out, size_t len)
     const backfill_opts_t *o = b->o;
     snprintf(out, len,
              "plan v2 sink=%s table=%s.%s time_column=%s since=%" PRId64 " until=%" PRId64
-             " slice=%" PRId64 " max_slice=%" PRId64 " where=%08x batch=%" PRIu32 "/%" PRIu64 "\n",
+             " slice=%" PRId64 " max_slice=%" PRId64 " slice_rows=%u where=%08x batch=%" PRIu32
+             "/%" PRIu64 "\n",
              o->sink, o->database, o->table, o->time_column, b->since, b->until, o->slice_s,
-             o->max_slice_s, o->where ? migrate_fnv1a32(o->where, strlen(o->where)) : 0,
-             b->max_rows, b->max_bytes);
+             o->max_slice_s, (unsigned)BF_SLICE_ROWS,
+             o->where ? migrate_fnv1a32(o->where, strlen(o->where)) : 0, b->max_rows, b->max_bytes);
 }
 
 static const char *plan_field(const char *line, const char *key, char *out, size_t len)
@@ -767,6 +832,91 @@ static void dlq_count(const char *path, uint64_t *entries, uint64_t *rows)
     fclose(f);
 }
 
+/* ---- metrics of the running instance ---- */
+
+static void prom_label(buf_t *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') buf_append(b, "\\", 1);
+        if (*v == '\n') continue;
+        buf_append(b, v, 1);
+    }
+}
+
+typedef struct {
+    char sink[256], table[512];
+    uint64_t rows, slices, dead;
+    int running;
+} bf_metric_t;
+
+int migrate_backfill_metrics(const char *wal_dir, buf_t *out)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.4000s/backfill", wal_dir);
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* no backfill ever ran on this log */
+    bf_metric_t *m = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 10 || strcmp(e->d_name + l - 9, ".progress") != 0) continue;
+        char path[4400], v[600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        bf_progress_t p;
+        if (progress_read(path, &p) < 0 || !p.has_plan) {
+            progress_free(&p);
+            continue;
+        }
+        if (grow((void **)&m, n, sizeof *m) < 0) {
+            progress_free(&p);
+            break;
+        }
+        bf_metric_t *x = &m[n++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->sink, sizeof x->sink, "%.200s",
+                 plan_field(p.plan, "sink", v, sizeof v) ? v : "");
+        snprintf(x->table, sizeof x->table, "%.500s",
+                 plan_field(p.plan, "table", v, sizeof v) ? v : "");
+        for (size_t i = 0; i < p.n_done; i++)
+            x->rows += p.done_rows[i];
+        x->slices = p.n_done;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            x->running = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+            close(fd);
+        }
+        char dlq[4400];
+        uint64_t entries;
+        snprintf(dlq, sizeof dlq, "%.*s.dlq.jsonl", (int)(strlen(path) - 9), path);
+        dlq_count(dlq, &entries, &x->dead);
+        progress_free(&p);
+    }
+    closedir(d);
+    static const struct {
+        const char *name, *help;
+    } fam[] = {{"sluice_backfill_rows_done", "Rows of finished backfill slices."},
+               {"sluice_backfill_slices_done", "Finished backfill slices."},
+               {"sluice_backfill_dead_rows", "Rows a backfill dead-lettered into its own file."},
+               {"sluice_backfill_running", "1 while a backfill of the table runs."}};
+    for (size_t f = 0; n && f < sizeof fam / sizeof fam[0]; f++) {
+        buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", fam[f].name, fam[f].help, fam[f].name);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t val = f == 0   ? m[i].rows
+                           : f == 1 ? m[i].slices
+                           : f == 2 ? m[i].dead
+                                    : (uint64_t)m[i].running;
+            buf_printf(out, "%s{sink=\"", fam[f].name);
+            prom_label(out, m[i].sink);
+            buf_puts(out, "\",table=\"");
+            prom_label(out, m[i].table);
+            buf_printf(out, "\"} %" PRIu64 "\n", val);
+        }
+    }
+    free(m);
+    return out->oom ? -ENOMEM : 0;
+}
+
 static int backfill_status(bf_t *b, FILE *out, FILE *err)
 {
     bf_progress_t p;
@@ -929,59 +1079,43 @@ static int retry_dlq(bf_t *b, FILE *out, FILE *err)
 }
 
 /* --dry-run: the range, the boundary, and the rows per grid cell, from one GROUP BY. */
-static int dry_run(bf_t *b, const bf_progress_t *p, const char *until_why, FILE *out, FILE *err)
+static int dry_run(bf_t *b, const bf_progress_t *p, const char *until_why, FILE *out)
 {
-    buf_t sql = {0}, reply = {0};
-    char msg[1024] = "", s[20], u[20];
-    int64_t g = b->o->slice_s;
-    buf_printf(&sql,
-               "SELECT toString(toDateTime(intDiv(toUInt32(`%s`), %" PRId64 ") * %" PRId64
-               ")) AS s, count() AS n FROM `%s`.`%s`",
-               b->o->time_column, g, g, b->o->database, b->o->table);
-    where_clause(b, b->since, b->until, 1, &sql);
-    buf_puts(&sql, " GROUP BY s ORDER BY s FORMAT JSONEachRow");
-    int rc = migrate_http_text(b->base, sql.data, &reply, msg, sizeof msg);
-    if (rc < 0) {
-        fprintf(err, "sluice backfill: source %s: %s\n", b->shown, msg);
-        buf_free(&sql);
-        return BF_ERR;
-    }
+    char s[20], u[20], e[20];
     migrate_format_time(b->since, s);
     migrate_format_time(b->until, u);
-    uint64_t cells = migrate_slice_count(b->since, b->until, g);
+    uint64_t n = 0;
+    for (int64_t a = b->since; a < b->until; a = slice_end(b, a))
+        n++;
     fprintf(out,
             "backfill %s.%s -> %s (dry run: nothing is sent)\n"
             "  source:   %s\n  range:    [%s, %s) UTC\n  boundary: %s\n"
-            "  rows:     %" PRIu64 " in %" PRIu64 " grid cells of %" PRId64
-            " s; slices start at %" PRId64 " s and grow to %" PRId64
-            " s while under 16 MiB and 5 s; %" PRIu32 " in flight\n"
+            "  rows:     %" PRIu64 " in %" PRIu64 " slices: cells of %" PRId64
+            " s merged up to %" PRId64 " s or %u rows; %" PRIu32 " in flight\n"
             "  progress: %zu slices done before (%s)\n"
             "  labels:   sluice_%016" PRIx64 "_%s_%s_b<slice start>_<batch>_<plan>\n"
-            "  cell                 rows\n",
-            b->o->database, b->o->table, b->o->sink, b->shown, s, u, until_why, b->total_rows,
-            cells, g, g, b->o->max_slice_s, b->o->parallel, p->n_done, b->progress_path, b->logid,
-            b->sc->name, b->o->table);
-    size_t lines = 0;
-    for (char *line = reply.data, *nl; line && *line; line = nl + 1) {
-        nl = strchr(line, '\n');
-        migrate_field_t f[4];
-        int n = migrate_json_fields(line, (size_t)(nl - line), f, 4);
-        buf_t cs = {0}, cn = {0};
-        int is_null;
-        for (int i = 0; i < n; i++) {
-            if (f[i].key_len == 1 && f[i].key[0] == 's')
-                migrate_json_value(f[i].val, f[i].val_len, &cs, &is_null);
-            if (f[i].key_len == 1 && f[i].key[0] == 'n')
-                migrate_json_value(f[i].val, f[i].val_len, &cn, &is_null);
+            "  slice start          slice end                  rows%s\n",
+            b->o->database, b->o->table, b->o->sink, b->shown, s, u, until_why, b->total_rows, n,
+            b->o->slice_s, b->o->max_slice_s, (unsigned)BF_SLICE_ROWS, b->o->parallel, p->n_done,
+            b->progress_path, b->logid, b->sc->name, b->o->table,
+            p->n_done ? "  (done: already copied)" : "");
+    uint64_t lines = 0;
+    size_t c = 0;
+    for (int64_t a = b->since, z; a < b->until; a = z) {
+        z = slice_end(b, a);
+        uint64_t rows = 0;
+        while (c < b->n_cells && b->cells[c].start < z) {
+            if (b->cells[c].start + b->o->slice_s > a) rows += b->cells[c].rows;
+            c++;
         }
-        if (cs.data && cn.data && lines++ < BF_DRY_RUN_LINES)
-            fprintf(out, "  %-20s %s\n", cs.data, cn.data);
-        buf_free(&cs);
-        buf_free(&cn);
+        if (lines++ >= BF_DRY_RUN_LINES) continue;
+        migrate_format_time(a, s);
+        migrate_format_time(z, e);
+        fprintf(out, "  %-20s %-20s %10" PRIu64 "%s\n", s, e, rows,
+                is_done(p, a, z) ? "  done" : "");
     }
-    if (lines > BF_DRY_RUN_LINES) fprintf(out, "  ... %zu more cells\n", lines - BF_DRY_RUN_LINES);
-    buf_free(&sql);
-    buf_free(&reply);
+    if (lines > BF_DRY_RUN_LINES)
+        fprintf(out, "  ... %" PRIu64 " more slices\n", lines - BF_DRY_RUN_LINES);
     return BF_OK;
 }
 
@@ -1320,8 +1454,12 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
             goto out;
         }
     }
+    if ((rc = load_cells(&b, msg, sizeof msg)) < 0) {
+        fprintf(err, "sluice backfill: source %s: %s\n", b.shown, msg);
+        goto out;
+    }
     if (o.dry_run) {
-        code = dry_run(&b, &prog, until_why, out, err);
+        code = dry_run(&b, &prog, until_why, out);
         goto out;
     }
     if ((code = open_progress(&b, err)) != BF_OK) goto out;
@@ -1339,7 +1477,6 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
     /* Resume: finished slices are skipped, begun ones redone with their recorded bounds, new
      * ones start where the last begun one ended. */
     b.next_start = b.since;
-    b.width = o.slice_s;
     for (size_t i = 0; i < prog.n_done; i++) {
         b.done_rows += prog.done_rows[i];
         b.slices_before++;
@@ -1383,6 +1520,7 @@ out:
     if (b.progress) fclose(b.progress);
     progress_free(&prog);
     free(b.redo);
+    free(b.cells);
     buf_free(&b.order_by);
     memset(b.source, 0, sizeof b.source);
     pthread_mutex_destroy(&b.mu);

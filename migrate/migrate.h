@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/buf.h"
 #include "config/config.h"
 
 /* `sluice backfill --config F --source URL --sink NAME --table T [...]` with cfg loaded from
@@ -29,5 +30,10 @@ void migrate_verify_usage(FILE *f);
  * 0, or negative with the reason in msg (no WAL, or the sink never started from it). */
 int migrate_live_start(const sluice_cfg_t *cfg, const char *sink, int64_t *until, char *msg,
                        size_t msglen);
+
+/* Prometheus gauges of the backfills recorded under <wal_dir>/backfill (rows and slices
+ * done, dead-lettered rows, running), for the running instance's /metrics: a backfill is a
+ * separate process, its progress files are what they share. Appends to out; 0 or -ENOMEM. */
+int migrate_backfill_metrics(const char *wal_dir, buf_t *out);
 
 #endif

@@ -21,7 +21,9 @@ struct proxy_admin {
     proxy_t *proxy;
     sink_t **sinks;
     size_t n_sinks;
-    int draining; /* loop thread only */
+    int draining;                   /* loop thread only */
+    proxy_metrics_fn extra_metrics; /* appended to /metrics (loop thread), or NULL */
+    void *extra_ctx;
 };
 
 static const char json_hdr[] = "Content-Type: application/json\r\n";
@@ -76,7 +78,8 @@ static void route_metrics(proxy_admin_t *a, http_req_t *r)
         goto out;
     }
     snapshot(a, &s, st, names);
-    if (admin_render_metrics(&b, &s) != 0) {
+    if (admin_render_metrics(&b, &s) != 0 ||
+        (a->extra_metrics && a->extra_metrics(a->extra_ctx, &b) != 0)) {
         http_respond(r, 500, NULL, "out of memory\n", 14);
         goto out;
     }
@@ -470,6 +473,13 @@ int proxy_admin_start(proxy_admin_t **out, uv_loop_t *loop, const sluice_cfg_t *
 void proxy_admin_set_draining(proxy_admin_t *a)
 {
     if (a) a->draining = 1;
+}
+
+void proxy_admin_set_metrics(proxy_admin_t *a, proxy_metrics_fn fn, void *ctx)
+{
+    if (!a) return;
+    a->extra_metrics = fn;
+    a->extra_ctx = ctx;
 }
 
 void proxy_admin_set_sinks(proxy_admin_t *a, sink_t **sinks, size_t n_sinks)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "config/config.h"
 #include "sinks/sink.h"
 #include "wal/wal.h"
@@ -59,6 +60,9 @@ int proxy_admin_start(proxy_admin_t **out, uv_loop_t *loop, const sluice_cfg_t *
                       proxy_t *p, sink_t **sinks, size_t n_sinks, char *err, size_t errlen);
 /* From now on /readyz answers 503 (SIGTERM received). */
 void proxy_admin_set_draining(proxy_admin_t *a);
+/* More metrics families appended to /metrics on the loop thread (the backfills' progress). */
+typedef int (*proxy_metrics_fn)(void *ctx, buf_t *out);
+void proxy_admin_set_metrics(proxy_admin_t *a, proxy_metrics_fn fn, void *ctx);
 /* The sink list changed (SIGHUP added sinks): /v1/sinks and /metrics show these. Loop
  * thread only, like every admin handler. */
 void proxy_admin_set_sinks(proxy_admin_t *a, sink_t **sinks, size_t n_sinks);

@@ -62,10 +62,10 @@ def main():
         if a.old:
             runs += [("before: --slice 1h", a.old, ["--slice", "1h"]),
                      ("before: --slice 1d", a.old, ["--slice", "1d"])]
-        runs += [("now: --slice 1h --parallel 1 --max-slice 1h (fixed)", H.SLUICE_BIN,
+        runs += [("now: --slice 1h --parallel 1 --max-slice 1h (as before)", H.SLUICE_BIN,
                   ["--slice", "1h", "--parallel", "1", "--max-slice", "1h"]),
                  ("now: --slice 1d --parallel 1", H.SLUICE_BIN, ["--slice", "1d", "--parallel", "1"]),
-                 ("now: --slice 1h (adaptive, 2 in flight: the default)", H.SLUICE_BIN,
+                 ("now: --slice 1h (cells merged, 2 in flight: default)", H.SLUICE_BIN,
                   ["--slice", "1h"]),
                  ("now: --slice 1d (2 in flight)", H.SLUICE_BIN, ["--slice", "1d"]),
                  ("now: --slice 1h --parallel 4", H.SLUICE_BIN, ["--slice", "1h", "--parallel", "4"])]

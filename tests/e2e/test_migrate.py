@@ -8,6 +8,7 @@ Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_migrate.py (SLUICE_TEST_ONLY
 import calendar
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -507,8 +508,10 @@ def test_backfill_records_its_plan_refuses_a_changed_one_and_shows_dry_run_statu
 
         rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--dry-run"))
         assert rc == 0 and "dry run" in out and "boundary" in out, (rc, out, err)
+        # 2000 rows over 2 days: 1h cells merged up to --max-slice (1d) make 2 slices.
         cells = [l for l in out.splitlines() if l.startswith("  2024-03-0")]
-        assert len(cells) == 48 and sum(int(l.split()[-1]) for l in cells) == SMALL, out
+        assert len(cells) == 2 and sum(int(l.split()[-1]) for l in cells) == SMALL, out
+        assert cells[0].split()[:4] == ["2024-03-01", "00:00:00", "2024-03-02", "00:00:00"], out
         assert sr.count(DB + ".events") == 0
 
         rc, out, err = sluice_cli(bf_args(cfg, ch.url, "--json", "--parallel", "1"))
@@ -614,6 +617,12 @@ def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
                                    "--sink", "sr", "--table", DB + ".events", "--time-column",
                                    "ts", "--slice", "1m"])
         assert rc == 0 and "defaults to the sink's live start" in err, (rc, out, err)
+        # The backfill's progress is in the running instance's metrics.
+        sent = int(re.search(r" (\d+) rows sent", out).group(1))
+        st, _, body = H.http_request(s.admin_url + "/metrics")
+        assert st == 200 and ('sluice_backfill_rows_done{sink="sr",table="%s.events"} %d'
+                              % (DB, sent)) in body.decode(), body.decode()[-1500:]
+        assert 'sluice_backfill_running{sink="sr",table="%s.events"} 0' % DB in body.decode()
         n_ch = int(ch.query("SELECT count() FROM %s.events" % DB))
         H.wait_until(lambda: sr.count(DB + ".events") == n_ch, timeout=60,
                      what="all rows (%d in ClickHouse, %s)" % (n_ch, out))
