@@ -227,6 +227,89 @@ static int compact_row(const char *row, size_t len, const char *cols, size_t n_n
     return out_put(out, "}\n", 2);
 }
 
+/* Append the UTF-8 of a JSON string's contents (in[i] == '"', already validated) with CSV
+ * quoting: enclosed in '"', '"' doubled. */
+static int json_string_csv(const char *in, size_t end, sink_out_t *out)
+{
+    if (out_put(out, "\"", 1) < 0) return -ENOMEM;
+    for (size_t i = 1; i < end - 1; i++) {
+        char c = in[i];
+        if (c == '"') {
+            if (out_put(out, "\"\"", 2) < 0) return -ENOMEM;
+            continue;
+        }
+        if (c != '\\') {
+            if (out_put(out, &c, 1) < 0) return -ENOMEM;
+            continue;
+        }
+        char e = in[++i], one;
+        if (e == 'u') {
+            unsigned cp = (unsigned)strtoul((char[5]){in[i + 1], in[i + 2], in[i + 3], in[i + 4], 0},
+                                            NULL, 16);
+            i += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && i + 6 < end && in[i + 1] == '\\' &&
+                in[i + 2] == 'u') {
+                unsigned lo = (unsigned)strtoul(
+                    (char[5]){in[i + 3], in[i + 4], in[i + 5], in[i + 6], 0}, NULL, 16);
+                if (lo >= 0xdc00 && lo < 0xe000) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                }
+            }
+            char u[4];
+            size_t n;
+            if (cp < 0x80) u[0] = (char)cp, n = 1;
+            else if (cp < 0x800) u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), n = 2;
+            else if (cp < 0x10000)
+                u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 63)),
+                u[2] = (char)(0x80 | (cp & 63)), n = 3;
+            else
+                u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 63)),
+                u[2] = (char)(0x80 | ((cp >> 6) & 63)), u[3] = (char)(0x80 | (cp & 63)), n = 4;
+            if (cp == '"' ? out_put(out, "\"\"", 2) < 0 : out_put(out, u, n) < 0) return -ENOMEM;
+            continue;
+        }
+        one = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
+        if (one == '"' ? out_put(out, "\"\"", 2) < 0 : out_put(out, &one, 1) < 0) return -ENOMEM;
+    }
+    return out_put(out, "\"", 1);
+}
+
+/* One compact row [v0, v1, ...] as a CSV line: strings unescaped and enclosed, null as \N,
+ * numbers and booleans as they are, arrays/objects as their JSON text, enclosed. */
+static int compact_row_csv(const char *row, size_t len, sink_out_t *out, char *err,
+                           size_t errlen)
+{
+    size_t i = 0;
+    while (i < len && row[i] != '[')
+        i++;
+    i++;
+    for (int k = 0;; k++) {
+        while (i < len && (row[i] == ' ' || row[i] == '\t')) i++;
+        if (i < len && row[i] == ']') break;
+        size_t vs = i;
+        int nl, rc = 0;
+        if (json_skip_value(row, len, &i, &nl, err, errlen)) return -EINVAL;
+        if (k && out_put(out, ",", 1) < 0) return -ENOMEM;
+        if (row[vs] == '"') {
+            rc = json_string_csv(row + vs, i - vs, out);
+        } else if (row[vs] == 'n') {
+            rc = out_put(out, "\\N", 2);
+        } else if (row[vs] == '[' || row[vs] == '{') {
+            rc = out_put(out, "\"", 1);
+            for (size_t j = vs; rc == 0 && j < i; j++)
+                rc = row[j] == '"' ? out_put(out, "\"\"", 2) : out_put(out, row + j, 1);
+            if (rc == 0) rc = out_put(out, "\"", 1);
+        } else {
+            rc = out_put(out, row + vs, i - vs);
+        }
+        if (rc) return rc;
+        while (i < len && (row[i] == ' ' || row[i] == '\t')) i++;
+        if (i < len && row[i] == ',') i++;
+    }
+    return out_put(out, "\n", 1);
+}
+
 int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load, int *whole,
                     char *err, size_t errlen)
 {
@@ -272,12 +355,20 @@ int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load
             }
         } else if (!b->columns || names_from_columns(b->columns, load->columns,
                                                      sizeof load->columns)) {
-            *whole = 1;
-            snprintf(err, errlen,
-                     "%s rows without column names (no WithNames header, no column list in "
-                     "the INSERT): StarRocks needs them to map the values",
-                     b->fmt);
-            return -EINVAL;
+            /* No names: the values are by position in the table's columns, as a CSV load
+             * without a columns header is in StarRocks. */
+            load->columns[0] = '\0';
+            load->format = "csv";
+            snprintf(load->separator, sizeof load->separator, "\\x2c");
+            snprintf(load->enclose, sizeof load->enclose, "\"");
+            for (; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                const char *e = nl ? nl + 1 : end;
+                int rc = compact_row_csv(p, (size_t)(e - p), out, err, errlen);
+                if (rc) return rc;
+                p = e;
+            }
+            break;
         }
         size_t nn = count_names(load->columns);
         for (; p < end;) {
