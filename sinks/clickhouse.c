@@ -43,7 +43,7 @@ typedef struct {
     ch_table_t *tables;
     size_t n_tables, cap_tables;
     uint32_t n_unsafe;
-    sink_out_t framed; /* body with header rows / JSONObjectEachRow braces, reused */
+    buf_t framed; /* body with header rows / JSONObjectEachRow braces, reused */
 } ch_t;
 
 static int ch_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)
@@ -100,7 +100,7 @@ static void ch_close(void *state)
         free(c->tables[i].name);
     free(c->tables);
     pthread_mutex_destroy(&c->dedup_mu);
-    sink_out_free(&c->framed);
+    buf_free(&c->framed);
     free(c);
 }
 

@@ -13,27 +13,10 @@
 #include "common/json.h"
 #include "sinks/convert.h"
 
-static int out_put(sink_out_t *o, const char *s, size_t n)
+/* out is the caller's buf_t, reused across batches (reset by len = 0, oom = 0). */
+static int out_put(buf_t *o, const char *s, size_t n)
 {
-    if (o->len + n + 1 > o->cap) {
-        size_t nc = o->cap ? o->cap : 4096;
-        while (nc < o->len + n + 1)
-            nc *= 2;
-        char *np = realloc(o->p, nc);
-        if (!np) return -ENOMEM;
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-    return 0;
-}
-
-void sink_out_free(sink_out_t *o)
-{
-    free(o->p);
-    memset(o, 0, sizeof *o);
+    return buf_append(o, s, n) ? -ENOMEM : 0;
 }
 
 int sink_fmt_name_ok(const char *fmt)
@@ -53,9 +36,10 @@ static int is_fmt(const sink_batch_t *b, const char *name)
     return strcmp(b->fmt, name) == 0;
 }
 
-int sink_ch_body(const sink_batch_t *b, sink_out_t *out, const char **body, size_t *len)
+int sink_ch_body(const sink_batch_t *b, buf_t *out, const char **body, size_t *len)
 {
     out->len = 0;
+    out->oom = 0;
     if (is_fmt(b, "JSONObjectEachRow")) {
         /* Rows are `"name": {row}` lines: one object again, members comma-separated. */
         if (out_put(out, "{", 1) < 0) return -ENOMEM;
@@ -76,7 +60,7 @@ int sink_ch_body(const sink_batch_t *b, sink_out_t *out, const char **body, size
         *len = b->body_len;
         return 0;
     }
-    *body = out->p;
+    *body = out->data;
     *len = out->len;
     return 0;
 }
@@ -190,7 +174,7 @@ static size_t count_names(const char *cols)
 /* One compact row [v0, v1, ...] → {"n0":v0,"n1":v1,...} using json_skip_value for each
  * element (the one JSON scanner). */
 static int compact_row(const char *row, size_t len, const char *cols, size_t n_names,
-                       sink_out_t *out, char *err, size_t errlen)
+                       buf_t *out, char *err, size_t errlen)
 {
     size_t i = 0;
     while (i < len && row[i] != '[')
@@ -229,7 +213,7 @@ static int compact_row(const char *row, size_t len, const char *cols, size_t n_n
 
 /* Append the UTF-8 of a JSON string's contents (in[i] == '"', already validated) with CSV
  * quoting: enclosed in '"', '"' doubled. */
-static int json_string_csv(const char *in, size_t end, sink_out_t *out)
+static int json_string_csv(const char *in, size_t end, buf_t *out)
 {
     if (out_put(out, "\"", 1) < 0) return -ENOMEM;
     for (size_t i = 1; i < end - 1; i++) {
@@ -277,7 +261,7 @@ static int json_string_csv(const char *in, size_t end, sink_out_t *out)
 
 /* One compact row [v0, v1, ...] as a CSV line: strings unescaped and enclosed, null as \N,
  * numbers and booleans as they are, arrays/objects as their JSON text, enclosed. */
-static int compact_row_csv(const char *row, size_t len, sink_out_t *out, char *err,
+static int compact_row_csv(const char *row, size_t len, buf_t *out, char *err,
                            size_t errlen)
 {
     size_t i = 0;
@@ -310,12 +294,13 @@ static int compact_row_csv(const char *row, size_t len, sink_out_t *out, char *e
     return out_put(out, "\n", 1);
 }
 
-int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load, int *whole,
+int sink_sr_convert(const sink_batch_t *b, buf_t *out, sink_sr_load_t *load, int *whole,
                     char *err, size_t errlen)
 {
     memset(load, 0, sizeof *load);
     *whole = 0;
     out->len = 0;
+    out->oom = 0;
     load->format = "json";
     load->body = b->body;
     load->len = b->body_len;
@@ -422,7 +407,7 @@ int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load
     case SR_NONE:
         break;
     }
-    load->body = out->p ? out->p : "";
+    load->body = out->data ? out->data : "";
     load->len = out->len;
     return 0;
 }

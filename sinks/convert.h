@@ -7,20 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "sinks/sink_internal.h"
-
-/* A growable output buffer, reused across batches by its owner. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sink_out_t;
 
 /* 1 when fmt is a name a ClickHouse query may carry after FORMAT ([A-Za-z0-9_], 1..64). */
 int sink_fmt_name_ok(const char *fmt);
 
 /* The body to POST to ClickHouse for b: b->body itself when the format needs no framing
  * (*body points into b), else built in out. 0 or -ENOMEM. */
-int sink_ch_body(const sink_batch_t *b, sink_out_t *out, const char **body, size_t *len);
+int sink_ch_body(const sink_batch_t *b, buf_t *out, const char **body, size_t *len);
 
 /* A StarRocks Stream Load: the body plus the headers that say how to read it. */
 typedef struct {
@@ -35,10 +30,8 @@ typedef struct {
 /* Convert b for StarRocks. 0 on success. -EINVAL when some row cannot be converted: err says
  * why, *whole is set when no row of this format can be (the batch goes to the DLQ at once),
  * else bisecting finds the rows. -ENOMEM. */
-int sink_sr_convert(const sink_batch_t *b, sink_out_t *out, sink_sr_load_t *load, int *whole,
+int sink_sr_convert(const sink_batch_t *b, buf_t *out, sink_sr_load_t *load, int *whole,
                     char *err, size_t errlen);
-
-void sink_out_free(sink_out_t *o);
 
 /* Row boundaries of a RowBinary[WithNames[AndTypes]|WithDefaults] body: *hdr_len = bytes of
  * its header (WithNames...), (*off)[0..n_rows] = row starts and the end (malloc'ed, free

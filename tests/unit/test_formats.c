@@ -149,7 +149,7 @@ static sink_batch_t batch(const char *fmt, const char *body, const char *hdr, co
 static void test_clickhouse_body_is_self_describing(void **state)
 {
     (void)state;
-    sink_out_t o = {0};
+    buf_t o = {0};
     const char *body;
     size_t len;
     sink_batch_t x = batch("CSVWithNames", "1,2\n", "a,b\n", NULL);
@@ -164,13 +164,13 @@ static void test_clickhouse_body_is_self_describing(void **state)
     assert_ptr_equal(body, x.body);
     assert_true(sink_fmt_name_ok("TabSeparatedRawWithNames"));
     assert_false(sink_fmt_name_ok("CSV SETTINGS x=1"));
-    sink_out_free(&o);
+    buf_free(&o);
 }
 
 static void test_starrocks_conversion(void **state)
 {
     (void)state;
-    sink_out_t o = {0};
+    buf_t o = {0};
     sink_sr_load_t ld;
     int whole;
     char err[256];
@@ -213,7 +213,7 @@ static void test_starrocks_conversion(void **state)
     x = batch("RowBinary", "\x01", NULL, NULL);
     assert_int_equal(sink_sr_convert(&x, &o, &ld, &whole, err, sizeof err), -EINVAL);
     assert_true(whole);
-    sink_out_free(&o);
+    buf_free(&o);
 }
 
 static void test_rowbinary_rows_from_types(void **state)
