@@ -41,6 +41,8 @@ def main():
     ap.add_argument("--rows", type=int, default=200000)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--old", help="a sluice binary from before issue 18")
+    ap.add_argument("--only", help="run only the settings whose name contains this")
+    ap.add_argument("--repeat", type=int, default=1, help="run each setting this often")
     a = ap.parse_args()
     tmp = H.TempDir("sluice-bench-")
     try:
@@ -71,6 +73,7 @@ def main():
                  ("now: --slice 1h --parallel 4", H.SLUICE_BIN, ["--slice", "1h", "--parallel", "4"])]
         print("%d rows over %d days, clickhouse-server 18.16 -> StarRocks emulator, %d cores"
               % (a.rows, a.days, os.cpu_count()))
+        runs = [r for r in runs if not a.only or a.only in r[0]] * a.repeat
         for k, (name, binary, extra) in enumerate(runs):
             H.http_request(sr.url + "/_emu/rows?table=%s.ev" % DB, "DELETE")
             d = tmp.sub("run%d" % k)
