@@ -312,7 +312,7 @@ def test_unbuffered_inserts_counted_per_table_and_logged_once():
 SR_OK = ["JSONEachRow", "JSONStringsEachRow", "NDJSON", "JSONCompactEachRow",
          "JSONCompactEachRowWithNames",
          "JSONCompactStringsEachRowWithNamesAndTypes", "JSONObjectEachRow", "CSV", "CSVWithNames",
-         "TSVRawWithNames"]
+         "TSVRawWithNames", "RowBinaryWithNamesAndTypes"]
 SR_DLQ = ["Values", "RowBinary", "Native"]
 
 

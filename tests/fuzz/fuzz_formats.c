@@ -1,5 +1,5 @@
 /* fuzz_formats.c — libFuzzer target: the per-format validators (proxy/formats.c) and the
- * RowBinary row splitter (sinks/convert.c). First byte: which format (and settings); the rest
+ * RowBinary row splitter and JSON decoder (sinks/convert.c). First byte: which format (and settings); the rest
  * is the body. On success the rows must be n_rows '\n'-terminated lines (unless whole), the
  * header inside the buffer, and the splitter's offsets increasing within the data. */
 #include <errno.h>
@@ -55,6 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t i = 0; i < n; i++)
             if (off[i + 1] <= off[i]) __builtin_trap();
         free(off);
+    }
+    if (strcmp(name, "RowBinaryWithNamesAndTypes") == 0) {
+        buf_t o = {0};
+        if (sink_rowbinary_json(in, len, &o, err, sizeof err) == 0 && o.len &&
+            o.data[o.len - 1] != '\n')
+            __builtin_trap();
+        buf_free(&o);
     }
     free(in);
     return 0;

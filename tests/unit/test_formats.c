@@ -276,6 +276,39 @@ static void test_rowbinary_rows_from_types(void **state)
                      -EINVAL);
 }
 
+static void test_rowbinary_with_types_to_json(void **state)
+{
+    (void)state;
+    /* id Int32, m Map(UInt8, String), d Date, t DateTime64(3), x Decimal(9, 2), n Nullable(UUID) */
+    const unsigned char h[] = {6, 2, 'i', 'd', 1, 'm', 1, 'd', 1, 't', 1, 'x', 1, 'n',
+                               5, 'I', 'n', 't', '3', '2',
+                               18, 'M', 'a', 'p', '(', 'U', 'I', 'n', 't', '8', ',', ' ', 'S', 't',
+                               'r', 'i', 'n', 'g', ')',
+                               4, 'D', 'a', 't', 'e',
+                               13, 'D', 'a', 't', 'e', 'T', 'i', 'm', 'e', '6', '4', '(', '3', ')',
+                               12, 'D', 'e', 'c', 'i', 'm', 'a', 'l', '(', '9', ',', '2', ')',
+                               14, 'N', 'u', 'l', 'l', 'a', 'b', 'l', 'e', '(', 'U', 'U', 'I', 'D',
+                               ')'};
+    const unsigned char row[] = {0xfe, 0xff, 0xff, 0xff,             /* -2 */
+                                 1, 7, 2, 'a', '"',                  /* {"7":"a\""} */
+                                 0x8e, 0x4e,                         /* 20110 = 2025-01-22 */
+                                 0xe9, 0x03, 0, 0, 0, 0, 0, 0,       /* 1.001 s */
+                                 0x39, 0x30, 0, 0,                   /* 123.45 */
+                                 1};                                 /* NULL */
+    char data[256];
+    memcpy(data, h, sizeof h);
+    memcpy(data + sizeof h, row, sizeof row);
+    buf_t o = {0};
+    char err[128];
+    assert_int_equal(sink_rowbinary_json(data, sizeof h + sizeof row, &o, err, sizeof err), 0);
+    assert_string_equal(o.data, "{\"id\":-2,\"m\":{\"7\":\"a\\\"\"},\"d\":\"2025-01-22\","
+                                "\"t\":\"1970-01-01 00:00:01.001\",\"x\":123.45,\"n\":null}\n");
+    o.len = 0;
+    assert_int_equal(sink_rowbinary_json(data, sizeof h + sizeof row - 1, &o, err, sizeof err),
+                     -EINVAL);
+    buf_free(&o);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -296,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_clickhouse_body_is_self_describing),
         cmocka_unit_test(test_starrocks_conversion),
         cmocka_unit_test(test_rowbinary_rows_from_types),
+        cmocka_unit_test(test_rowbinary_with_types_to_json),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
