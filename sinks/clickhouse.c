@@ -515,6 +515,10 @@ static int ch_split(void *state, const sink_batch_t *b, size_t *hdr_len, size_t 
                     uint32_t *n, char *err, size_t errlen)
 {
     ch_t *c = state;
+    if (strcmp(b->fmt, "Native") == 0) { /* bisected by blocks, which describe themselves */
+        *hdr_len = 0;
+        return sink_native_split(b->body, b->body_len, off, n, err, errlen);
+    }
     if (strncmp(b->fmt, "RowBinary", 9) != 0) return -ENOTSUP;
     char *desc = NULL;
     if (!strstr(b->fmt, "AndTypes")) {

@@ -43,6 +43,12 @@ int sink_rowbinary_split(const char *fmt, const char *cols, const char *describe
                          const char *data, size_t len, size_t *hdr_len, size_t **off,
                          uint32_t *n_rows, char *err, size_t errlen);
 
+/* Block boundaries of a Native body ((*off)[0..n_blocks], malloc'ed): each block carries its
+ * columns' names and types, so no schema is needed. -EINVAL with err for LowCardinality
+ * columns or bytes that do not fit; -ENOMEM. */
+int sink_native_split(const char *data, size_t len, size_t **off, uint32_t *n_blocks, char *err,
+                      size_t errlen);
+
 /* A RowBinaryWithNamesAndTypes body as JSON lines ({"name": value}) appended to o: integers
  * up to 64 bits, floats (non-finite as null), Bool, String/FixedString, UUID, Date/Date32,
  * DateTime/DateTime64 (UTC), Decimal up to 18 digits, Nullable, LowCardinality, Array, Map,

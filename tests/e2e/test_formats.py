@@ -239,7 +239,7 @@ def test_refused_row_bisected_rest_arrives_row_in_dlq():
         tmp.close()
 
 
-def test_rowbinary_refused_row_split_with_schema_rest_arrives():
+def test_rowbinary_refused_row_split_with_schema_rest_arrives_native_by_block():
     tmp = H.TempDir()
     try:
         ch = setup(tmp, ())
@@ -259,13 +259,23 @@ def test_rowbinary_refused_row_split_with_schema_rest_arrives():
             assert st == 200, body
             st, _, b = post(s.url, "e", fmt, body)
             assert st == 200, (fmt, b)
-        H.wait_until(lambda: count(ch, "e") >= 2 * (N - 1), timeout=60, what="good rows")
-        H.wait_until(lambda: len(dlq_entries(s, "ch")) >= 2, timeout=30, what="2 DLQ entries")
+        # Native in blocks of 5 rows: the refused row's block is dead-lettered, not the body.
+        sql = ("SELECT toUInt32(number) AS id, arrayMap(x -> toString(x), range(number % 3)) AS "
+               "tags, toInt8(1) AS k, if(number % 2 = 0, NULL, 'x') AS note FROM numbers(200, "
+               "20) SETTINGS max_block_size = 5 FORMAT Native")
+        st, _, body = H.http_request(ch.url + "/?" + urllib.parse.urlencode({"query": sql}),
+                                     "POST", b"")
+        assert st == 200, body
+        st, _, b = post(s.url, "e", "Native", body)
+        assert st == 200, b
+        H.wait_until(lambda: count(ch, "e") >= 2 * (N - 1) + 15, timeout=60, what="good rows")
+        H.wait_until(lambda: len(dlq_entries(s, "ch")) >= 3, timeout=30, what="3 DLQ entries")
         time.sleep(0.5)
         ids = [int(x) for x in ch.query("SELECT id FROM d.e ORDER BY id").split()]
-        assert ids == [i for i in range(N) if i != 7] + [i for i in range(100, 100 + N) if i != 107]
+        assert ids == ([i for i in range(N) if i != 7] + [i for i in range(100, 100 + N) if i != 107]
+                       + [i for i in range(200, 220) if not 205 <= i < 210]), ids
         entries = dlq_entries(s, "ch")
-        assert len(entries) == 2 and all(" 1 " in e for e in entries), entries  # one row each
+        assert len(entries) == 3 and all(" 1 " in e for e in entries), entries  # one unit each
         _, out, _ = s.cli("dlq", "show", entries[1].split()[0], "--config", s.config_path)
         assert "format: RowBinaryWithNames" in out and "bytes of RowBinaryWithNames" in out, out
         s.stop()

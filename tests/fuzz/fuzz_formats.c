@@ -1,5 +1,5 @@
 /* fuzz_formats.c — libFuzzer target: the per-format validators (proxy/formats.c) and the
- * RowBinary row splitter and JSON decoder (sinks/convert.c). First byte: which format (and settings); the rest
+ * RowBinary row splitter and JSON decoder and the Native block splitter (sinks/convert.c). First byte: which format (and settings); the rest
  * is the body. On success the rows must be n_rows '\n'-terminated lines (unless whole), the
  * header inside the buffer, and the splitter's offsets increasing within the data. */
 #include <errno.h>
@@ -14,6 +14,7 @@ static const char *const names[] = {
     "JSONEachRow",  "JSONCompactEachRowWithNamesAndTypes", "JSONObjectEachRow", "CSV",
     "CSVWithNames", "TabSeparatedWithNames",               "TSVRaw",            "Values",
     "RowBinary",    "RowBinaryWithNamesAndTypes",          "RowBinaryWithDefaults",
+    "Native",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,7 +50,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[128];
     const char *desc = "a\tNullable(UInt16)\nb\tArray(String)\nc\tMap(String, Tuple(x UInt8, y "
                        "LowCardinality(String)))\nd\tDecimal(20, 2)\n";
-    if (f->kind == PROXY_FMT_BINARY &&
+    if (strcmp(name, "Native") == 0) {
+        if (sink_native_split(in, len, &off, &n, err, sizeof err) == 0) {
+            if (off[0] != 0 || off[n] != len) __builtin_trap();
+            for (uint32_t i = 0; i < n; i++)
+                if (off[i + 1] <= off[i]) __builtin_trap();
+            free(off);
+        }
+    } else if (f->kind == PROXY_FMT_BINARY &&
         sink_rowbinary_split(name, NULL, desc, in, len, &hl, &off, &n, err, sizeof err) == 0) {
         if (off[0] != hl || off[n] != len) __builtin_trap();
         for (uint32_t i = 0; i < n; i++)
