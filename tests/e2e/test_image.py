@@ -11,8 +11,8 @@ docker.io/library/debian:12 and :12-slim, the names the Dockerfile's FROM lines 
 Everything lives in a private container storage, CACHE (/var/cache/sluice-test, or
 $SLUICE_IMAGE_CACHE), selected with CONTAINERS_STORAGE_CONF so the build command is exactly the
 one deploy/README.md gives and the machine's own buildah/podman images are not touched.
-Driver: overlay ($SLUICE_IMAGE_STORAGE_DRIVER=vfs where overlay cannot mount, e.g. when / is
-itself an overlay). The base stays there between runs (a fresh machine makes it, ~1 min), and
+Driver: the kernel's overlay; where it cannot mount (e.g. / is itself an overlay), set
+$SLUICE_IMAGE_STORAGE_DRIVER=fuse-overlayfs (or vfs: works anywhere, copies every layer whole). The base stays there between runs (a fresh machine makes it, ~1 min), and
 `--layers` keeps the build's layers, so a second run rebuilds only what changed; after each
 good build every untagged layer the build did not use is removed, so the cache stays one build.
 
@@ -42,6 +42,7 @@ SRC = harness.SRC
 DEPLOY = os.path.join(SRC, "deploy")
 CACHE = os.environ.get("SLUICE_IMAGE_CACHE", "/var/cache/sluice-test")
 DRIVER = os.environ.get("SLUICE_IMAGE_STORAGE_DRIVER", "overlay")
+STORAGE = "storage" if DRIVER == "overlay" else "storage-" + DRIVER
 BASE = "docker.io/library/debian:12"
 SLIM = "docker.io/library/debian:12-slim"
 CTR_PREFIX = "sluice-image-test-"
@@ -64,7 +65,7 @@ DOCKER_BUILD = "docker build -f deploy/Dockerfile -t %s ." % TAG
 
 def _env():
     env = dict(os.environ)
-    env["CONTAINERS_STORAGE_CONF"] = os.path.join(CACHE, "storage.conf")
+    env["CONTAINERS_STORAGE_CONF"] = os.path.join(CACHE, STORAGE + ".conf")
     return env
 
 
@@ -78,10 +79,17 @@ def _buildah(*args, check=True, timeout=600, **kw):
 
 
 def _storage_conf():
+    """CACHE/storage.conf: overlay (kernel) by default; fuse-overlayfs or vfs by
+    $SLUICE_IMAGE_STORAGE_DRIVER, each in its own root (a root keeps the driver it was made
+    with). vfs copies every layer whole: it works anywhere but takes several GB here."""
+    assert DRIVER in ("overlay", "fuse-overlayfs", "vfs"), DRIVER
     os.makedirs(CACHE, exist_ok=True)
-    conf = ('[storage]\ndriver = "%s"\ngraphroot = "%s"\nrunroot = "/run/sluice-test/storage"\n'
-            % (DRIVER, os.path.join(CACHE, "storage")))
-    path = os.path.join(CACHE, "storage.conf")
+    conf = ('[storage]\ndriver = "%s"\ngraphroot = "%s"\nrunroot = "/run/sluice-test/%s"\n'
+            % ("vfs" if DRIVER == "vfs" else "overlay", os.path.join(CACHE, STORAGE), STORAGE))
+    if DRIVER == "fuse-overlayfs":
+        conf += '[storage.options.overlay]\nmount_program = "%s"\n' % (
+            shutil.which("fuse-overlayfs") or "/usr/bin/fuse-overlayfs")
+    path = _env()["CONTAINERS_STORAGE_CONF"]
     old = open(path).read() if os.path.exists(path) else None
     if old != conf:
         with open(path, "w") as f:
@@ -186,7 +194,12 @@ def _minimize(root, mirror, updates, security):
                 shutil.rmtree(p)
             else:
                 os.unlink(p)
-    for p in ("/var/cache/apt/pkgcache.bin", "/var/cache/apt/srcpkgcache.bin"):
+    # /dev: the runtime mounts its own (device nodes in a layer also trip fuse-overlayfs)
+    for n in os.listdir(root + "/dev"):
+        p = os.path.join(root + "/dev", n)
+        shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+    for p in ("/var/cache/apt/pkgcache.bin", "/var/cache/apt/srcpkgcache.bin",
+              "/etc/apt/apt.conf.d/01autoremove-kernels"):
         if os.path.exists(root + p):
             os.unlink(root + p)
     for p in ("/etc/resolv.conf", "/etc/hostname"):
@@ -534,8 +547,10 @@ def test_image_builds_and_runs():
             t0 = time.time()
             how = _ensure_base()
             t1 = time.time()
-            print("base debian:12 / debian:12-slim: %s (%.0fs); storage %s (%s)" % (
-                how, t1 - t0, os.path.join(CACHE, "storage"), DRIVER))
+            print("base debian:12 / debian:12-slim: %s (%.0fs); storage %s (%s; "
+                  "CONTAINERS_STORAGE_CONF=%s buildah images)" % (
+                      how, t1 - t0, os.path.join(CACHE, STORAGE), DRIVER,
+                      _env()["CONTAINERS_STORAGE_CONF"]))
             secs, log = _build()
             cached = len(re.findall(r"^--> Using cache ", log, re.M))
             print("build: %s (%.0fs, %d steps from cache)" % (" ".join(BUILD_ARGV), secs, cached))
