@@ -617,7 +617,7 @@ static void make_plan_line(const bf_t *b, char *out, size_t len)
              "/%" PRIu64 "\n",
              o->sink, o->database, o->table, o->time_column, b->since, b->until, o->slice_s,
              o->max_slice_s, (unsigned)BF_SLICE_ROWS,
-             o->where ? migrate_fnv1a32(o->where, strlen(o->where)) : 0, b->max_rows, b->max_bytes);
+             o->where ? fnv1a32(o->where, strlen(o->where)) : 0, b->max_rows, b->max_bytes);
 }
 
 static const char *plan_field(const char *line, const char *key, char *out, size_t len)
@@ -1035,7 +1035,7 @@ static int retry_dlq(bf_t *b, FILE *out, FILE *err)
             if (rows.len && rows.data[rows.len - 1] != '\n') nr++;
             char label[MIGRATE_LABEL_MAX + 1];
             backfill_retry_label(label, b->logid, b->sc->name, table.data,
-                                 migrate_fnv1a32(rows.data, rows.len), nr);
+                                 fnv1a32(rows.data, rows.len), nr);
             w->s_start = start.data ? strtoll(start.data, NULL, 10) : 0;
             rc = sink_direct_deliver(w->sink, db.data ? db.data : b->o->database, table.data,
                                      rows.data, rows.len, nr, label, on_dead, w);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/hash.h"
 
 #define MIGRATE_LABEL_MAX 128        /* StarRocks label limit */
 #define MIGRATE_MAX_COLUMNS 64       /* verify --columns */
@@ -122,7 +123,6 @@ void backfill_label(char *out, uint64_t logid, const char *sink, const char *tab
 void backfill_retry_label(char *out, uint64_t logid, const char *sink, const char *table,
                           uint32_t rows_hash, uint32_t n_rows);
 
-uint32_t migrate_fnv1a32(const void *p, size_t n);
 
 /* ---- checksum ---- */
 

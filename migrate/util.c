@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "migrate/migrate_internal.h"
+#include "sinks/sink.h"
 
 /* ---- time ---- */
 
@@ -129,50 +130,24 @@ void migrate_slice_get(int64_t since, int64_t until, int64_t width, uint64_t i, 
 
 /* ---- labels ---- */
 
-uint32_t migrate_fnv1a32(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    uint32_t h = 0x811c9dc5u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x01000193u;
-    }
-    return h;
-}
-
 uint32_t backfill_plan_hash(const char *where, const char *time_column, int64_t slice_end,
                             uint32_t max_rows, uint64_t max_bytes)
 {
     char tmp[128];
     int n = snprintf(tmp, sizeof tmp, "|%" PRId64 "|%" PRIu32 "|%" PRIu64 "|", slice_end, max_rows,
                      max_bytes);
-    uint32_t h = migrate_fnv1a32(where ? where : "", where ? strlen(where) : 0);
-    h ^= migrate_fnv1a32(time_column, strlen(time_column)) * 31u;
-    h ^= migrate_fnv1a32(tmp, (size_t)n) * 131u;
+    uint32_t h = fnv1a32(where ? where : "", where ? strlen(where) : 0);
+    h ^= fnv1a32(time_column, strlen(time_column)) * 31u;
+    h ^= fnv1a32(tmp, (size_t)n) * 131u;
     return h;
-}
-
-/* The live keys' rule (sinks/util.c): a name part is kept when it is [A-Za-z0-9_]{1,32}. */
-static void label_part(char *out, size_t outlen, const char *s)
-{
-    size_t n = strlen(s);
-    int ok = n > 0 && n <= 32;
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = s[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    }
-    if (ok)
-        snprintf(out, outlen, "%s", s);
-    else
-        snprintf(out, outlen, "h%08x", migrate_fnv1a32(s, n));
 }
 
 void backfill_label(char *out, uint64_t logid, const char *sink, const char *table,
                     int64_t slice_start, uint32_t batch, uint32_t plan)
 {
     char s[40], t[40];
-    label_part(s, sizeof s, sink);
-    label_part(t, sizeof t, table);
+    sink_key_name(s, sizeof s, sink);
+    sink_key_name(t, sizeof t, table);
     /* 7 + 16 + 33 + 33 + 2 + 20 (a negative start is written as its u64) + 11 + 9 <= 131:
      * only an absurd start needs the cut, which keeps it deterministic. */
     char tmp[160];
@@ -188,8 +163,8 @@ void backfill_retry_label(char *out, uint64_t logid, const char *sink, const cha
                           uint32_t rows_hash, uint32_t n_rows)
 {
     char s[40], t[40], tmp[160];
-    label_part(s, sizeof s, sink);
-    label_part(t, sizeof t, table);
+    sink_key_name(s, sizeof s, sink);
+    sink_key_name(t, sizeof t, table);
     snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_d%08x_%" PRIu32, logid, s, t, rows_hash,
              n_rows);
     size_t n = strlen(tmp);

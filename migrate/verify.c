@@ -46,7 +46,7 @@ static int map_rehash(bucket_map_t *m, size_t n_slots)
     if (!s) return -ENOMEM;
     for (size_t i = 0; i < m->n; i++) {
         const char *b = m->list[i].bucket;
-        size_t h = migrate_fnv1a32(b, strlen(b)) & (n_slots - 1);
+        size_t h = fnv1a32(b, strlen(b)) & (n_slots - 1);
         while (s[h])
             h = (h + 1) & (n_slots - 1);
         s[h] = i + 1;
@@ -61,7 +61,7 @@ static bucket_t *map_get(bucket_map_t *m, const char *b)
 {
     if ((m->n + 1) * 2 > m->n_slots && map_rehash(m, m->n_slots ? m->n_slots * 2 : 64) < 0)
         return NULL;
-    size_t h = migrate_fnv1a32(b, strlen(b)) & (m->n_slots - 1);
+    size_t h = fnv1a32(b, strlen(b)) & (m->n_slots - 1);
     while (m->slots[h]) {
         bucket_t *x = &m->list[m->slots[h] - 1];
         if (strcmp(x->bucket, b) == 0) return x;

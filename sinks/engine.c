@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "sinks/sink_internal.h"
@@ -295,7 +296,7 @@ static void ext_subkey(char *out, const char *base, uint32_t lo, uint32_t hi)
         memcpy(out, tmp, (size_t)n + 1);
         return;
     }
-    uint32_t h1 = sink_fnv1a(tmp), h2 = 0x9e3779b9u;
+    uint32_t h1 = fnv1a32(tmp, strlen(tmp)), h2 = 0x9e3779b9u;
     for (const char *p = tmp; *p; p++)
         h2 = (h2 ^ (unsigned char)*p) * 0x01000193u + 7u;
     snprintf(out, SINK_KEY_MAX + 1, "%.100s_h%08x%08x", base, h1, h2);
@@ -805,7 +806,7 @@ static sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *b
     s->w = w;
     s->be = be;
     s->logid = w ? wal_log_id(w) : 0;
-    s->rnd = (uint64_t)time_wall_ms() ^ ((uint64_t)sink_fnv1a(cfg->name) << 32) ^ (uintptr_t)s;
+    s->rnd = (uint64_t)time_wall_ms() ^ ((uint64_t)fnv1a32(cfg->name, strlen(cfg->name)) << 32) ^ (uintptr_t)s;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

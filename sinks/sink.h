@@ -104,6 +104,10 @@ void sink_direct_close(sink_t *s);
 /* Would this sink deliver rows written to db.table (its include/exclude lists)? */
 int sink_wants_table(const cfg_sink_t *cfg, const char *db, const char *table);
 
+/* A sink or table name as it stands in an idempotency key or label: as is when it is
+ * [A-Za-z0-9_]{1,32}, else h{fnv1a32:08x} (out: 40 bytes are enough). */
+void sink_key_name(char *out, size_t cap, const char *name);
+
 /* 1 when key, a URL parameter of ClickHouse's HTTP interface, is a setting (kept with the
  * rows and forwarded), 0 for the interface's own parameters (query, database, user,
  * query_id, session_*, compress, param_*, ...). The one list: the proxy and the sinks ask it. */

@@ -103,7 +103,6 @@ extern const sink_backend_t sink_starrocks_backend;
 void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table, uint64_t first,
                     uint64_t last, uint32_t lo, uint32_t hi);
 
-uint32_t sink_fnv1a(const char *s);
 
 /* Full-jitter exponential backoff: uniform in [1, min(max_ms, initial_ms * 2^attempt)]. rnd
  * is a caller-owned PRNG state (xorshift). */

@@ -8,39 +8,33 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hash.h"
 #include "sinks/sink_internal.h"
 
 /* ---- keys ---- */
 
-uint32_t sink_fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; s && *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
-/* A name goes into a key as is when it is short and [A-Za-z0-9_] only, else as its hash. */
-static void key_part(char *out, size_t cap, const char *name)
+/* The live keys' rule, also backfill's labels (migrate/): a name part is kept when it is
+ * [A-Za-z0-9_]{1,32}, else it becomes h{fnv1a32:08x}. */
+void sink_key_name(char *out, size_t cap, const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     int ok = n > 0 && n <= 32;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum((unsigned char)name[i]) || name[i] == '_';
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    }
     if (ok)
         snprintf(out, cap, "%s", name);
     else
-        snprintf(out, cap, "h%08x", sink_fnv1a(name ? name : ""));
+        snprintf(out, cap, "h%08x", fnv1a32(name ? name : "", n));
 }
 
 void sink_build_key(char *out, uint64_t logid, const char *sink, const char *table, uint64_t first,
                     uint64_t last, uint32_t lo, uint32_t hi)
 {
     char s[40], t[40], tmp[256];
-    key_part(s, sizeof s, sink);
-    key_part(t, sizeof t, table);
+    sink_key_name(s, sizeof s, sink);
+    sink_key_name(t, sizeof t, table);
     int n;
     if (lo == 0 && hi == 0)
         n = snprintf(tmp, sizeof tmp, "sluice_%016" PRIx64 "_%s_%s_%" PRIu64 "_%" PRIu64, logid, s,
@@ -56,7 +50,7 @@ void sink_build_key(char *out, uint64_t logid, const char *sink, const char *tab
     /* Only reachable with huge seqs: keep it deterministic and unique enough by hashing the
      * tail (everything after the log id) with two different seeds. */
     const char *tail = tmp + 24;
-    uint32_t h1 = sink_fnv1a(tail), h2 = 0x9e3779b9u;
+    uint32_t h1 = fnv1a32(tail, strlen(tail)), h2 = 0x9e3779b9u;
     for (const char *p = tail; *p; p++)
         h2 = (h2 ^ (unsigned char)*p) * 0x01000193u + 7u;
     snprintf(out, SINK_KEY_MAX + 1, "sluice_%016" PRIx64 "_%s_%s_h%08x%08x", logid, s, t, h1, h2);
