@@ -2,6 +2,7 @@
  * key tables in config.c, interpolates ${VAR} / ${VAR:-default} / $$ in scalar values, and
  * turns every problem into one "FILE:LINE: KEY: what is wrong" message. */
 #include "config/cfg_internal.h"
+#include "common/buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -93,46 +94,24 @@ static int expect(ld_t *ld, const yaml_node_t *n, const char *key, yaml_node_typ
 
 /* ---- interpolation ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sbuf_t;
-
-static int sb_put(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
 /* ${VAR} (unset is an error), ${VAR:-default} (unset or empty takes default), $$ -> $.
  * A '$' followed by anything else is kept as is, so passwords with a lone '$' survive. */
 static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const char *in, char **out)
 {
-    sbuf_t b = {0};
+    buf_t b = {0};
     int rc = -ENOMEM;
     const char *p = in;
     char q[96];
-    if (sb_put(&b, "", 0)) goto fail;
+    if (buf_append(&b, "", 0)) goto fail;
     while (*p) {
         const char *dollar = strchr(p, '$');
         if (!dollar) {
-            if (sb_put(&b, p, strlen(p))) goto fail;
+            if (buf_append(&b, p, strlen(p))) goto fail;
             break;
         }
-        if (sb_put(&b, p, (size_t)(dollar - p))) goto fail;
+        if (buf_append(&b, p, (size_t)(dollar - p))) goto fail;
         if (dollar[1] != '{') {
-            if (sb_put(&b, "$", 1)) goto fail;
+            if (buf_append(&b, "$", 1)) goto fail;
             p = dollar + (dollar[1] == '$' ? 2 : 1);
             continue;
         }
@@ -166,19 +145,19 @@ static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const ch
                           var, var);
                 goto fail;
             }
-            if (sb_put(&b, val, strlen(val))) goto fail;
+            if (buf_append(&b, val, strlen(val))) goto fail;
         } else if (val && *val) {
-            if (sb_put(&b, val, strlen(val))) goto fail;
+            if (buf_append(&b, val, strlen(val))) goto fail;
         } else {
-            if (sb_put(&b, e + 2, (size_t)(close - (e + 2)))) goto fail;
+            if (buf_append(&b, e + 2, (size_t)(close - (e + 2)))) goto fail;
         }
         p = close + 1;
     }
-    *out = b.p;
+    *out = b.data;
     return 0;
 fail:
     if (rc == -ENOMEM) oom(ld, n, key);
-    free(b.p);
+    buf_free(&b);
     return rc;
 }
 

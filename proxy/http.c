@@ -57,7 +57,7 @@ void http_req_ref(http_req_t *r)
 void http_req_unref(http_req_t *r)
 {
     if (!r || --r->refs > 0) return;
-    free(r->hbuf);
+    buf_free(&r->hb);
     free(r->hdrs);
     free(r->body);
     free(r);
@@ -65,29 +65,17 @@ void http_req_unref(http_req_t *r)
 
 static int hb_put(http_req_t *r, const char *p, size_t n)
 {
-    if (r->hlen + n + 1 > r->hcap) {
-        size_t nc = r->hcap ? r->hcap : 1024;
-        while (nc < r->hlen + n + 1)
-            nc *= 2;
-        char *nb = realloc(r->hbuf, nc);
-        if (!nb) return -1;
-        r->hbuf = nb;
-        r->hcap = nc;
-    }
-    memcpy(r->hbuf + r->hlen, p, n);
-    r->hlen += n;
-    r->hbuf[r->hlen] = '\0';
-    return 0;
+    return buf_append(&r->hb, p, n);
 }
 
 const char *http_req_hdr_name(const http_req_t *r, size_t i)
 {
-    return r->hbuf + r->hdrs[i].name_off;
+    return r->hb.data + r->hdrs[i].name_off;
 }
 
 const char *http_req_hdr_value(const http_req_t *r, size_t i)
 {
-    return r->hbuf + r->hdrs[i].value_off;
+    return r->hb.data + r->hdrs[i].value_off;
 }
 
 const char *http_req_header(const http_req_t *r, const char *name)
@@ -144,7 +132,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
     http_req_t *r = rp->req;
     if (count_header_bytes(rp, n)) return -1;
     if (rp->part != HTTP_RP_URL) {
-        r->url_off = (uint32_t)r->hlen;
+        r->url_off = (uint32_t)r->hb.len;
         rp->part = HTTP_RP_URL;
     }
     if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
@@ -168,7 +156,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         }
         if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory"); /* ends previous */
         http_hdr_t *h = &r->hdrs[r->n_hdrs++];
-        h->name_off = (uint32_t)r->hlen;
+        h->name_off = (uint32_t)r->hb.len;
         h->name_len = 0;
         h->value_off = 0;
         h->value_len = 0;
@@ -186,7 +174,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     if (count_header_bytes(rp, n)) return -1;
     if (rp->part != HTTP_RP_HEADER_VALUE) {
         if (hb_put(r, "", 1)) return rp_fail(rp, 503, "out of memory");
-        r->hdrs[r->n_hdrs - 1].value_off = (uint32_t)r->hlen;
+        r->hdrs[r->n_hdrs - 1].value_off = (uint32_t)r->hb.len;
         rp->part = HTTP_RP_HEADER_VALUE;
     }
     if (hb_put(r, at, n)) return rp_fail(rp, 503, "out of memory");
@@ -213,13 +201,13 @@ static int on_headers_complete(http_parser *p)
     rp->part = HTTP_RP_NONE;
     /* A header with no value at all ("Name:" then CRLF) has value_off 0: point it at "". */
     for (size_t i = 0; i < r->n_hdrs; i++)
-        if (!r->hdrs[i].value_off) r->hdrs[i].value_off = (uint32_t)(r->hlen);
+        if (!r->hdrs[i].value_off) r->hdrs[i].value_off = (uint32_t)(r->hb.len);
     r->n_hdrs_main = r->n_hdrs;
     r->method = p->method;
     r->http_major = p->http_major;
     r->http_minor = p->http_minor;
     if (!r->url_len) return rp_fail(rp, 400, "empty request target");
-    const char *url = r->hbuf + r->url_off;
+    const char *url = r->hb.data + r->url_off;
     const char *q = memchr(url, '?', r->url_len);
     const char *hash = memchr(url, '#', r->url_len);
     size_t end = hash ? (size_t)(hash - url) : r->url_len;

@@ -10,12 +10,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/buf.h"
+
 typedef struct http_server http_server_t;
 typedef struct http_conn http_conn_t;
 typedef struct http_req http_req_t;
 
 typedef struct {
-    uint32_t name_off, name_len, value_off, value_len; /* into http_req_t.hbuf */
+    uint32_t name_off, name_len, value_off, value_len; /* into http_req_t.hb */
 } http_hdr_t;
 
 /* Expect: 100-continue, as far as it has gone. */
@@ -33,12 +35,11 @@ struct http_req {
     unsigned short http_major, http_minor;
     int keep_alive;
     http_expect_t expect_continue;
-    char *hbuf; /* url and header strings, each NUL-terminated */
-    size_t hlen, hcap;
+    buf_t hb; /* url and header strings, each NUL-terminated */
     http_hdr_t *hdrs;
     size_t n_hdrs, hdr_cap, n_hdrs_main; /* n_hdrs_main: before any chunked trailers */
     uint32_t url_off, url_len;
-    const char *path, *query; /* into hbuf after headers; query NULL when absent */
+    const char *path, *query; /* into hb after headers; query NULL when absent */
     size_t path_len, query_len;
     char *body; /* de-chunked body; body_cap > body_len (one spare byte) */
     size_t body_len, body_cap;

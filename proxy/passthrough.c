@@ -37,9 +37,8 @@ struct xfer {
     struct curl_slist *hdrs;
     char *url;
     int status;
-    char *rh; /* forwarded response header lines */
+    buf_t rh; /* forwarded response header lines */
     const char *extra; /* pt_forward's extra_hdrs (static storage), or NULL */
-    size_t rh_len, rh_cap;
     int64_t content_length;
     int started, paused, in_cb, aborted;
     char errbuf[CURL_ERROR_SIZE];
@@ -139,26 +138,14 @@ static void xfer_free(xfer_t *x)
         http_req_unref(x->req);
     }
     free(x->url);
-    free(x->rh);
+    buf_free(&x->rh);
     free(x);
 }
 
 static int rh_put(xfer_t *x, const char *p, size_t n)
 {
-    if (x->rh_len + n + 1 > x->rh_cap) {
-        size_t nc = x->rh_cap ? x->rh_cap * 2 : 1024;
-        while (nc < x->rh_len + n + 1)
-            nc *= 2;
-        if (nc > 256 * 1024) return -1;
-        char *nb = realloc(x->rh, nc);
-        if (!nb) return -1;
-        x->rh = nb;
-        x->rh_cap = nc;
-    }
-    memcpy(x->rh + x->rh_len, p, n);
-    x->rh_len += n;
-    x->rh[x->rh_len] = '\0';
-    return 0;
+    if (x->rh.len + n + 1 > 256 * 1024) return -1; /* a reply's header block, bounded */
+    return buf_append(&x->rh, p, n);
 }
 
 static int hop_by_hop(const char *name, size_t n)
@@ -181,7 +168,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
         const char *sp = memchr(buf, ' ', len);
         x->status = sp ? atoi(sp + 1) : 502;
-        x->rh_len = 0;
+        x->rh.len = 0;
         x->content_length = -1;
         return n;
     }
@@ -205,7 +192,7 @@ static int xfer_start_answer(xfer_t *x)
     int64_t cl = x->content_length;
     if (x->status == 204 || x->status == 304) cl = 0;
     if (x->extra && rh_put(x, x->extra, strlen(x->extra))) return -1;
-    return http_stream_begin(x->req, x->status ? x->status : 502, x->rh, cl);
+    return http_stream_begin(x->req, x->status ? x->status : 502, x->rh.data, cl);
 }
 
 static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)

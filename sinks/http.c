@@ -1,6 +1,7 @@
 /* http.c — shared libcurl helpers for the sink backends: capture of the reply, the progress
  * callback that aborts a transfer when the sink is told to stop, URL encoding, gzip. */
 #include "sinks/http.h"
+#include "common/buf.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,18 +29,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
     size_t n = sz * nm;
     size_t keep = n;
     if (r->len + keep > SINK_HTTP_BODY_KEEP) keep = SINK_HTTP_BODY_KEEP - r->len;
-    if (keep) {
-        if (r->len + keep + 1 > r->cap) {
-            size_t nc = (r->len + keep + 1) * 2;
-            char *b = realloc(r->body, nc);
-            if (!b) return 0;
-            r->body = b;
-            r->cap = nc;
-        }
-        memcpy(r->body + r->len, p, keep);
-        r->len += keep;
-        r->body[r->len] = '\0';
-    }
+    if (keep && sink_buf_put(&r->body, &r->len, &r->cap, p, keep) < 0) return 0;
     return n;
 }
 
@@ -95,19 +85,15 @@ void sink_http_resp_free(sink_http_resp_t *r)
     r->len = r->cap = 0;
 }
 
+/* The sinks keep their buffers as (data, len, cap) triples; they grow as common/buf's do. */
 int sink_buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*len + n + 1) * 2;
-        char *b = realloc(*buf, nc);
-        if (!b) return -ENOMEM;
-        *buf = b;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return 0;
+    buf_t b = {.data = *buf, .len = *len, .cap = *cap};
+    int rc = buf_append(&b, s, n);
+    *buf = b.data;
+    *len = b.len;
+    *cap = b.cap;
+    return rc < 0 ? -ENOMEM : 0;
 }
 
 int sink_buf_urlenc(char **buf, size_t *len, size_t *cap, const char *s)
