@@ -2,6 +2,7 @@
  * cross-field validation that cfg_finish runs on every config, however it was built.
  * YAML reading is in load.c, YAML writing in print.c; both walk the tables below. */
 #include "config/cfg_internal.h"
+#include "common/url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -257,102 +258,30 @@ int cfg_check_listen(const char *s, char *why, size_t whylen)
     return -EINVAL;
 }
 
-/* Splits an http(s) URL; the parts point into s (lengths given). userinfo may be absent. */
-typedef struct {
-    const char *scheme_end; /* after "://" */
-    const char *user;       /* userinfo start or NULL */
-    size_t user_len;
-    const char *host; /* host[:port] start */
-    size_t host_len;  /* including :port */
-    const char *port; /* digits or NULL */
-    size_t port_len;
-    const char *path; /* "/..." or "" */
-} cfg_url_t;
-
-static int url_split(const char *s, cfg_url_t *u, const char **why)
+/* Sink URLs are http(s) only; the rest of the rule is common/url's. */
+static int url_split_http(const char *s, url_t *u, const char **why)
 {
-    memset(u, 0, sizeof *u);
-    if (strncasecmp(s, "http://", 7) == 0)
-        u->scheme_end = s + 7;
-    else if (strncasecmp(s, "https://", 8) == 0)
-        u->scheme_end = s + 8;
-    else
+    if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0)
         return *why = "expected an http:// or https:// URL", -EINVAL;
-    const char *auth = u->scheme_end;
-    size_t alen = strcspn(auth, "/?#");
-    u->path = auth + alen;
-    if (strpbrk(u->path, "?#")) return *why = "a query string or fragment is not allowed", -EINVAL;
-    for (const char *p = u->path; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return *why = "spaces or control characters in URL", -EINVAL;
-    const char *at = memrchr(auth, '@', alen);
-    if (at) {
-        u->user = auth;
-        u->user_len = (size_t)(at - auth);
-        u->host = at + 1;
-    } else {
-        u->host = auth;
-    }
-    u->host_len = (size_t)(auth + alen - u->host);
-    const char *h = u->host, *hend = u->host + u->host_len, *pc = NULL;
-    if (h < hend && *h == '[') {
-        const char *rb = memchr(h, ']', u->host_len);
-        if (!rb || rb == h + 1) return *why = "bad [IPv6] host in URL", -EINVAL;
-        for (const char *q = h + 1; q < rb; q++)
-            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
-                return *why = "bad [IPv6] host in URL", -EINVAL;
-        if (rb + 1 < hend) {
-            if (rb[1] != ':') return *why = "bad [IPv6] host in URL", -EINVAL;
-            pc = rb + 1;
-        }
-    } else {
-        pc = memchr(h, ':', u->host_len);
-        const char *he = pc ? pc : hend;
-        if (he == h) return *why = "URL has no host", -EINVAL;
-        for (const char *q = h; q < he; q++)
-            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
-                return *why = "bad character in URL host", -EINVAL;
-    }
-    if (pc) {
-        unsigned long v = 0;
-        u->port = pc + 1;
-        u->port_len = (size_t)(hend - u->port);
-        if (u->port_len == 0 || u->port_len > 5) return *why = "bad port in URL (1-65535)", -EINVAL;
-        for (const char *q = u->port; q < hend; q++) {
-            if (!isdigit((unsigned char)*q)) return *why = "bad port in URL (1-65535)", -EINVAL;
-            v = v * 10 + (unsigned long)(*q - '0');
-        }
-        if (v < 1 || v > 65535) return *why = "bad port in URL (1-65535)", -EINVAL;
-    }
-    return 0;
+    return url_split(s, u, why);
 }
 
-/* cfg_quote of a URL with the password of its userinfo (user:PASSWORD@) shown as ***, for
- * error messages: a refused URL must not print the secret it carries. */
+/* cfg_quote of a URL with its password masked (url_redact), for error messages: a refused
+ * URL must not print the secret it carries. */
 static void quote_url_redacted(char *out, size_t outlen, const char *url)
 {
     char tmp[160];
-    const char *auth = strstr(url, "://");
-    auth = auth ? auth + 3 : url;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + alen; p++)
-        if (*p == '@') at = p;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon)
-        snprintf(tmp, sizeof tmp, "%.*s***%s", (int)(colon + 1 - url), url, at);
-    else
-        snprintf(tmp, sizeof tmp, "%s", url);
+    url_redact(url, tmp, sizeof tmp);
     cfg_quote(out, outlen, tmp);
 }
 
 int cfg_check_url(const char *s, char *why, size_t whylen)
 {
-    cfg_url_t u;
+    url_t u;
     const char *reason = NULL;
     char q[96];
     if (!s) s = "";
-    int rc = url_split(s, &u, &reason);
+    int rc = url_split_http(s, &u, &reason);
     if (rc == 0 && u.user) {
         reason = "credentials in the URL are not allowed here: use the user and password keys";
         rc = -EINVAL;
@@ -507,36 +436,17 @@ const cfg_sink_t *cfg_primary_sink(const sluice_cfg_t *cfg)
 
 /* ---- environment overrides ---- */
 
-static int unhex(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..n) into a new string; NULL (with *bad set) on a malformed escape. */
+/* Percent-decode s[0..n) into a new string (url_pct_decode's rule); NULL with *bad set on a
+ * malformed or NUL escape, NULL alone when out of memory. */
 static char *pct_decode(const char *s, size_t n, int *bad)
 {
     char *out = malloc(n + 1);
-    size_t o = 0;
     if (!out) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        int hi = i + 2 < n ? unhex((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < n ? unhex((unsigned char)s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            *bad = 1;
-            return NULL;
-        }
-        out[o++] = (char)(hi * 16 + lo);
-        i += 2;
+    if (url_pct_decode(s, n, URL_REFUSE_NUL, out) < 0) {
+        free(out);
+        *bad = 1;
+        return NULL;
     }
-    out[o] = '\0';
     return out;
 }
 
@@ -560,14 +470,14 @@ static int set_owned(char **dst, char *src)
  * http[s]://[user[:pass]@]host[:port][/database]. */
 static int apply_clickhouse_url(sluice_cfg_t *cfg, const char *val, char *err, size_t errlen)
 {
-    cfg_url_t u;
+    url_t u;
     const char *reason = NULL;
     char q[96], *user = NULL, *pass = NULL, *db = NULL, *base = NULL;
     int bad = 0, rc;
     cfg_sink_t *target = NULL;
 
     quote_url_redacted(q, sizeof q, val);
-    if (url_split(val, &u, &reason) != 0) {
+    if (url_split_http(val, &u, &reason) != 0) {
         cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: %s, got %s", reason, q);
         return -EINVAL;
     }

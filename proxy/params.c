@@ -1,39 +1,12 @@
-/* params.c — URL query strings: split, percent-decode, and tell ClickHouse settings (kept
- * with the rows in the log) from the HTTP interface's own parameters. */
+/* params.c — URL query strings: split, percent-decode (common/url's rule), and tell
+ * ClickHouse settings (kept with the rows in the log) from the HTTP interface's own
+ * parameters. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/url.h"
 #include "proxy/proxy_internal.h"
 #include "sinks/sink.h"
-
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode src[0..n) into dst (which has room for n bytes + NUL); returns the length or -1. */
-static long pct_decode(const char *src, size_t n, char *dst)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = src[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n) return -1;
-            int h = hexv((unsigned char)src[i + 1]), l = hexv((unsigned char)src[i + 2]);
-            if (h < 0 || l < 0) return -1;
-            c = (char)(h * 16 + l);
-            i += 2;
-        }
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
-    return (long)o;
-}
 
 int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n, char **store)
 {
@@ -51,12 +24,12 @@ int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n
             if (*n == PROXY_MAX_PARAMS) goto fail;
             const char *eq = memchr(qs + i, '=', j - i);
             size_t klen = eq ? (size_t)(eq - (qs + i)) : j - i;
-            long kl = pct_decode(qs + i, klen, s + o);
+            long kl = url_pct_decode(qs + i, klen, URL_PLUS_IS_SPACE, s + o);
             if (kl < 0) goto fail;
             out[*n].key = s + o;
             o += (size_t)kl + 1;
             size_t voff = eq ? klen + 1 : j - i;
-            long vl = pct_decode(qs + i + voff, j - i - voff, s + o);
+            long vl = url_pct_decode(qs + i + voff, j - i - voff, URL_PLUS_IS_SPACE, s + o);
             if (vl < 0) goto fail;
             out[*n].value = s + o;
             o += (size_t)vl + 1;

@@ -2,6 +2,7 @@
  * callback that aborts a transfer when the sink is told to stop, URL encoding, gzip. */
 #include "sinks/http.h"
 #include "common/buf.h"
+#include "common/url.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -98,23 +99,12 @@ int sink_buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 
 int sink_buf_urlenc(char **buf, size_t *len, size_t *cap, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char t[3];
-        size_t n = 1;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            t[0] = (char)c;
-        } else {
-            t[0] = '%';
-            t[1] = hex[c >> 4];
-            t[2] = hex[c & 15];
-            n = 3;
-        }
-        if (sink_buf_put(buf, len, cap, t, n) < 0) return -ENOMEM;
-    }
-    return 0;
+    buf_t b = {.data = *buf, .len = *len, .cap = *cap};
+    int rc = url_pct_encode(&b, s, strlen(s));
+    *buf = b.data;
+    *len = b.len;
+    *cap = b.cap;
+    return rc < 0 ? -ENOMEM : 0;
 }
 
 int sink_gzip(const char *src, size_t len, unsigned char **out, size_t *cap, size_t *out_len)
