@@ -1,13 +1,22 @@
-/* cfg_internal.h — what config.c, load.c and print.c share and nobody else includes: the
- * key tables (one row per YAML key: name, type, where it lives, allowed range) that drive
- * both the loader and the printer, so a key cannot be loadable but unprintable. */
+/* cfg_internal.h — what config.c, check.c, env.c, load.c and print.c share and nobody else
+ * includes: the key tables (one row per YAML key: name, type, where it lives, allowed range) that
+ * drive both the loader and the printer, so a key cannot be loadable but unprintable. */
 #ifndef SLUICE_CFG_INTERNAL_H
 #define SLUICE_CFG_INTERNAL_H
 
+#include "common/url.h"
 #include "config/config.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Units of the defaults and of size values ("64MiB"). */
+#define KiB 1024ULL
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+#define TiB (1024ULL * GiB)
+#define DAY_MS 86400000ULL
+#define HOUR_MS 3600000ULL
 
 /* Caps on free-form collections (include lists, settings maps, users, sinks): keeps the
  * duplicate checks quadratic-but-small and a hostile file from costing much. */
@@ -69,6 +78,7 @@ extern const cfg_section_t cfg_sections[]; /* all but sinks; terminated by key =
 /* Defaults of one sink (type decides the default user later, see cfg_sink_finish_defaults). */
 int cfg_sink_defaults(cfg_sink_t *s);
 void cfg_sink_free(cfg_sink_t *s);
+void cfg_free_strs(char **v, size_t n); /* each string, then the array */
 
 /* Keep url and urls[] in agreement: url = urls[0] when the list is set, else a one-entry
  * list from url (a sink made by an environment override). 0 or -ENOMEM. */
@@ -87,5 +97,15 @@ void cfg_quote(char *out, size_t outlen, const char *s);
 void cfg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 char *cfg_strdup(const char *s);
+
+/* An http(s) URL split by common/url's rule; the URL quoted for a message with its password
+ * masked (a refused URL must not print the secret it carries). check.c. */
+int cfg_url_split_http(const char *s, url_t *u, const char **why);
+void cfg_quote_url(char *out, size_t outlen, const char *url);
+
+/* cfg_finish's two steps: the environment overrides (env.c), then every per-field and
+ * cross-field rule (check.c). 0 or negative with err filled. */
+int cfg_apply_env(sluice_cfg_t *cfg, char *err, size_t errlen);
+int cfg_validate(sluice_cfg_t *cfg, char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,8 @@
-/* config.c — the key tables, defaults, value checkers, environment overrides and the
- * cross-field validation that cfg_finish runs on every config, however it was built.
- * YAML reading is in load.c, YAML writing in print.c; both walk the tables below. */
-#include "config/cfg_internal.h"
+/* config.c — the key tables and defaults, and cfg_finish, which every config goes through
+ * however it was built: environment overrides (env.c), then the checks (check.c). YAML
+ * reading is in load.c, YAML writing in print.c; both walk the tables below. */
 #include "common/url.h"
+#include "config/cfg_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,13 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define KiB 1024ULL
-#define MiB (1024ULL * KiB)
-#define GiB (1024ULL * MiB)
-#define TiB (1024ULL * GiB)
-#define DAY_MS 86400000ULL
-#define HOUR_MS 3600000ULL
 
 _Static_assert(sizeof(cfg_sync_t) == sizeof(int), "enums are read and written as int");
 _Static_assert(sizeof(cfg_dedup_t) == sizeof(int), "enums are read and written as int");
@@ -181,130 +174,6 @@ void cfg_quote(char *out, size_t outlen, const char *s)
     out[o] = '\0';
 }
 
-/* ---- value checkers ---- */
-
-int cfg_parse_bytes(const char *s, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = {
-        {"", 1},         {"b", 1},     {"kb", 1000},       {"kib", KiB},
-        {"mb", 1000000}, {"mib", MiB}, {"gb", 1000000000}, {"gib", GiB},
-    };
-    uint64_t v = 0;
-    const char *p = s;
-    if (!s || !out || !isdigit((unsigned char)*p)) return -EINVAL;
-    for (; isdigit((unsigned char)*p); p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10) return -ERANGE;
-        v = v * 10 + d;
-    }
-    if (*p == ' ') p++;
-    if (p > s && p[-1] == ' ' && *p == '\0') return -EINVAL; /* "12 " */
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(p, units[i].unit) != 0) continue;
-        if (units[i].mult > 1 && v > UINT64_MAX / units[i].mult) return -ERANGE;
-        *out = v * units[i].mult;
-        return 0;
-    }
-    return -EINVAL;
-}
-
-/* host:port, host a name, IPv4 or [IPv6]; port 1-65535. Exposed as cfg_parse_listen. */
-int cfg_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon, *h = s;
-    size_t hl;
-    if (!s || !*s) return -EINVAL;
-    if (*s == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':' || end == s + 1) return -EINVAL;
-        for (const char *q = s + 1; q < end; q++)
-            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') return -EINVAL;
-        h = s + 1;
-        hl = (size_t)(end - h);
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || colon == s) return -EINVAL;
-        hl = (size_t)(colon - s);
-        for (const char *q = s; q < colon; q++)
-            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_') return -EINVAL;
-    }
-    const char *p = colon + 1;
-    unsigned long v = 0;
-    if (!*p || strlen(p) > 5) return -EINVAL;
-    for (; *p; p++) {
-        if (!isdigit((unsigned char)*p)) return -EINVAL;
-        v = v * 10 + (unsigned long)(*p - '0');
-    }
-    if (v < 1 || v > 65535) return -EINVAL;
-    if (host) {
-        if (hl + 1 > hostlen) return -ENAMETOOLONG;
-        memcpy(host, h, hl);
-        host[hl] = '\0';
-    }
-    if (port) *port = (uint16_t)v;
-    return 0;
-}
-
-int cfg_check_listen(const char *s, char *why, size_t whylen)
-{
-    char q[96];
-    if (cfg_parse_listen(s, NULL, 0, NULL) == 0) return 0;
-    cfg_quote(q, sizeof q, s);
-    cfg_errf(why, whylen, "expected host:port with port 1-65535 (IPv6 as [::1]:port), got %s", q);
-    return -EINVAL;
-}
-
-/* Sink URLs are http(s) only; the rest of the rule is common/url's. */
-static int url_split_http(const char *s, url_t *u, const char **why)
-{
-    if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0)
-        return *why = "expected an http:// or https:// URL", -EINVAL;
-    return url_split(s, u, why);
-}
-
-/* cfg_quote of a URL with its password masked (url_redact), for error messages: a refused
- * URL must not print the secret it carries. */
-static void quote_url_redacted(char *out, size_t outlen, const char *url)
-{
-    char tmp[160];
-    url_redact(url, tmp, sizeof tmp);
-    cfg_quote(out, outlen, tmp);
-}
-
-int cfg_check_url(const char *s, char *why, size_t whylen)
-{
-    url_t u;
-    const char *reason = NULL;
-    char q[96];
-    if (!s) s = "";
-    int rc = url_split_http(s, &u, &reason);
-    if (rc == 0 && u.user) {
-        reason = "credentials in the URL are not allowed here: use the user and password keys";
-        rc = -EINVAL;
-    }
-    if (rc == 0) return 0;
-    quote_url_redacted(q, sizeof q, s);
-    cfg_errf(why, whylen, "%s, got %s", reason, q);
-    return rc;
-}
-
-int cfg_check_name(const char *s, char *why, size_t whylen)
-{
-    char q[96];
-    size_t n = s ? strlen(s) : 0;
-    int ok = n >= 1 && n <= CFG_MAX_NAME;
-    for (size_t i = 0; ok && i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') ok = 0;
-    if (ok) return 0;
-    cfg_quote(q, sizeof q, s ? s : "");
-    cfg_errf(why, whylen, "expected a name of 1-64 characters [A-Za-z0-9_-], got %s", q);
-    return -EINVAL;
-}
-
 /* ---- defaults and freeing ---- */
 
 int cfg_sink_defaults(cfg_sink_t *s)
@@ -328,7 +197,7 @@ int cfg_sink_defaults(cfg_sink_t *s)
     return s->password ? 0 : -ENOMEM;
 }
 
-static void free_strs(char **v, size_t n)
+void cfg_free_strs(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
@@ -369,15 +238,15 @@ void cfg_sink_free(cfg_sink_t *s)
 {
     free(s->name);
     free(s->url);
-    free_strs(s->urls, s->n_urls);
+    cfg_free_strs(s->urls, s->n_urls);
     free(s->user);
     free(s->password);
     free(s->database);
-    free_strs(s->include, s->n_include);
-    free_strs(s->exclude, s->n_exclude);
+    cfg_free_strs(s->include, s->n_include);
+    cfg_free_strs(s->exclude, s->n_exclude);
     free_kvs(s->rename, s->n_rename);
     free_kvs(s->settings, s->n_settings);
-    free_strs(s->drop_settings, s->n_drop_settings);
+    cfg_free_strs(s->drop_settings, s->n_drop_settings);
     memset(s, 0, sizeof *s);
 }
 
@@ -434,372 +303,12 @@ const cfg_sink_t *cfg_primary_sink(const sluice_cfg_t *cfg)
     return NULL;
 }
 
-/* ---- environment overrides ---- */
-
-/* Percent-decode s[0..n) into a new string (url_pct_decode's rule); NULL with *bad set on a
- * malformed or NUL escape, NULL alone when out of memory. */
-static char *pct_decode(const char *s, size_t n, int *bad)
-{
-    char *out = malloc(n + 1);
-    if (!out) return NULL;
-    if (url_pct_decode(s, n, URL_REFUSE_NUL, out) < 0) {
-        free(out);
-        *bad = 1;
-        return NULL;
-    }
-    return out;
-}
-
-static int set_str(char **dst, const char *src)
-{
-    char *p = cfg_strdup(src);
-    if (!p) return -ENOMEM;
-    free(*dst);
-    *dst = p;
-    return 0;
-}
-
-static int set_owned(char **dst, char *src)
-{
-    free(*dst);
-    *dst = src;
-    return 0;
-}
-
-/* SLUICE_CLICKHOUSE_URL, as TensorZero's TENSORZERO_CLICKHOUSE_URL:
- * http[s]://[user[:pass]@]host[:port][/database]. */
-static int apply_clickhouse_url(sluice_cfg_t *cfg, const char *val, char *err, size_t errlen)
-{
-    url_t u;
-    const char *reason = NULL;
-    char q[96], *user = NULL, *pass = NULL, *db = NULL, *base = NULL;
-    int bad = 0, rc;
-    cfg_sink_t *target = NULL;
-
-    quote_url_redacted(q, sizeof q, val);
-    if (url_split_http(val, &u, &reason) != 0) {
-        cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: %s, got %s", reason, q);
-        return -EINVAL;
-    }
-    if (u.user) {
-        const char *colon = memchr(u.user, ':', u.user_len);
-        size_t ul = colon ? (size_t)(colon - u.user) : u.user_len;
-        user = pct_decode(u.user, ul, &bad);
-        if (!bad && user)
-            pass = colon ? pct_decode(colon + 1, u.user_len - ul - 1, &bad) : cfg_strdup("");
-        if (!bad && user && !*user) bad = 2;
-    }
-    const char *path = u.path;
-    while (*path == '/')
-        path++;
-    if (!bad && *path) {
-        if (strchr(path, '/'))
-            bad = 3;
-        else
-            db = pct_decode(path, strlen(path), &bad);
-    }
-    if (bad) {
-        cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: %s, got %s",
-                 bad == 2   ? "empty user name before ':' or '@'"
-                 : bad == 3 ? "expected at most one path segment (the database)"
-                            : "malformed %-escape in user, password or database",
-                 q);
-        rc = -EINVAL;
-        goto done;
-    }
-    rc = -ENOMEM;
-    if ((u.user && (!user || !pass)) || (*path && !db)) goto done;
-    /* The sink url keeps scheme://host:port only; ClickHouse's default ports fill a gap. */
-    size_t blen = (size_t)(u.host + u.host_len - val) + 8;
-    base = malloc(blen);
-    if (!base) goto done;
-    int https = strncasecmp(val, "https", 5) == 0;
-    snprintf(base, blen, "%s://%.*s%s", https ? "https" : "http", (int)u.host_len, u.host,
-             u.port  ? ""
-             : https ? ":8443"
-                     : ":8123");
-
-    target = (cfg_sink_t *)cfg_primary_sink(cfg);
-    if (!target) {
-        for (size_t i = 0; i < cfg->n_sinks; i++) {
-            if (cfg->sinks[i].type == CFG_SINK_CLICKHOUSE) {
-                cfg_errf(err, errlen,
-                         "SLUICE_CLICKHOUSE_URL: no primary clickhouse sink to apply it to "
-                         "(sinks[%zu] \"%s\" is a clickhouse sink but not the primary)",
-                         i, cfg->sinks[i].name ? cfg->sinks[i].name : "");
-                rc = -EINVAL;
-                goto done;
-            }
-        }
-        if (cfg->n_sinks >= CFG_MAX_SINKS) {
-            cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: too many sinks to add one");
-            rc = -EINVAL;
-            goto done;
-        }
-        cfg_sink_t *v = realloc(cfg->sinks, (cfg->n_sinks + 1) * sizeof *v);
-        if (!v) goto done;
-        cfg->sinks = v;
-        target = &cfg->sinks[cfg->n_sinks];
-        if (cfg_sink_defaults(target) != 0) goto done;
-        cfg->n_sinks++;
-        target->name = cfg_strdup("clickhouse");
-        target->user = cfg_strdup("default");
-        target->primary = 1;
-        if (!target->name || !target->user) goto done;
-    }
-    set_owned(&target->url, base);
-    base = NULL;
-    free_strs(target->urls, target->n_urls); /* the override names the one endpoint */
-    target->urls = NULL;
-    target->n_urls = 0;
-    if (cfg_sink_sync_urls(target) < 0) goto done;
-    if (user) {
-        set_owned(&target->user, user);
-        set_owned(&target->password, pass);
-        user = pass = NULL;
-    }
-    if (db) {
-        set_owned(&target->database, db);
-        db = NULL;
-    }
-    rc = 0;
-done:
-    if (rc == -ENOMEM) cfg_errf(err, errlen, "SLUICE_CLICKHOUSE_URL: out of memory");
-    free(user);
-    free(pass);
-    free(db);
-    free(base);
-    return rc;
-}
-
-static int apply_env(sluice_cfg_t *cfg, char *err, size_t errlen)
-{
-    char why[200];
-    const char *v;
-    if ((v = getenv("SLUICE_LISTEN")) && *v) {
-        if (cfg_check_listen(v, why, sizeof why) != 0) goto bad_listen;
-        if (set_str(&cfg->proxy.listen, v) != 0) return -ENOMEM;
-    }
-    if ((v = getenv("SLUICE_ADMIN_LISTEN")) && *v) {
-        if (cfg_check_listen(v, why, sizeof why) != 0) {
-            cfg_errf(err, errlen, "SLUICE_ADMIN_LISTEN: %s", why);
-            return -EINVAL;
-        }
-        if (set_str(&cfg->admin.listen, v) != 0) return -ENOMEM;
-    }
-    if ((v = getenv("SLUICE_WAL_DIR")) && *v)
-        if (set_str(&cfg->wal.dir, v) != 0) return -ENOMEM;
-    if ((v = getenv("SLUICE_CLICKHOUSE_URL")) && *v)
-        return apply_clickhouse_url(cfg, v, err, errlen);
-    return 0;
-bad_listen:
-    cfg_errf(err, errlen, "SLUICE_LISTEN: %s", why);
-    return -EINVAL;
-}
-
-/* ---- validation ---- */
-
-static int is_loopback(const char *listen)
-{
-    char host[256];
-    if (cfg_parse_listen(listen, host, sizeof host, NULL) != 0) return 0;
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcasecmp(host, "localhost") == 0;
-}
-
-/* Check one table's values (ranges, formats) on a config that may have been built in
- * code rather than loaded, so cfg_finish is the one gate every config passes. */
-static int check_fields(const char *name, const char *path, const void *base, const cfg_field_t *f,
-                        char *err, size_t errlen)
-{
-    char why[200];
-    for (; f->key; f++) {
-        const char *p = (const char *)base + f->off;
-        const char *s = NULL;
-        uint64_t v = 0;
-        if (f->type <= CFG_T_OPTURL) s = *(char *const *)p; /* the string-typed fields */
-        why[0] = '\0';
-        switch (f->type) {
-        case CFG_T_STR:
-            if (!s || !*s) snprintf(why, sizeof why, "must not be empty");
-            break;
-        case CFG_T_STR0:
-            if (!s) snprintf(why, sizeof why, "missing");
-            break;
-        case CFG_T_NAME:
-            cfg_check_name(s, why, sizeof why);
-            break;
-        case CFG_T_LISTEN:
-            cfg_check_listen(s, why, sizeof why);
-            break;
-        case CFG_T_LISTEN0:
-            if (!s)
-                snprintf(why, sizeof why, "missing (use \"\" to disable)");
-            else if (*s)
-                cfg_check_listen(s, why, sizeof why);
-            break;
-        case CFG_T_URL:
-            cfg_check_url(s, why, sizeof why);
-            break;
-        case CFG_T_OPTURL:
-            if (s) cfg_check_url(s, why, sizeof why);
-            break;
-        case CFG_T_U32:
-        case CFG_T_SIZE32:
-            v = *(const uint32_t *)p;
-            goto range;
-        case CFG_T_SIZE64:
-            v = *(const uint64_t *)p;
-        range:
-            if (v < f->min || v > f->max)
-                snprintf(why, sizeof why, "%llu is out of range %llu..%llu", (unsigned long long)v,
-                         (unsigned long long)f->min, (unsigned long long)f->max);
-            break;
-        case CFG_T_BOOL:
-        case CFG_T_COMPRESS:
-            if (*(const int *)p != 0 && *(const int *)p != 1)
-                snprintf(why, sizeof why, "must be 0 or 1");
-            break;
-        case CFG_T_ENUM: {
-            int e = *(const int *)p, n = 0;
-            while (f->names[n])
-                n++;
-            if (e < 0 || e >= n) snprintf(why, sizeof why, "invalid value %d", e);
-            break;
-        }
-        case CFG_T_RATIO: {
-            double d = *(const double *)p;
-            if (!(d >= 0.0 && d <= 1.0)) snprintf(why, sizeof why, "must be between 0 and 1");
-            break;
-        }
-        case CFG_T_SECTION: {
-            char sub[160];
-            snprintf(sub, sizeof sub, "%s.%s", path, f->key);
-            int rc = check_fields(name, sub, base, f->sub, err, errlen);
-            if (rc) return rc;
-            break;
-        }
-        case CFG_T_URLS: {
-            char *const *uv = *(char **const *)p;
-            size_t un = *(const size_t *)((const char *)base + f->off_n);
-            if (un == 0) snprintf(why, sizeof why, "missing");
-            if (un > CFG_MAX_ENDPOINTS)
-                snprintf(why, sizeof why, "more than %d endpoints", CFG_MAX_ENDPOINTS);
-            for (size_t k = 0; !why[0] && k < un; k++)
-                cfg_check_url(uv[k], why, sizeof why);
-            break;
-        }
-        case CFG_T_OPTSTR:
-        case CFG_T_STRLIST:
-        case CFG_T_KVMAP:
-        case CFG_T_USERS:
-            break;
-        }
-        if (why[0]) {
-            cfg_errf(err, errlen, "%s: %s.%s: %s", name, path, f->key, why);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-static int validate(sluice_cfg_t *cfg, char *err, size_t errlen)
-{
-    const char *name = cfg->path ? cfg->path : "config";
-    const cfg_sink_t *primary = NULL;
-    size_t primary_i = 0;
-    int rc;
-
-    for (const cfg_section_t *sec = cfg_sections; sec->key; sec++)
-        if ((rc = check_fields(name, sec->key, (const char *)cfg + sec->off, sec->fields, err,
-                               errlen)))
-            return rc;
-    if (cfg->wal.max_record_bytes > cfg->wal.max_bytes) {
-        cfg_errf(err, errlen, "%s: wal.max_record_bytes: %u is larger than wal.max_bytes (%llu)",
-                 name, cfg->wal.max_record_bytes, (unsigned long long)cfg->wal.max_bytes);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < cfg->proxy.n_users; i++) {
-        const cfg_user_t *u = &cfg->proxy.users[i];
-        if (!u->user || !*u->user || !u->password) {
-            cfg_errf(err, errlen, "%s: proxy.users[%zu]: user must be non-empty", name, i);
-            return -EINVAL;
-        }
-    }
-    if (cfg->n_sinks == 0) {
-        cfg_errf(err, errlen,
-                 "%s: sinks: no sinks configured (add one under sinks, or set "
-                 "SLUICE_CLICKHOUSE_URL)",
-                 name);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < cfg->n_sinks; i++) {
-        const cfg_sink_t *s = &cfg->sinks[i];
-        char path[48];
-        snprintf(path, sizeof path, "sinks[%zu]", i);
-        if ((rc = check_fields(name, path, s, cfg_sink_fields, err, errlen))) return rc;
-        if (s->retry_max_backoff_ms < s->retry_initial_backoff_ms) {
-            cfg_errf(err, errlen, "%s: %s.retry.max_backoff_ms: smaller than initial_backoff_ms",
-                     name, path);
-            return -EINVAL;
-        }
-        if (s->type == CFG_SINK_STARROCKS && s->batch_max_bytes > CFG_STARROCKS_MAX_BATCH_BYTES) {
-            cfg_errf(
-                err, errlen,
-                "%s: %s.batch.max_bytes: %llu is more than %u (90MiB): StarRocks refuses a JSON "
-                "load over streaming_load_max_batch_size_mb (100MiB), and a batch may pass "
-                "max_bytes by one record",
-                name, path, (unsigned long long)s->batch_max_bytes, CFG_STARROCKS_MAX_BATCH_BYTES);
-            return -EINVAL;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(cfg->sinks[j].name, s->name) == 0) {
-                cfg_errf(err, errlen, "%s: %s.name: duplicate sink name \"%s\" (also sinks[%zu])",
-                         name, path, s->name, j);
-                return -EINVAL;
-            }
-        }
-        if (!s->primary) continue;
-        if (primary) {
-            cfg_errf(err, errlen, "%s: %s.primary: only one sink may be primary (also sinks[%zu])",
-                     name, path, primary_i);
-            return -EINVAL;
-        }
-        if (s->type != CFG_SINK_CLICKHOUSE || !s->enabled) {
-            cfg_errf(err, errlen,
-                     "%s: %s.primary: the primary sink must be an enabled clickhouse sink", name,
-                     path);
-            return -EINVAL;
-        }
-        primary = s;
-        primary_i = i;
-    }
-    if (!cfg->proxy.passthrough_url) {
-        if (!primary) {
-            cfg_errf(err, errlen,
-                     "%s: proxy.passthrough_url: required when there is no primary clickhouse "
-                     "sink (queries other than INSERT need somewhere to go)",
-                     name);
-            return -EINVAL;
-        }
-        if (!(cfg->proxy.passthrough_url = cfg_strdup(primary->url))) return -ENOMEM;
-    }
-    if (cfg->admin.listen && *cfg->admin.listen && !is_loopback(cfg->admin.listen) &&
-        (!cfg->admin.token || !*cfg->admin.token)) {
-        cfg_errf(err, errlen,
-                 "%s: admin.token: required when admin.listen (%s) is not a loopback address", name,
-                 cfg->admin.listen);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 int cfg_finish(sluice_cfg_t *cfg, char *err, size_t errlen)
 {
     int rc;
     if (err && errlen) err[0] = '\0';
     if (!cfg) return -EINVAL;
-    if ((rc = apply_env(cfg, err, errlen)) != 0) {
+    if ((rc = cfg_apply_env(cfg, err, errlen)) != 0) {
         if (rc == -ENOMEM && err && !err[0]) cfg_errf(err, errlen, "out of memory");
         return rc;
     }
@@ -808,7 +317,7 @@ int cfg_finish(sluice_cfg_t *cfg, char *err, size_t errlen)
             cfg_errf(err, errlen, "out of memory");
             return -ENOMEM;
         }
-    rc = validate(cfg, err, errlen);
+    rc = cfg_validate(cfg, err, errlen);
     if (rc == -ENOMEM && err && !err[0]) cfg_errf(err, errlen, "out of memory");
     return rc;
 }
