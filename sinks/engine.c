@@ -401,7 +401,8 @@ sink_t *sink_new(const cfg_sink_t *cfg, wal_t *w, const sink_backend_t *be)
     s->w = w;
     s->be = be;
     s->logid = w ? wal_log_id(w) : 0;
-    s->rnd = (uint64_t)time_wall_ms() ^ ((uint64_t)fnv1a32(cfg->name, strlen(cfg->name)) << 32) ^ (uintptr_t)s;
+    s->rnd = (uint64_t)time_wall_ms() ^ ((uint64_t)fnv1a32(cfg->name, strlen(cfg->name)) << 32) ^
+             (uintptr_t)s;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
