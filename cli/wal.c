@@ -29,7 +29,7 @@ int cli_wal(const cli_cmd_t *cmd, int argc, char **argv)
         cfg_free(&cfg);
         dir = dirbuf;
     }
-    if (strcmp(sub, "stats") == 0) return wal_cli_stats(dir, stdout, stderr);
+    if (strcmp(sub, "stats") == 0) return wal_print_stats(dir, stdout, stderr);
     if (strcmp(sub, "dump") == 0) {
         uint64_t from = 0, limit = 0;
         const char *f = cli_get(cmd, &a, "--from"), *l = cli_get(cmd, &a, "--limit");
@@ -37,7 +37,7 @@ int cli_wal(const cli_cmd_t *cmd, int argc, char **argv)
             fprintf(stderr, "sluice wal dump: --from and --limit take a number\n");
             return EXIT_USAGE;
         }
-        return wal_cli_dump(dir, from, limit, stdout, stderr);
+        return wal_print_dump(dir, from, limit, stdout, stderr);
     }
     fprintf(stderr, "sluice wal: unknown subcommand '%s'\n", sub);
     return EXIT_USAGE;

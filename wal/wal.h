@@ -213,9 +213,10 @@ typedef struct {
 } wal_stats_t;
 int wal_stats(wal_t *w, wal_stats_t *out);
 
-/* CLI: `sluice wal stats --dir D` and `sluice wal dump --dir D [--from SEQ] [--limit N]`.
- * Write to out, errors to err; return a process exit code. */
-int wal_cli_stats(const char *dir, FILE *out, FILE *err);
-int wal_cli_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FILE *err);
+/* The log in dir, read-only, for people: stats (records, seq range, live bytes, cursors,
+ * gaps) and dump (records after from-1, at most limit (0: all), as JSON lines). Write to
+ * out, errors to err; return a process exit code (cli/wal.c). */
+int wal_print_stats(const char *dir, FILE *out, FILE *err);
+int wal_print_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FILE *err);
 
 #endif

@@ -737,7 +737,7 @@ static void test_damaged_record_reads_as_corrupt(void **state)
     assert_int_equal(b.n, 1);
     wal_batch_free(&b);
     FILE *devnull = fopen("/dev/null", "w");
-    assert_int_equal(wal_cli_dump(f->dir, 0, 0, devnull, devnull), 1);
+    assert_int_equal(wal_print_dump(f->dir, 0, 0, devnull, devnull), 1);
     fclose(devnull);
 }
 
@@ -827,7 +827,7 @@ static void test_cli_reads_while_log_is_open(void **state)
     char *buf;
     size_t len;
     FILE *out = open_memstream(&buf, &len);
-    assert_int_equal(wal_cli_dump(f->dir, 0, 0, out, stderr), 0);
+    assert_int_equal(wal_print_dump(f->dir, 0, 0, out, stderr), 0);
     fclose(out);
     assert_prefix(
         buf, "{\"seq\":1,\"ts_ms\":9,\"db\":\"d\",\"table\":\"t\",\"columns\":\"a\",\"target\":null,"
@@ -835,14 +835,14 @@ static void test_cli_reads_while_log_is_open(void **state)
              "{\"seq\":2,");
     free(buf);
     out = open_memstream(&buf, &len);
-    assert_int_equal(wal_cli_dump(f->dir, 2, 1, out, stderr), 0);
+    assert_int_equal(wal_print_dump(f->dir, 2, 1, out, stderr), 0);
     fclose(out);
     assert_non_null(strstr(buf, "\"rows\":[{\"b\":\"x\\ny\"}]}\n"));
     assert_int_equal(strncmp(buf, "{\"seq\":2,", 9), 0);
     free(buf);
 
     out = open_memstream(&buf, &len);
-    assert_int_equal(wal_cli_stats(f->dir, out, stderr), 0);
+    assert_int_equal(wal_print_stats(f->dir, out, stderr), 0);
     fclose(out);
     assert_contains(buf, "records:      2\n");
     assert_contains(buf, "first seq:    1\n");
@@ -864,7 +864,7 @@ static void test_cli_reads_while_log_is_open(void **state)
     wal_close(ro);
 
     FILE *devnull = fopen("/dev/null", "w");
-    assert_int_equal(wal_cli_stats("/nonexistent/sluice", devnull, devnull), 1);
+    assert_int_equal(wal_print_stats("/nonexistent/sluice", devnull, devnull), 1);
     fclose(devnull);
 }
 

@@ -1,5 +1,6 @@
-/* cli.c — `sluice wal stats` and `sluice wal dump`: inspect a log read-only (also while a
- * running sluice has it open; LMDB readers never block the writer). */
+/* inspect.c — a log as people read it: the report of `sluice wal stats` and the JSON lines
+ * of `sluice wal dump` (cli/wal.c parses the command line), read-only, also while a running
+ * sluice has the log open (LMDB readers never block the writer). */
 #include <inttypes.h>
 #include <string.h>
 
@@ -67,7 +68,7 @@ static int print_cursors(wal_t *w, FILE *out)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int wal_cli_stats(const char *dir, FILE *out, FILE *err)
+int wal_print_stats(const char *dir, FILE *out, FILE *err)
 {
     wal_t *w;
     wal_stats_t st;
@@ -122,7 +123,7 @@ static void dump_record(FILE *out, const wal_record_t *r)
     fputs("]}\n", out);
 }
 
-int wal_cli_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FILE *err)
+int wal_print_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FILE *err)
 {
     wal_t *w;
     if (open_ro(dir, err, "dump", &w)) return 1;
