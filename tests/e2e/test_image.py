@@ -292,11 +292,16 @@ def _build():
 
 
 def _prune(log):
-    """Remove every untagged image (layer) this build did not produce or reuse: the cache
-    then holds the base and one build, however often the sources change."""
+    """Remove every untagged image (layer) this build did not produce or reuse, and an earlier
+    version's sluice image: the cache then holds the base and one build, however often the
+    sources change."""
     used = re.findall(r"^--> (?:Using cache )?([0-9a-f]{11,64})\s*$", log, re.M)
+    def old_tags(names):  # only an earlier version's sluice:TAG
+        return all(n.startswith("localhost/sluice:") and n != "localhost/" + TAG for n in names)
+
     stale = [im["id"] for im in _images()
-             if not im.get("names") and not any(im["id"].startswith(u) for u in used)]
+             if (not im.get("names") or old_tags(im["names"]))
+             and not any(im["id"].startswith(u) for u in used)]
     if stale:
         _buildah("rmi", *stale, check=False)
     return len(stale)
