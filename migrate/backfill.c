@@ -246,8 +246,8 @@ static int load_columns(bf_t *b, char *msg, size_t msglen)
     buf_printf(&b->order_by, "`%s`", b->o->time_column);
     for (char *line = reply.data, *nl; line && *line; line = nl + 1) {
         nl = strchr(line, '\n');
-        migrate_field_t f[16];
-        int n = migrate_json_fields(line, (size_t)(nl - line), f, 16);
+        json_member_t f[16];
+        int n = json_members(line, (size_t)(nl - line), f, 16);
         buf_t name = {0}, type = {0}, kind = {0};
         int is_null;
         for (int i = 0; i < n; i++) {
@@ -255,7 +255,7 @@ static int load_columns(bf_t *b, char *msg, size_t msglen)
                        : f[i].key_len == 4 && memcmp(f[i].key, "type", 4) == 0           ? &type
                        : f[i].key_len == 12 && memcmp(f[i].key, "default_type", 12) == 0 ? &kind
                                                                                          : NULL;
-            if (t) migrate_json_value(f[i].val, f[i].val_len, t, &is_null);
+            if (t) json_value_text(f[i].val, f[i].val_len, t, &is_null);
         }
         if (name.data && strcmp(name.data, b->o->time_column) == 0) found = 1;
         /* Only what SELECT * returns (not MATERIALIZED/ALIAS) and what ORDER BY accepts. */
@@ -292,14 +292,14 @@ static int load_range(bf_t *b, int64_t *since, int64_t until, int has_since, cha
     where_clause(b, *since, until, has_since, &sql);
     buf_puts(&sql, " FORMAT JSONEachRow");
     if ((rc = migrate_http_text(b->base, sql.data, &reply, msg, msglen)) < 0) goto out;
-    migrate_field_t f[4];
-    int n = reply.data ? migrate_json_fields(reply.data, strcspn(reply.data, "\n"), f, 4) : -1;
+    json_member_t f[4];
+    int n = reply.data ? json_members(reply.data, strcspn(reply.data, "\n"), f, 4) : -1;
     rc = -EPROTO;
     snprintf(msg, msglen, "unexpected reply to the range query");
     for (int i = 0; i < n; i++) {
         buf_t v = {0};
         int is_null;
-        migrate_json_value(f[i].val, f[i].val_len, &v, &is_null);
+        json_value_text(f[i].val, f[i].val_len, &v, &is_null);
         if (f[i].key_len == 1 && f[i].key[0] == 'n' && v.data)
             b->total_rows = strtoull(v.data, NULL, 10), rc = 0;
         if (f[i].key_len == 2 && f[i].key[0] == 'l' && v.data && !has_since &&
@@ -328,15 +328,15 @@ static int load_cells(bf_t *b, char *msg, size_t msglen)
     int rc = migrate_http_text(b->base, sql.data, &reply, msg, msglen);
     for (char *line = reply.data, *nl; rc == 0 && line && *line; line = nl + 1) {
         nl = strchr(line, '\n');
-        migrate_field_t f[4];
-        int n = migrate_json_fields(line, (size_t)(nl - line), f, 4);
+        json_member_t f[4];
+        int n = json_members(line, (size_t)(nl - line), f, 4);
         buf_t cs = {0}, cn = {0};
         int is_null;
         for (int i = 0; i < n; i++) {
             if (f[i].key_len == 1 && f[i].key[0] == 's')
-                migrate_json_value(f[i].val, f[i].val_len, &cs, &is_null);
+                json_value_text(f[i].val, f[i].val_len, &cs, &is_null);
             if (f[i].key_len == 1 && f[i].key[0] == 'n')
-                migrate_json_value(f[i].val, f[i].val_len, &cn, &is_null);
+                json_value_text(f[i].val, f[i].val_len, &cn, &is_null);
         }
         if (cs.data && cn.data) {
             if (grow((void **)&b->cells, b->n_cells, sizeof *b->cells) < 0) {
@@ -1015,8 +1015,8 @@ static int retry_dlq(bf_t *b, FILE *out, FILE *err)
         return BF_ERR;
     }
     while ((n = getline(&line, &cap, f)) > 0) {
-        migrate_field_t fl[16];
-        int nf = migrate_json_fields(line, (size_t)n - (line[n - 1] == '\n'), fl, 16);
+        json_member_t fl[16];
+        int nf = json_members(line, (size_t)n - (line[n - 1] == '\n'), fl, 16);
         buf_t rows = {0}, db = {0}, table = {0}, start = {0};
         int is_null;
         for (int i = 0; i < nf; i++) {
@@ -1025,7 +1025,7 @@ static int retry_dlq(bf_t *b, FILE *out, FILE *err)
                        : fl[i].key_len == 5 && memcmp(fl[i].key, "table", 5) == 0         ? &table
                        : fl[i].key_len == 11 && memcmp(fl[i].key, "slice_start", 11) == 0 ? &start
                                                                                           : NULL;
-            if (t) migrate_json_value(fl[i].val, fl[i].val_len, t, &is_null);
+            if (t) json_value_text(fl[i].val, fl[i].val_len, t, &is_null);
         }
         int rc = -EINVAL;
         if (rows.data && table.data && !rows.oom) {

@@ -10,6 +10,7 @@
 
 #include "common/buf.h"
 #include "common/hash.h"
+#include "common/json.h"
 
 #define MIGRATE_LABEL_MAX 128        /* StarRocks label limit */
 #define MIGRATE_MAX_COLUMNS 64       /* verify --columns */
@@ -139,23 +140,6 @@ int migrate_canonical(buf_t *out, const char *v, size_t len);
 /* FNV-1a 64 over the row's canonical form: per column "<len>:<canonical>;" or "N;" for NULL.
  * A bucket's checksum is the sum of its rows' hashes mod 2^64: independent of row order. */
 uint64_t migrate_row_hash(const char *const *vals, const size_t *lens, size_t n, buf_t *scratch);
-
-/* ---- flat JSON objects (one row of JSONEachRow / the emulator's JSON lines) ---- */
-
-typedef struct {
-    const char *key; /* raw, between the quotes (escapes not decoded) */
-    size_t key_len;
-    const char *val; /* raw JSON text of the value (strings with their quotes) */
-    size_t val_len;
-} migrate_field_t;
-
-/* Split {"k": v, ...} into fields (values raw; nested objects/arrays kept whole). Returns the
- * number of fields, or -EINVAL when the line is not one object, -E2BIG past max. */
-int migrate_json_fields(const char *s, size_t len, migrate_field_t *f, size_t max);
-
-/* A raw JSON value → its text: strings unescaped (UTF-8), null → *is_null, true/false →
- * "true"/"false", others verbatim. Appends to out. 0 or -EINVAL. */
-int migrate_json_value(const char *raw, size_t len, buf_t *out, int *is_null);
 
 /* ---- streaming HTTP (ClickHouse, emulator) ---- */
 

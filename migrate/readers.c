@@ -157,7 +157,7 @@ typedef struct {
     buf_t vals, bucket;
 } lines_ctx_t;
 
-static const migrate_field_t *field(const migrate_field_t *f, int n, const char *key)
+static const json_member_t *field(const json_member_t *f, int n, const char *key)
 {
     size_t kl = strlen(key);
     for (int i = 0; i < n; i++)
@@ -171,12 +171,12 @@ static int bad_line(lines_ctx_t *c, const char *line, size_t len)
     return -EPROTO;
 }
 
-static int get_bucket(lines_ctx_t *c, const migrate_field_t *f, int n)
+static int get_bucket(lines_ctx_t *c, const json_member_t *f, int n)
 {
-    const migrate_field_t *b = field(f, n, "b");
+    const json_member_t *b = field(f, n, "b");
     int is_null;
     c->bucket.len = 0;
-    if (!b || migrate_json_value(b->val, b->val_len, &c->bucket, &is_null) < 0) return -1;
+    if (!b || json_value_text(b->val, b->val_len, &c->bucket, &is_null) < 0) return -1;
     if (is_null) buf_puts(&c->bucket, "(null)");
     if (!c->bucket.data) buf_puts(&c->bucket, "");
     return c->bucket.oom ? -1 : 0;
@@ -185,14 +185,14 @@ static int get_bucket(lines_ctx_t *c, const migrate_field_t *f, int n)
 static int on_bucket_line(void *ctx, const char *line, size_t len)
 {
     lines_ctx_t *c = ctx;
-    migrate_field_t f[4];
-    int n = migrate_json_fields(line, len, f, 4);
+    json_member_t f[4];
+    int n = json_members(line, len, f, 4);
     if (n < 0 || get_bucket(c, f, n) < 0) return bad_line(c, line, len);
-    const migrate_field_t *cnt = field(f, n, "n");
+    const json_member_t *cnt = field(f, n, "n");
     buf_t t = {0};
     int is_null;
     uint64_t v = 0;
-    int ok = cnt && migrate_json_value(cnt->val, cnt->val_len, &t, &is_null) == 0 && !is_null &&
+    int ok = cnt && json_value_text(cnt->val, cnt->val_len, &t, &is_null) == 0 && !is_null &&
              t.data && sscanf(t.data, "%" SCNu64, &v) == 1;
     buf_free(&t);
     if (!ok) return bad_line(c, line, len);
@@ -202,19 +202,19 @@ static int on_bucket_line(void *ctx, const char *line, size_t len)
 static int on_row_line(void *ctx, const char *line, size_t len)
 {
     lines_ctx_t *c = ctx;
-    migrate_field_t f[MIGRATE_MAX_COLUMNS + 2];
+    json_member_t f[MIGRATE_MAX_COLUMNS + 2];
     const char *vals[MIGRATE_MAX_COLUMNS];
     size_t lens[MIGRATE_MAX_COLUMNS], offs[MIGRATE_MAX_COLUMNS];
-    int n = migrate_json_fields(line, len, f, MIGRATE_MAX_COLUMNS + 2);
+    int n = json_members(line, len, f, MIGRATE_MAX_COLUMNS + 2);
     if (n < 0 || get_bucket(c, f, n) < 0) return bad_line(c, line, len);
     c->vals.len = 0;
     for (size_t i = 0; i < c->n_columns; i++) {
         char key[24];
         snprintf(key, sizeof key, "v%zu", i);
-        const migrate_field_t *v = field(f, n, key);
+        const json_member_t *v = field(f, n, key);
         int is_null = 0;
         offs[i] = c->vals.len;
-        if (!v || migrate_json_value(v->val, v->val_len, &c->vals, &is_null) < 0)
+        if (!v || json_value_text(v->val, v->val_len, &c->vals, &is_null) < 0)
             return bad_line(c, line, len);
         lens[i] = is_null ? SIZE_MAX : c->vals.len - offs[i];
     }

@@ -321,8 +321,6 @@ static int is_datetime_text(const char *v, size_t n)
            v[n - 1] != 'Z';
 }
 
-static size_t value_end(const char *s, size_t i, size_t n);
-static size_t skip_ws(const char *s, size_t i, size_t n);
 
 #define CANON_JSON_DEPTH 64
 #define CANON_JSON_FIELDS 1024
@@ -346,7 +344,7 @@ static int cmp_member(const void *a, const void *b)
 static int canon_json_string(buf_t *out, const char *v, size_t n)
 {
     buf_t d = {0};
-    int is_null, rc = migrate_json_value(v, n, &d, &is_null);
+    int is_null, rc = json_value_text(v, n, &d, &is_null);
     if (rc == 0 && memchr(d.data ? d.data : "", '\0', d.len)) rc = -EINVAL; /* \u0000: as text */
     if (rc == 0) {
         buf_append(out, "\"", 1);
@@ -362,26 +360,26 @@ static int canon_json_string(buf_t *out, const char *v, size_t n)
  * JSON value (the caller then keeps the text). */
 static int canon_json(buf_t *out, const char *v, size_t n, int depth)
 {
-    size_t i = skip_ws(v, 0, n);
+    size_t i = json_skip_ws(v, 0, n);
     while (n > i && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
         n--;
     if (i >= n || depth > CANON_JSON_DEPTH) return -EINVAL;
     v += i, n -= i;
-    if (v[0] == '"') return value_end(v, 0, n) == n ? canon_json_string(out, v, n) : -EINVAL;
+    if (v[0] == '"') return json_value_end(v, 0, n) == n ? canon_json_string(out, v, n) : -EINVAL;
     if (v[0] == '[') {
-        size_t j = skip_ws(v, 1, n);
+        size_t j = json_skip_ws(v, 1, n);
         if (buf_append(out, "[", 1)) return -ENOMEM;
         if (j < n && v[j] == ']')
             return j + 1 == n ? (buf_append(out, "]", 1) ? -ENOMEM : 0) : -EINVAL;
         for (int first = 1;; first = 0) {
-            size_t e = value_end(v, j, n);
+            size_t e = json_value_end(v, j, n);
             if (!e) return -EINVAL;
             if (!first && buf_append(out, ",", 1)) return -ENOMEM;
             int rc = canon_json(out, v + j, e - j, depth + 1);
             if (rc < 0) return rc;
-            j = skip_ws(v, e, n);
+            j = json_skip_ws(v, e, n);
             if (j < n && v[j] == ',') {
-                j = skip_ws(v, j + 1, n);
+                j = json_skip_ws(v, j + 1, n);
                 continue;
             }
             if (j + 1 == n && v[j] == ']') return buf_append(out, "]", 1) ? -ENOMEM : 0;
@@ -389,16 +387,16 @@ static int canon_json(buf_t *out, const char *v, size_t n, int depth)
         }
     }
     if (v[0] == '{') {
-        migrate_field_t *f = malloc(CANON_JSON_FIELDS * sizeof *f);
+        json_member_t *f = malloc(CANON_JSON_FIELDS * sizeof *f);
         if (!f) return -ENOMEM;
-        int k = migrate_json_fields(v, n, f, CANON_JSON_FIELDS), rc = k < 0 ? k : 0;
+        int k = json_members(v, n, f, CANON_JSON_FIELDS), rc = k < 0 ? k : 0;
         canon_member_t *m = k > 0 ? calloc((size_t)k, sizeof *m) : NULL;
         if (k > 0 && !m) rc = -ENOMEM;
         for (int x = 0; rc == 0 && x < k; x++) {
             int is_null;
             m[x].val = f[x].val;
             m[x].val_len = f[x].val_len;
-            rc = migrate_json_value(f[x].key - 1, f[x].key_len + 2, &m[x].key, &is_null);
+            rc = json_value_text(f[x].key - 1, f[x].key_len + 2, &m[x].key, &is_null);
         }
         if (rc == 0) {
             qsort(m, (size_t)k, sizeof *m, cmp_member);
@@ -493,178 +491,6 @@ uint64_t migrate_row_hash(const char *const *vals, const size_t *lens, size_t n,
         }
     }
     return h;
-}
-
-/* ---- flat JSON ---- */
-
-static size_t skip_ws(const char *s, size_t i, size_t n)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-        i++;
-    return i;
-}
-
-/* End (exclusive) of the JSON string starting at s[i] == '"', or 0. */
-static size_t string_end(const char *s, size_t i, size_t n)
-{
-    for (i++; i < n; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
-    }
-    return 0;
-}
-
-/* End of any JSON value starting at s[i], or 0. Nested values are matched by brackets. */
-static size_t value_end(const char *s, size_t i, size_t n)
-{
-    if (i >= n) return 0;
-    if (s[i] == '"') return string_end(s, i, n);
-    if (s[i] == '{' || s[i] == '[') {
-        int depth = 0;
-        for (; i < n; i++) {
-            if (s[i] == '"') {
-                size_t e = string_end(s, i, n);
-                if (!e) return 0;
-                i = e - 1;
-            } else if (s[i] == '{' || s[i] == '[') {
-                if (++depth > 512) return 0;
-            } else if (s[i] == '}' || s[i] == ']') {
-                if (--depth == 0) return i + 1;
-            }
-        }
-        return 0;
-    }
-    size_t b = i;
-    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
-           s[i] != '\r' && s[i] != '\n')
-        i++;
-    return i > b ? i : 0;
-}
-
-int migrate_json_fields(const char *s, size_t n, migrate_field_t *f, size_t max)
-{
-    size_t i = skip_ws(s, 0, n), k = 0;
-    if (i >= n || s[i] != '{') return -EINVAL;
-    i = skip_ws(s, i + 1, n);
-    if (i < n && s[i] == '}') return skip_ws(s, i + 1, n) == n ? 0 : -EINVAL;
-    for (;;) {
-        if (i >= n || s[i] != '"') return -EINVAL;
-        size_t ke = string_end(s, i, n);
-        if (!ke) return -EINVAL;
-        if (k == max) return -E2BIG;
-        f[k].key = s + i + 1;
-        f[k].key_len = ke - i - 2;
-        i = skip_ws(s, ke, n);
-        if (i >= n || s[i] != ':') return -EINVAL;
-        i = skip_ws(s, i + 1, n);
-        size_t ve = value_end(s, i, n);
-        if (!ve) return -EINVAL;
-        f[k].val = s + i;
-        f[k].val_len = ve - i;
-        k++;
-        i = skip_ws(s, ve, n);
-        if (i < n && s[i] == ',') {
-            i = skip_ws(s, i + 1, n);
-            continue;
-        }
-        if (i < n && s[i] == '}') return skip_ws(s, i + 1, n) == n ? (int)k : -EINVAL;
-        return -EINVAL;
-    }
-}
-
-static int hex4(const char *s, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void put_utf8(buf_t *b, unsigned cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-    }
-    buf_append(b, u, n);
-}
-
-int migrate_json_value(const char *v, size_t n, buf_t *out, int *is_null)
-{
-    *is_null = 0;
-    if (n == 4 && memcmp(v, "null", 4) == 0) {
-        *is_null = 1;
-        return 0;
-    }
-    if (n == 0 || v[0] != '"') return buf_append(out, v, n) ? -ENOMEM : 0;
-    if (n < 2 || v[n - 1] != '"') return -EINVAL;
-    for (size_t i = 1; i < n - 1; i++) {
-        char c = v[i];
-        if (c != '\\') {
-            size_t j = i;
-            while (j < n - 1 && v[j] != '\\')
-                j++;
-            buf_append(out, v + i, j - i);
-            i = j - 1;
-            continue;
-        }
-        if (++i >= n - 1) return -EINVAL;
-        switch (v[i]) {
-        case 'n':
-            buf_append(out, "\n", 1);
-            break;
-        case 't':
-            buf_append(out, "\t", 1);
-            break;
-        case 'r':
-            buf_append(out, "\r", 1);
-            break;
-        case 'b':
-            buf_append(out, "\b", 1);
-            break;
-        case 'f':
-            buf_append(out, "\f", 1);
-            break;
-        case 'u': {
-            unsigned cp, lo;
-            if (i + 4 >= n || hex4(v + i + 1, &cp)) return -EINVAL;
-            i += 4;
-            if (cp >= 0xd800 && cp < 0xdc00 && i + 6 < n && v[i + 1] == '\\' && v[i + 2] == 'u' &&
-                hex4(v + i + 3, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                i += 6;
-            }
-            put_utf8(out, cp);
-            break;
-        }
-        default:
-            buf_append(out, v + i, 1);
-            break; /* \" \\ \/ */
-        }
-    }
-    return out->oom ? -ENOMEM : 0;
 }
 
 /* ---- identifiers ---- */

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common/hash.h"
+#include "common/json.h"
 #include "sinks/sink_internal.h"
 
 /* ---- keys ---- */
@@ -80,140 +81,10 @@ uint32_t sink_backoff_ms(uint32_t initial_ms, uint32_t max_ms, uint32_t attempt,
 
 /* ---- JSON ---- */
 
-static const char *ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-        p++;
-    return p;
-}
-
-/* Skip a JSON string starting at the opening quote; returns past the closing quote or NULL. */
-static const char *skip_string(const char *p, const char *e)
-{
-    for (p++; p < e; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-    }
-    return NULL;
-}
-
-/* Skip any JSON value (nested objects and arrays by depth counting). */
-static const char *skip_value(const char *p, const char *e)
-{
-    if (p >= e) return NULL;
-    if (*p == '"') return skip_string(p, e);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        while (p < e) {
-            if (*p == '"') {
-                p = skip_string(p, e);
-                if (!p) return NULL;
-                continue;
-            }
-            if (*p == '{' || *p == '[')
-                depth++;
-            else if (*p == '}' || *p == ']') {
-                if (--depth == 0) return p + 1;
-            }
-            p++;
-        }
-        return NULL;
-    }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
-/* Copy a JSON string (p at the opening quote) unescaped into out; \uXXXX becomes '?' unless
- * ASCII. */
-static void copy_string(const char *p, const char *e, char *out, size_t outlen)
-{
-    size_t n = 0;
-    for (p++; p < e && *p != '"'; p++) {
-        char c = *p;
-        if (c == '\\' && p + 1 < e) {
-            p++;
-            switch (*p) {
-            case 'n':
-                c = '\n';
-                break;
-            case 't':
-                c = '\t';
-                break;
-            case 'r':
-                c = '\r';
-                break;
-            case 'b':
-                c = '\b';
-                break;
-            case 'f':
-                c = '\f';
-                break;
-            case 'u': {
-                unsigned v = 0;
-                int ok = p + 4 < e;
-                for (int i = 1; ok && i <= 4; i++) {
-                    int d = p[i];
-                    v <<= 4;
-                    if (d >= '0' && d <= '9')
-                        v |= (unsigned)(d - '0');
-                    else if (d >= 'a' && d <= 'f')
-                        v |= (unsigned)(d - 'a' + 10);
-                    else if (d >= 'A' && d <= 'F')
-                        v |= (unsigned)(d - 'A' + 10);
-                    else
-                        ok = 0;
-                }
-                if (ok) p += 4;
-                c = (ok && v >= 0x20 && v < 0x7f) ? (char)v : '?';
-                break;
-            }
-            default:
-                c = *p;
-                break;
-            }
-        }
-        if (n + 1 < outlen) out[n++] = c;
-    }
-    if (outlen) out[n] = '\0';
-}
-
+/* The sinks read their backends' replies with common/json's reader. */
 int sink_json_get(const char *json, size_t len, const char *key, char *out, size_t outlen)
 {
-    const char *p = json, *e = json + len;
-    size_t klen = strlen(key);
-    if (outlen) out[0] = '\0';
-    p = ws(p, e);
-    if (p >= e || *p != '{') return -1;
-    p = ws(p + 1, e);
-    while (p < e && *p != '}') {
-        if (*p != '"') return -1;
-        const char *ks = p + 1;
-        const char *ke = skip_string(p, e);
-        if (!ke) return -1;
-        int match = (size_t)(ke - 1 - ks) == klen && memcmp(ks, key, klen) == 0;
-        p = ws(ke, e);
-        if (p >= e || *p != ':') return -1;
-        p = ws(p + 1, e);
-        const char *vs = p;
-        const char *ve = skip_value(p, e);
-        if (!ve) return -1;
-        if (match) {
-            if (*vs == '"') {
-                copy_string(vs, ve, out, outlen);
-            } else if (outlen) {
-                size_t n = (size_t)(ve - vs) < outlen - 1 ? (size_t)(ve - vs) : outlen - 1;
-                memcpy(out, vs, n);
-                out[n] = '\0';
-            }
-            return 1;
-        }
-        p = ws(ve, e);
-        if (p < e && *p == ',') p = ws(p + 1, e);
-    }
-    return 0;
+    return json_get(json, len, key, out, outlen);
 }
 
 /* ---- ClickHouse ---- */

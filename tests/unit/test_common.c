@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/hash.h"
+#include "common/json.h"
 #include "common/time.h"
 #include "common/url.h"
 
@@ -96,6 +97,33 @@ static void test_json_escape_one_escaper(void **st)
     buf_free(&b);
 }
 
+static void test_json_get_decodes_unicode_escapes(void **st)
+{
+    (void)st;
+    /* the sinks' old reader turned every non-ASCII \u escape into '?' */
+    const char *j = "{\"Status\":\"Fail\",\"Message\":\"caf\\u00e9 \\ud83d\\ude00\"}";
+    char v[64];
+    assert_int_equal(json_get(j, strlen(j), "Message", v, sizeof v), 1);
+    assert_string_equal(v, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    /* a member before a cut tail is found; one after it is an error, not "absent" */
+    assert_int_equal(json_get(j, 20, "Status", v, sizeof v), 1);
+    assert_int_equal(json_get(j, 20, "Message", v, sizeof v), -1);
+    /* a trailing comma is not an object */
+    json_member_t m[4];
+    assert_true(json_members("{\"a\":1,}", 8, m, 4) < 0);
+    /* nesting past the depth limit is refused, not walked */
+    char deep[400];
+    size_t n = 0;
+    deep[n++] = '{';
+    memcpy(deep + n, "\"a\":", 4), n += 4;
+    for (int i = 0; i < JSON_MAX_DEPTH + 1; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < JSON_MAX_DEPTH + 1; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    assert_true(json_members(deep, n, m, 4) < 0);
+}
+
 static void test_fnv1a_known_values(void **st)
 {
     (void)st;
@@ -125,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_url_redact_masks_only_the_password),
         cmocka_unit_test(test_pct_encode_keeps_only_unreserved),
         cmocka_unit_test(test_json_escape_one_escaper),
+        cmocka_unit_test(test_json_get_decodes_unicode_escapes),
         cmocka_unit_test(test_fnv1a_known_values),
         cmocka_unit_test(test_clock_deadline_is_normalised),
     };

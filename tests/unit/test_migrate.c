@@ -205,28 +205,28 @@ static void test_json_fields_and_values(void **st)
     (void)st;
     const char *line = "{\"b\":\"2024-03-01\", \"v0\":\"n\\u00e9 \\\"q\\\" \\/ \\ud83d\\ude00\","
                        "\"v1\":null,\"v2\":12.5,\"v3\":{\"a\":[1,\"}\"]},\"v4\":true}";
-    migrate_field_t f[8];
-    int n = migrate_json_fields(line, strlen(line), f, 8);
+    json_member_t f[8];
+    int n = json_members(line, strlen(line), f, 8);
     assert_int_equal(n, 6);
     assert_int_equal(f[1].key_len, 2);
     buf_t b = {0};
     int is_null;
-    assert_int_equal(migrate_json_value(f[1].val, f[1].val_len, &b, &is_null), 0);
+    assert_int_equal(json_value_text(f[1].val, f[1].val_len, &b, &is_null), 0);
     assert_string_equal(b.data, "n\xc3\xa9 \"q\" / \xf0\x9f\x98\x80");
     assert_false(is_null);
     b.len = 0;
-    assert_int_equal(migrate_json_value(f[2].val, f[2].val_len, &b, &is_null), 0);
+    assert_int_equal(json_value_text(f[2].val, f[2].val_len, &b, &is_null), 0);
     assert_true(is_null);
     b.len = 0;
-    migrate_json_value(f[4].val, f[4].val_len, &b, &is_null);
+    json_value_text(f[4].val, f[4].val_len, &b, &is_null);
     assert_string_equal(b.data, "{\"a\":[1,\"}\"]}");
     buf_free(&b);
-    assert_int_equal(migrate_json_fields("{}", 2, f, 8), 0);
-    assert_true(migrate_json_fields("[1]", 3, f, 8) < 0);
-    assert_true(migrate_json_fields("{\"a\":1", 6, f, 8) < 0);
-    assert_true(migrate_json_fields("{\"a\":1}x", 8, f, 8) < 0);
-    assert_true(migrate_json_fields("Code: 241, e.displayText()", 26, f, 8) < 0);
-    assert_int_equal(migrate_json_fields("{\"a\":1,\"b\":2}", 13, f, 1), -E2BIG);
+    assert_int_equal(json_members("{}", 2, f, 8), 0);
+    assert_true(json_members("[1]", 3, f, 8) < 0);
+    assert_true(json_members("{\"a\":1", 6, f, 8) < 0);
+    assert_true(json_members("{\"a\":1}x", 8, f, 8) < 0);
+    assert_true(json_members("Code: 241, e.displayText()", 26, f, 8) < 0);
+    assert_int_equal(json_members("{\"a\":1,\"b\":2}", 13, f, 1), -E2BIG);
 }
 
 static void test_verify_sql_per_dialect(void **st)
