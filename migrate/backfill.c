@@ -26,6 +26,7 @@
 
 #include "common/log.h"
 #include "migrate/migrate.h"
+#include "common/url.h"
 #include "migrate/migrate_internal.h"
 #include "sinks/sink.h"
 #include "wal/wal.h"
@@ -1172,14 +1173,14 @@ static int resolve_source(bf_t *b, FILE *err)
         } else {
             snprintf(b->source, sizeof b->source, "%s", o->source);
             char shown[1200];
-            migrate_url_redact(o->source, shown, sizeof shown);
+            url_redact(o->source, shown, sizeof shown);
             if (strcmp(shown, o->source) != 0)
                 fprintf(err, "backfill: note: the password in --source is visible to every user "
                              "(ps, shell history): prefer --source-password-env VAR\n");
         }
         memset(pass, 0, sizeof pass);
     }
-    migrate_url_redact(b->source, b->shown, sizeof b->shown);
+    url_redact(b->source, b->shown, sizeof b->shown);
     char dbdir[256];
     if (migrate_http_base(b->source, "clickhouse://", b->base, sizeof b->base, dbdir,
                           sizeof dbdir) < 0) {

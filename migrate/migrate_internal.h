@@ -73,9 +73,6 @@ int migrate_read_password(const char *env, const char *file, char *out, size_t o
 int migrate_url_with_auth(const char *url, const char *user, const char *password, char *out,
                           size_t outlen);
 
-/* url with the password of its userinfo shown as ***: the only form of a URL ever printed. */
-void migrate_url_redact(const char *url, char *out, size_t outlen);
-
 /* host (lower case; localhost, 127.x and ::1 become "loopback"), port (the scheme's default
  * when absent: what libcurl connects to) and path database of an http(s):// or
  * clickhouse:// URL. 0 or -EINVAL. */

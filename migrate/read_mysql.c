@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/url.h"
 #include "migrate/migrate_internal.h"
 
 typedef struct {
@@ -16,28 +17,11 @@ typedef struct {
     char db[256];
 } mysql_reader_t;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Copy s[0..n) into out, decoding %XX (passwords with '@' or ':' are written %40, %3A). */
+/* Copy s[0..n) into out, percent-decoded by common/url's rule (passwords with '@' or ':' are
+ * written %40, %3A); -EINVAL when malformed or too long. */
 static int pct_copy(char *out, size_t outlen, const char *s, size_t n)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        }
-        if (k + 1 >= outlen) return -EINVAL;
-        out[k++] = c;
-    }
-    out[k] = '\0';
+    if (n + 1 > outlen || url_pct_decode(s, n, URL_REFUSE_NUL, out) < 0) return -EINVAL;
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/url.h"
 #include "migrate/migrate_internal.h"
 #include "sinks/sink.h"
 
@@ -189,19 +190,6 @@ static const char *authority(const char *url, size_t *alen, const char **at)
     return a;
 }
 
-static int pct_encode(buf_t *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~')
-            buf_append(b, s + i, 1);
-        else
-            buf_printf(b, "%%%02X", c);
-    }
-    return b->oom ? -ENOMEM : 0;
-}
-
 int migrate_url_with_auth(const char *url, const char *user, const char *password, char *out,
                           size_t outlen)
 {
@@ -211,7 +199,7 @@ int migrate_url_with_auth(const char *url, const char *user, const char *passwor
     buf_t b = {0};
     buf_append(&b, url, (size_t)(a - url));
     if (user) {
-        pct_encode(&b, user, strlen(user));
+        url_pct_encode(&b, user, strlen(user));
     } else if (at) {
         const char *colon = memchr(a, ':', (size_t)(at - a));
         buf_append(&b, a, (size_t)((colon ? colon : at) - a)); /* already encoded */
@@ -219,24 +207,13 @@ int migrate_url_with_auth(const char *url, const char *user, const char *passwor
         buf_puts(&b, "default");
     }
     buf_puts(&b, ":");
-    pct_encode(&b, password, strlen(password));
+    url_pct_encode(&b, password, strlen(password));
     buf_puts(&b, "@");
     buf_puts(&b, at ? at + 1 : a);
     int rc = b.oom || !b.data || b.len >= outlen ? -EINVAL : 0;
     if (rc == 0) memcpy(out, b.data, b.len + 1);
     buf_free(&b);
     return rc;
-}
-
-void migrate_url_redact(const char *url, char *out, size_t outlen)
-{
-    size_t alen;
-    const char *at, *a = url ? authority(url, &alen, &at) : NULL;
-    const char *colon = a && at ? memchr(a, ':', (size_t)(at - a)) : NULL;
-    if (colon)
-        snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - url), url, at);
-    else
-        snprintf(out, outlen, "%s", url ? url : "");
 }
 
 int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *port, char *db,

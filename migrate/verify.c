@@ -12,6 +12,7 @@
 #include <mysql.h>
 
 #include "migrate/migrate.h"
+#include "common/url.h"
 #include "migrate/migrate_internal.h"
 
 typedef struct {
@@ -174,7 +175,7 @@ static int side_url(const char *url, const char *env, const char *file, char *ou
     }
     if (rc == 0) snprintf(out, outlen, "%s", url);
     memset(pass, 0, sizeof pass);
-    migrate_url_redact(out, shown, shownlen);
+    url_redact(out, shown, shownlen);
     return 0;
 }
 

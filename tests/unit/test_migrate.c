@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "common/url.h"
 #include "migrate/migrate_internal.h"
 
 static void test_time_parsing_is_utc(void **st)
@@ -334,9 +335,9 @@ static void test_backfill_flags_parse_as_flags_and_urls_hide_passwords(void **st
     assert_true(BF("--source", "u", "--sink", "s", "--table", "t", "--max-slice", "45m") < 0);
     assert_true(BF("--source", "u", "--source-sink", "ch", "--sink", "s", "--table", "t") < 0);
 #undef BF
-    migrate_url_redact("http://u:s3cret@h:1/db", u, sizeof u);
+    url_redact("http://u:s3cret@h:1/db", u, sizeof u);
     assert_string_equal(u, "http://u:***@h:1/db");
-    migrate_url_redact("http://h:1", u, sizeof u);
+    url_redact("http://h:1", u, sizeof u);
     assert_string_equal(u, "http://h:1");
     assert_int_equal(migrate_url_with_auth("http://u@h:1/x", NULL, "p@ss:w", u, sizeof u), 0);
     assert_string_equal(u, "http://u:p%40ss%3Aw@h:1/x");
