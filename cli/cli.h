@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "config/config.h"
+#include "migrate/migrate.h"
 
 /* Exit codes, documented in README: */
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_WAL = 4 };
@@ -56,6 +57,13 @@ int cli_parse_u64(const char *s, uint64_t *out);
 /* Load the config at path (or the defaults when path is NULL and allow_default), apply the
  * environment overrides and check it; an exit code, the reason printed. */
 int cli_load_config(const char *path, sluice_cfg_t *cfg, int allow_default);
+
+/* backfill's and verify's own option tables (cli/migrate.c): parse argv into o (then
+ * migrate_*_check), 0 or -EINVAL with a one-line reason; their usage with every default. */
+int cli_backfill_parse(int argc, char **argv, backfill_opts_t *o, char *err, size_t errlen);
+int cli_verify_parse(int argc, char **argv, verify_opts_t *o, char *err, size_t errlen);
+void cli_backfill_usage(FILE *f);
+void cli_verify_usage(FILE *f);
 
 int cli_run(const cli_cmd_t *cmd, int argc, char **argv);
 int cli_dlq(const cli_cmd_t *cmd, int argc, char **argv);

@@ -14,28 +14,6 @@
 #define SLUICE_VERSION "dev"
 #endif
 
-int cli_load_config(const char *path, sluice_cfg_t *cfg, int allow_default)
-{
-    char err[1024] = "";
-    int rc;
-    if (path) {
-        rc = cfg_load(cfg, path, err, sizeof err);
-    } else if (allow_default) {
-        cfg_defaults(cfg);
-        rc = 0;
-    } else {
-        fprintf(stderr, "sluice: --config FILE is required\n");
-        return EXIT_USAGE;
-    }
-    if (rc == 0) rc = cfg_finish(cfg, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "sluice: config: %s\n", err);
-        cfg_free(cfg);
-        return EXIT_CONFIG;
-    }
-    return EXIT_OK;
-}
-
 static const cli_opt_t config_only[] = {
     {"--config", "FILE", "the YAML config (required); environment overrides apply"},
     {NULL, NULL, NULL},
@@ -68,33 +46,22 @@ static int cmd_check_config(const cli_cmd_t *cmd, int argc, char **argv)
     return rc;
 }
 
-/* backfill and verify: migrate/ parses their options from its own table (migrate/args.c);
- * --config is one of them, found here only where it stands as an option. */
-static const char *config_arg(int argc, char **argv)
-{
-    const char *path = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) break;
-        if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9;
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            path = argv[++i];
-        else if (strncmp(argv[i], "--", 2) == 0 && !strchr(argv[i], '=') && i + 1 < argc &&
-                 strncmp(argv[i + 1], "--", 2) != 0)
-            i++; /* another option's value, even when it reads "--config"'s neighbour */
-    }
-    return path;
-}
-
+/* backfill and verify read their options with their own tables (cli/migrate.c). */
 static int cmd_backfill(const cli_cmd_t *cmd, int argc, char **argv)
 {
     (void)cmd;
+    backfill_opts_t o;
+    char msg[1024];
+    if (cli_backfill_parse(argc, argv, &o, msg, sizeof msg) < 0) {
+        fprintf(stderr, "sluice backfill: %s\n", msg);
+        return EXIT_USAGE;
+    }
     sluice_cfg_t cfg;
-    int rc = cli_load_config(config_arg(argc, argv), &cfg, 0);
+    int rc = cli_load_config(o.config, &cfg, 0);
     if (rc) return rc;
     log_set_level(cfg.log.level);
     signal(SIGPIPE, SIG_IGN);
-    rc = migrate_backfill_cli(&cfg, argc, argv, stdout, stderr);
+    rc = migrate_backfill(&cfg, &o, stdout, stderr);
     cfg_free(&cfg);
     return rc;
 }
@@ -102,7 +69,13 @@ static int cmd_backfill(const cli_cmd_t *cmd, int argc, char **argv)
 static int cmd_verify(const cli_cmd_t *cmd, int argc, char **argv)
 {
     (void)cmd;
-    return migrate_verify_cli(argc, argv, stdout, stderr);
+    verify_opts_t o;
+    char msg[1024];
+    if (cli_verify_parse(argc, argv, &o, msg, sizeof msg) < 0) {
+        fprintf(stderr, "sluice verify: %s\n", msg);
+        return EXIT_USAGE;
+    }
+    return migrate_verify(&o, stdout, stderr);
 }
 
 static int cmd_version(const cli_cmd_t *cmd, int argc, char **argv)
@@ -148,9 +121,9 @@ static const cli_cmd_t commands[] = {
      "sink])",
      dlq_opts, CLI_MAX_POS, cli_dlq, NULL},
     {"backfill", "--config FILE --source URL --sink NAME --table [DB.]T [options]",
-     "copy history into a sink, resumably", NULL, 0, cmd_backfill, migrate_backfill_usage},
+     "copy history into a sink, resumably", NULL, 0, cmd_backfill, cli_backfill_usage},
     {"verify", "--a URL --b URL --table [DB.]T [options]",
-     "compare counts (and checksums) per bucket", NULL, 0, cmd_verify, migrate_verify_usage},
+     "compare counts (and checksums) per bucket", NULL, 0, cmd_verify, cli_verify_usage},
     {"version", "", "print the version", no_opts, 0, cmd_version, NULL},
     {"help", "[COMMAND]", "the commands, or COMMAND's options and defaults", no_opts, 1, cmd_help,
      NULL},

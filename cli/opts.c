@@ -1,5 +1,5 @@
-/* opts.c — the one option parser of the command line: table-driven (cli_opt_t), so the
- * parser and each command's usage text come from the same list. */
+/* opts.c — what every command starts with: the option parser (table-driven, cli_opt_t, so
+ * the parser and each command's usage text come from the same list) and the config load. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,4 +97,26 @@ int cli_parse_u64(const char *s, uint64_t *out)
     if (errno || end == s || *end || s[0] == '-') return -1;
     *out = v;
     return 0;
+}
+
+int cli_load_config(const char *path, sluice_cfg_t *cfg, int allow_default)
+{
+    char err[1024] = "";
+    int rc;
+    if (path) {
+        rc = cfg_load(cfg, path, err, sizeof err);
+    } else if (allow_default) {
+        cfg_defaults(cfg);
+        rc = 0;
+    } else {
+        fprintf(stderr, "sluice: --config FILE is required\n");
+        return EXIT_USAGE;
+    }
+    if (rc == 0) rc = cfg_finish(cfg, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "sluice: config: %s\n", err);
+        cfg_free(cfg);
+        return EXIT_CONFIG;
+    }
+    return EXIT_OK;
 }

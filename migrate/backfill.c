@@ -1291,9 +1291,9 @@ static int run_slices(bf_t *b, FILE *err)
     return b->failed ? b->fail_code : BF_OK;
 }
 
-int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err)
+int migrate_backfill(const sluice_cfg_t *cfg, backfill_opts_t *opts, FILE *out, FILE *err)
 {
-    backfill_opts_t o;
+    backfill_opts_t o = *opts;
     bf_t b;
     memset(&b, 0, sizeof b);
     b.o = &o;
@@ -1305,10 +1305,6 @@ int migrate_backfill_cli(const sluice_cfg_t *cfg, int argc, char **argv, FILE *o
     char msg[1024], dir[3000];
     int code = BF_ERR, rc;
     bf_progress_t prog = {0};
-    if (backfill_parse_args(argc, argv, &o, msg, sizeof msg) < 0) {
-        fprintf(err, "sluice backfill: %s\n", msg);
-        return BF_USAGE;
-    }
     if (!(b.sc = find_sink(cfg, o.sink))) {
         fprintf(err, "sluice backfill: no sink named %s in %s\n", o.sink,
                 cfg->path ? cfg->path : "the config");

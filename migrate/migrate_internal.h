@@ -11,55 +11,10 @@
 #include "common/buf.h"
 #include "common/hash.h"
 #include "common/json.h"
+#include "migrate/migrate.h"
 
 #define MIGRATE_LABEL_MAX 128        /* StarRocks label limit */
-#define MIGRATE_MAX_COLUMNS 64       /* verify --columns */
 #define MIGRATE_MAX_LINE (64u << 20) /* longest JSON row accepted from a source */
-
-/* ---- options ---- */
-
-typedef struct {
-    const char *source;      /* ClickHouse URL (without its password: see below) */
-    const char *source_sink; /* or: the config's ClickHouse sink of this name is the source */
-    const char *source_password_env, *source_password_file;
-    const char *sink;     /* sink name in the config */
-    const char *table;    /* table (a "db.table" form sets database) */
-    const char *database; /* default: from table, else "default" */
-    const char *table_arg, *database_arg; /* as given */
-    int64_t since, until; /* unix seconds; has_* say whether they were given */
-    int has_since, has_until;
-    int64_t slice_s;     /* default 3600: the grid, and the smallest slice */
-    int64_t max_slice_s; /* default max(1d, slice): adaptive slices grow up to this */
-    uint32_t parallel;   /* default 2: slices in flight */
-    const char *where;       /* extra SQL condition, or NULL */
-    const char *time_column; /* default "timestamp" */
-    int dry_run, status, json, force, restart, retry_dlq; /* flags */
-    char table_buf[256], db_buf[256];
-} backfill_opts_t;
-
-typedef enum { VERIFY_BY_DAY = 0, VERIFY_BY_HOUR } verify_by_t;
-
-typedef struct {
-    const char *a, *b;
-    const char *a_password_env, *a_password_file, *b_password_env, *b_password_file;
-    const char *table, *database;
-    const char *table_arg, *database_arg;
-    verify_by_t by;
-    const char *time_column;
-    const char *columns[MIGRATE_MAX_COLUMNS];
-    size_t n_columns;
-    const char *key;          /* column naming a differing row; default columns[0] */
-    const char *config, *sink; /* for the default --until: the sink's live start */
-    int all;                   /* flag: no default --until */
-    int64_t since, until;
-    int has_since, has_until;
-    char table_buf[256], db_buf[256], cols_buf[4096];
-} verify_opts_t;
-
-/* Parse argv (after the command name; --config is skipped by backfill, main.c reads it). 0,
- * or -EINVAL with a one-line reason in err. */
-int backfill_parse_args(int argc, char **argv, backfill_opts_t *o, char *err, size_t errlen);
-int verify_parse_args(int argc, char **argv, verify_opts_t *o, char *err, size_t errlen);
 
 /* A password from environment variable env or the first line of file (at most one of them
  * non-NULL). 1 when read into out, 0 when neither was given, -EINVAL with err. */
@@ -81,12 +36,6 @@ int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *
 
 /* ---- time ---- */
 
-/* "2024-05-01", "2024-05-01T10:00:00[Z]", "2024-05-01 10:00:00", or unix seconds "1714557600"
- * (UTC) → unix seconds. 0 or -EINVAL. */
-int migrate_parse_time(const char *s, int64_t *out);
-
-/* "90s", "30m", "1h", "2d", or plain seconds → seconds (> 0). 0 or -EINVAL. */
-int migrate_parse_duration(const char *s, int64_t *out);
 
 /* unix seconds → "YYYY-MM-DD HH:MM:SS" (UTC), 20 bytes with the NUL. */
 void migrate_format_time(int64_t t, char out[20]);
@@ -157,8 +106,6 @@ int migrate_http_text(const char *url, const char *body, buf_t *out, char *err, 
 int migrate_http_base(const char *url, const char *strip_scheme, char *base, size_t baselen,
                       char *db, size_t dblen);
 
-/* Is s a plain identifier we can quote in every dialect (no quotes, backticks, NUL)? */
-int migrate_ident_ok(const char *s);
 
 /* ---- verify readers ---- */
 

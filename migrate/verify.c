@@ -234,14 +234,10 @@ static int show_keys(const char *a, const char *sa, const char *b, const char *s
     return rc;
 }
 
-int migrate_verify_cli(int argc, char **argv, FILE *out, FILE *err)
+int migrate_verify(verify_opts_t *opts, FILE *out, FILE *err)
 {
-    verify_opts_t o;
+    verify_opts_t o = *opts;
     char msg[1024];
-    if (verify_parse_args(argc, argv, &o, msg, sizeof msg) < 0) {
-        fprintf(err, "sluice verify: %s\n", msg);
-        return 2;
-    }
     static char a[2048], b[2048], sa[2048], sb[2048];
     if (side_url(o.a, o.a_password_env, o.a_password_file, a, sizeof a, sa, sizeof sa, err) < 0 ||
         side_url(o.b, o.b_password_env, o.b_password_file, b, sizeof b, sb, sizeof sb, err) < 0)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "common/url.h"
+#include "cli/cli.h"
 #include "migrate/migrate_internal.h"
 
 static void test_time_parsing_is_utc(void **st)
@@ -270,7 +271,7 @@ static void test_verify_sql_per_dialect(void **st)
 
 static int bf_parse(int argc, char **argv, backfill_opts_t *o, char *err)
 {
-    return backfill_parse_args(argc, argv, o, err, 256);
+    return cli_backfill_parse(argc, argv, o, err, 256);
 }
 
 static void test_backfill_argument_errors(void **st)
@@ -358,7 +359,7 @@ static void test_verify_argument_errors(void **st)
     (void)st;
     verify_opts_t o;
     char err[256];
-#define VF(...) verify_parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), &o, err, sizeof err)
+#define VF(...) cli_verify_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), &o, err, sizeof err)
     assert_int_equal(VF("--a", "http://h:1", "--b", "mysql://root@h:9030/db", "--table", "db.t",
                         "--by", "hour", "--columns", "id, name ,v"),
                      0);
