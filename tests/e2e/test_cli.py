@@ -52,7 +52,9 @@ def test_unknown_flag_says_unknown_option():
                      ["check-config", "--config", cfg, "--bogus"],
                      ["wal", "stats", "--dir", tmp.path, "--bogus"],
                      ["dlq", "list", "--config", cfg, "--bogus"],
-                     ["version", "--bogus"]):
+                     ["version", "--bogus"],
+                     ["backfill", "--bogus", "--config", cfg],
+                     ["verify", "--bogus"]):
             rc, out, err = sluice(*argv)
             assert rc == 2, (argv, rc, err)
             assert "unknown option --bogus" in err, (argv, err)
