@@ -507,74 +507,12 @@ static void note_unbuffered(proxy_t *p, const proxy_stmt_t *st, const proxy_para
     s->unbuffered[s->n_unbuffered++].requests = 1;
 }
 
-static int path_is(const http_req_t *r, const char *path)
+/* A POST/PUT to "/" (proxy_classify): read the statement from the query parameter, the body
+ * or both joined as ClickHouse joins them; an INSERT sluice buffers goes to the WAL
+ * (do_insert), anything else, or an INSERT it does not buffer, is forwarded as it came. */
+static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, size_t npr)
 {
-    size_t n = strlen(path);
-    return r->path_len == n && memcmp(r->path, path, n) == 0;
-}
-
-static void on_request(http_req_t *r, void *ctx)
-{
-    proxy_t *p = ctx;
-    /* "/" alone (no query string) is ClickHouse's static "Ok." too: keep health checks
-     * answering during a backend outage. */
-    int root_ok = path_is(r, "/") && !r->query && !r->body_len &&
-                  (r->method == HTTP_GET || r->method == HTTP_HEAD);
-    if (root_ok || path_is(r, "/ping") || path_is(r, "/replicas_status")) {
-        if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
-            http_respond(r, 405, "Content-Type: text/plain; charset=UTF-8\r\n", "", 0);
-            return;
-        }
-        http_respond(r, 200, "Content-Type: text/plain; charset=UTF-8\r\n", "Ok.\n", 4);
-        return;
-    }
-
-    proxy_param_t pr[PROXY_MAX_PARAMS];
-    size_t npr = 0;
-    char *pstore = NULL, *decoded = NULL, *joined = NULL;
-    if (proxy_params_parse(r->query ? r->query : "", r->query_len, pr, &npr, &pstore)) {
-        ch_error(p, r, 400, 36, "BAD_ARGUMENTS", "Cannot parse the URL query string");
-        return;
-    }
-    proxy_creds_t cr;
-    if (proxy_creds_from(&cr, http_req_header(r, "Authorization"),
-                         http_req_header(r, "X-ClickHouse-User"),
-                         http_req_header(r, "X-ClickHouse-Key"), proxy_param_get(pr, npr, "user"),
-                         proxy_param_get(pr, npr, "password"))) {
-        ch_error(p, r, 403, 516, "AUTHENTICATION_FAILED",
-                 "Invalid authentication: use only one of HTTP Basic, X-ClickHouse-User/Key "
-                 "headers or user/password parameters");
-        goto out;
-    }
-    if (proxy_auth_check(&p->cfg->proxy, &cr)) {
-        /* As modern ClickHouse (exceptionCodeToHTTPStatus: AUTHENTICATION_FAILED -> 403
-         * Forbidden; 18.16 answered 401 with Code 192): the user is echoed, the password
-         * never, and nothing is logged. */
-        p->st.requests_error++;
-        char body[512], hdrs[160];
-        size_t n = (size_t)snprintf(body, sizeof body,
-                                    "Code: 516. DB::Exception: %s: Authentication failed: password "
-                                    "is incorrect, or there is no user with such name. "
-                                    "(AUTHENTICATION_FAILED)\n",
-                                    cr.user);
-        if (n >= sizeof body) n = sizeof body - 1;
-        snprintf(hdrs, sizeof hdrs,
-                 "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: 516\r\n");
-        http_respond(r, 403, hdrs, body, n);
-        goto out;
-    }
-
-    const char *ctype = http_req_header(r, "Content-Type");
-    const char *decompress = proxy_param_get(pr, npr, "decompress");
-    int classify = (path_is(r, "/") || r->path_len == 0) &&
-                   (r->method == HTTP_POST || r->method == HTTP_PUT) &&
-                   !(ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) &&
-                   !(decompress && strcmp(decompress, "0") != 0);
-    if (!classify) {
-        passthrough(p, r);
-        goto out;
-    }
-
+    char *decoded = NULL, *joined = NULL;
     proxy_stmt_t *st = &p->stmt;
     const char *q = proxy_param_get(pr, npr, "query");
     size_t qlen = q ? strlen(q) : 0;
@@ -650,6 +588,9 @@ static void on_request(http_req_t *r, void *ctx)
         rows_len = tlen - st->data_off;
         rows_cap = joined ? rows_len + 1 : (text == r->body ? bcap - st->data_off : rows_len);
     }
+    /* rows_cap is how far the format splitter may write in place past rows_len: the
+     * request body keeps one spare byte (body_cap > body_len, http_server.h), the joined
+     * text was allocated with one, a decoded body has none beyond its length. */
     if (do_insert(p, r, st, pr, npr, rows, rows_len, rows_cap)) {
         note_unbuffered(p, st, pr, npr, r);
         passthrough(p, r);
@@ -661,6 +602,70 @@ syntax:
 out:
     free(joined);
     free(decoded);
+}
+
+static void on_request(http_req_t *r, void *ctx)
+{
+    proxy_t *p = ctx;
+    proxy_req_view_t view = {.method = r->method,
+                             .path = r->path,
+                             .path_len = r->path_len,
+                             .has_query = r->query != NULL,
+                             .body_len = r->body_len,
+                             .content_type = http_req_header(r, "Content-Type")};
+    proxy_route_t route = proxy_classify(&view);
+    if (route == PROXY_ROUTE_BAD_METHOD) {
+        http_respond(r, 405, "Content-Type: text/plain; charset=UTF-8\r\n", "", 0);
+        return;
+    }
+    if (route == PROXY_ROUTE_OK) {
+        http_respond(r, 200, "Content-Type: text/plain; charset=UTF-8\r\n", "Ok.\n", 4);
+        return;
+    }
+
+    proxy_param_t pr[PROXY_MAX_PARAMS];
+    size_t npr = 0;
+    char *pstore = NULL;
+    if (proxy_params_parse(r->query ? r->query : "", r->query_len, pr, &npr, &pstore)) {
+        ch_error(p, r, 400, 36, "BAD_ARGUMENTS", "Cannot parse the URL query string");
+        return;
+    }
+    proxy_creds_t cr;
+    if (proxy_creds_from(&cr, http_req_header(r, "Authorization"),
+                         http_req_header(r, "X-ClickHouse-User"),
+                         http_req_header(r, "X-ClickHouse-Key"), proxy_param_get(pr, npr, "user"),
+                         proxy_param_get(pr, npr, "password"))) {
+        ch_error(p, r, 403, 516, "AUTHENTICATION_FAILED",
+                 "Invalid authentication: use only one of HTTP Basic, X-ClickHouse-User/Key "
+                 "headers or user/password parameters");
+        goto out;
+    }
+    if (proxy_auth_check(&p->cfg->proxy, &cr)) {
+        /* As modern ClickHouse (exceptionCodeToHTTPStatus: AUTHENTICATION_FAILED -> 403
+         * Forbidden; 18.16 answered 401 with Code 192): the user is echoed, the password
+         * never, and nothing is logged. */
+        p->st.requests_error++;
+        char body[512], hdrs[160];
+        size_t n = (size_t)snprintf(body, sizeof body,
+                                    "Code: 516. DB::Exception: %s: Authentication failed: password "
+                                    "is incorrect, or there is no user with such name. "
+                                    "(AUTHENTICATION_FAILED)\n",
+                                    cr.user);
+        if (n >= sizeof body) n = sizeof body - 1;
+        snprintf(hdrs, sizeof hdrs,
+                 "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Exception-Code: 516\r\n");
+        http_respond(r, 403, hdrs, body, n);
+        goto out;
+    }
+
+    view.decompress = proxy_param_get(pr, npr, "decompress");
+    if (proxy_classify(&view) != PROXY_ROUTE_STATEMENT) {
+        passthrough(p, r);
+        goto out;
+    }
+
+    on_statement(p, r, pr, npr);
+out:
     free(pstore);
 }
 

@@ -154,6 +154,31 @@ typedef struct {
 
 /* Split and percent-decode a query string ('+' is a space). Storage: a malloc'd copy in
  * *store (free it). -1 on too many params or bad escapes. */
+/* ---- routing (route.c) ---- */
+
+typedef enum {
+    PROXY_ROUTE_OK,         /* /ping, /replicas_status, a bare "/" GET/HEAD: 200 "Ok." */
+    PROXY_ROUTE_BAD_METHOD, /* those paths with another method: 405 */
+    PROXY_ROUTE_PASS,       /* not a statement sluice reads: forwarded as it is */
+    PROXY_ROUTE_STATEMENT,  /* POST/PUT to "/": read the statement (an INSERT goes to the WAL) */
+} proxy_route_t;
+
+/* What classify looks at: the request line, two headers, one URL parameter. */
+typedef struct {
+    int method; /* enum http_method */
+    const char *path;
+    size_t path_len;
+    int has_query;
+    size_t body_len;
+    const char *content_type; /* Content-Type, or NULL */
+    const char *decompress;   /* the decompress URL parameter, or NULL */
+} proxy_req_view_t;
+
+/* The route of a request. The health routes depend on no parameter, so on_request asks
+ * before parsing the query string (a bad one must not fail /ping) and again, with
+ * decompress, once it has parsed it. */
+proxy_route_t proxy_classify(const proxy_req_view_t *v);
+
 int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n, char **store);
 const char *proxy_param_get(const proxy_param_t *p, size_t n, const char *key);
 

@@ -13,6 +13,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <http_parser.h>
+
 #include "proxy/proxy_internal.h"
 
 static proxy_stmt_t st;
@@ -449,9 +451,38 @@ static void test_params_decode_and_settings(void **state)
     assert_int_equal(proxy_base64_decode("Y", 1, b64, sizeof b64, &bl), -1);
 }
 
+static proxy_route_t route(int method, const char *path, int has_query, size_t body_len,
+                           const char *ctype, const char *decompress)
+{
+    proxy_req_view_t v = {method, path, strlen(path), has_query, body_len, ctype, decompress};
+    return proxy_classify(&v);
+}
+
+static void test_classify_routes_by_line_headers_and_decompress(void **st)
+{
+    (void)st;
+    /* health probes answer here, whatever the backend's state */
+    assert_int_equal(route(HTTP_GET, "/ping", 0, 0, NULL, NULL), PROXY_ROUTE_OK);
+    assert_int_equal(route(HTTP_HEAD, "/replicas_status", 1, 0, NULL, NULL), PROXY_ROUTE_OK);
+    assert_int_equal(route(HTTP_GET, "/", 0, 0, NULL, NULL), PROXY_ROUTE_OK);
+    assert_int_equal(route(HTTP_POST, "/ping", 0, 0, NULL, NULL), PROXY_ROUTE_BAD_METHOD);
+    /* "/" with a query string is a query, not a probe */
+    assert_int_equal(route(HTTP_GET, "/", 1, 0, NULL, NULL), PROXY_ROUTE_PASS);
+    /* statements: POST/PUT to "/" (or an empty path) */
+    assert_int_equal(route(HTTP_POST, "/", 1, 10, NULL, NULL), PROXY_ROUTE_STATEMENT);
+    assert_int_equal(route(HTTP_PUT, "", 0, 10, NULL, "0"), PROXY_ROUTE_STATEMENT);
+    /* ClickHouse's to read: external tables, its own compression framing, other paths */
+    assert_int_equal(route(HTTP_POST, "/", 1, 10, "multipart/form-data; boundary=x", NULL),
+                     PROXY_ROUTE_PASS);
+    assert_int_equal(route(HTTP_POST, "/", 1, 10, NULL, "1"), PROXY_ROUTE_PASS);
+    assert_int_equal(route(HTTP_POST, "/play", 1, 10, NULL, NULL), PROXY_ROUTE_PASS);
+    assert_int_equal(route(HTTP_GET, "/", 1, 0, NULL, NULL), PROXY_ROUTE_PASS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify_routes_by_line_headers_and_decompress),
         cmocka_unit_test(test_stmt_simple_insert_is_recognised),
         cmocka_unit_test(test_stmt_db_columns_settings_comments),
         cmocka_unit_test(test_stmt_tensorzero_body_head),
