@@ -12,7 +12,7 @@
 /* Exit codes, documented in README: */
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_WAL = 4 };
 
-#define CLI_MAX_OPTS 16
+#define CLI_MAX_OPTS 24
 #define CLI_MAX_POS 256
 
 /* One option of a command. value is the placeholder of the value it takes ("FILE"), NULL
@@ -41,6 +41,14 @@ typedef struct {
     const char *pos[CLI_MAX_POS];
     int npos;
 } cli_args_t;
+
+/* The one argv walker. table: n rows of stride bytes, each starting with a cli_opt_t (so a
+ * command's own row type can carry more). Fills vals[0..n) (NULL: absent, "" for a flag
+ * given) and pos (up to max_pos positional words; NULL pos: none allowed). `--opt V`,
+ * `--opt=V`, flags, `--` ends the options. 0, or -1 with the reason in err ("unknown option
+ * --x", "--x needs a value (V)", "--x is a flag and takes no value", "unexpected argument"). */
+int cli_walk(const void *table, size_t stride, size_t n, int argc, char **argv, const char **vals,
+             const char **pos, int *npos, int max_pos, char *err, size_t errlen);
 
 /* Walk argv (the words after the command) against cmd->opts: `--opt V`, `--opt=V`, flags,
  * `--` ends the options. On a bad word prints "sluice CMD: unknown option --x" (or "--x

@@ -24,13 +24,13 @@ typedef enum {
     OPT_COLUMNS,  /* verify --columns a,b,c */
 } opt_kind_t;
 
+/* A row: the option as cli_walk reads it (name, value placeholder, help), then where its
+ * value goes in the options struct and the default shown in the usage. */
 typedef struct {
-    const char *name;
+    cli_opt_t o; /* first: cli_walk reads the table through it */
     opt_kind_t kind;
     size_t off, has_off;
-    const char *arg; /* value placeholder in the usage */
-    const char *def; /* default shown in the usage, or NULL */
-    const char *help;
+    const char *def; /* or NULL */
 } opt_t;
 
 #define NO_HAS ((size_t)-1)
@@ -38,75 +38,167 @@ typedef struct {
 #define VF(f) offsetof(verify_opts_t, f)
 
 static const opt_t backfill_table[] = {
-    {"--config", OPT_STR, BF(config), NO_HAS, "FILE", NULL,
-     "sluice's config (sinks, wal.dir); required"},
-    {"--source", OPT_STR, BF(source), NO_HAS, "URL", NULL,
-     "ClickHouse to copy from: http://[user@]host:8123 (password: the next options)"},
-    {"--source-sink", OPT_STR, BF(source_sink), NO_HAS, "NAME", NULL,
-     "or: the config's ClickHouse sink NAME is the source (its url, user, password)"},
-    {"--source-password-env", OPT_STR, BF(source_password_env), NO_HAS, "VAR", NULL,
-     "the source password from environment variable VAR"},
-    {"--source-password-file", OPT_STR, BF(source_password_file), NO_HAS, "FILE", NULL,
-     "the source password from FILE (first line)"},
-    {"--sink", OPT_STR, BF(sink), NO_HAS, "NAME", NULL, "the config's sink to copy into; required"},
-    {"--table", OPT_STR, BF(table_arg), NO_HAS, "[DB.]T", NULL, "table to copy; required"},
-    {"--database", OPT_STR, BF(database_arg), NO_HAS, "DB", "default", "database of --table"},
-    {"--time-column", OPT_STR, BF(time_column), NO_HAS, "C", DEFAULT_TIME_COLUMN,
-     "DateTime column the slices cut"},
-    {"--since", OPT_TIME, BF(since), BF(has_since), "TS", "the oldest row",
-     "UTC: 2024-05-01[ 10:00:00] or unix seconds"},
-    {"--until", OPT_TIME, BF(until), BF(has_until), "TS",
-     "the sink's live start, the dual-write boundary recorded in the WAL", "UTC, exclusive"},
-    {"--slice", OPT_DURATION, BF(slice_s), NO_HAS, "D", "1h",
-     "slice grid and smallest slice (90s, 30m, 1h, 1d)"},
-    {"--max-slice", OPT_DURATION, BF(max_slice_s), NO_HAS, "D", "1d, or --slice if longer",
-     "grid cells merge into slices up to this wide and 50000 rows"},
-    {"--parallel", OPT_UINT, BF(parallel), NO_HAS, "N", "2", "slices in flight (1-16)"},
-    {"--where", OPT_STR, BF(where), NO_HAS, "SQL", NULL, "extra condition on the source rows"},
-    {"--dry-run", OPT_FLAG, BF(dry_run), NO_HAS, NULL, NULL,
-     "print the range, the boundary and rows per slice; send nothing"},
-    {"--status", OPT_FLAG, BF(status), NO_HAS, NULL, NULL,
-     "show the progress of a running or stopped backfill of --sink/--table"},
-    {"--retry-dlq", OPT_FLAG, BF(retry_dlq), NO_HAS, NULL, NULL,
-     "re-send the rows dead-lettered by earlier runs (after fixing the cause)"},
-    {"--restart", OPT_FLAG, BF(restart), NO_HAS, NULL, NULL,
-     "forget the recorded progress and plan, start over"},
-    {"--force", OPT_FLAG, BF(force), NO_HAS, NULL, NULL,
-     "copy even when the sink is the source (same host, port, database)"},
-    {"--json", OPT_FLAG, BF(json), NO_HAS, NULL, NULL,
-     "progress and summary as JSON lines (progress on stderr, summary on stdout)"},
+    {{"--config", "FILE", "sluice's config (sinks, wal.dir); required"},
+     OPT_STR,
+     BF(config),
+     NO_HAS,
+     NULL},
+    {{"--source", "URL",
+      "ClickHouse to copy from: http://[user@]host:8123 (password: the next options)"},
+     OPT_STR,
+     BF(source),
+     NO_HAS,
+     NULL},
+    {{"--source-sink", "NAME",
+      "or: the config's ClickHouse sink NAME is the source (its url, user, password)"},
+     OPT_STR,
+     BF(source_sink),
+     NO_HAS,
+     NULL},
+    {{"--source-password-env", "VAR", "the source password from environment variable VAR"},
+     OPT_STR,
+     BF(source_password_env),
+     NO_HAS,
+     NULL},
+    {{"--source-password-file", "FILE", "the source password from FILE (first line)"},
+     OPT_STR,
+     BF(source_password_file),
+     NO_HAS,
+     NULL},
+    {{"--sink", "NAME", "the config's sink to copy into; required"},
+     OPT_STR,
+     BF(sink),
+     NO_HAS,
+     NULL},
+    {{"--table", "[DB.]T", "table to copy; required"}, OPT_STR, BF(table_arg), NO_HAS, NULL},
+    {{"--database", "DB", "database of --table"}, OPT_STR, BF(database_arg), NO_HAS, "default"},
+    {{"--time-column", "C", "DateTime column the slices cut"},
+     OPT_STR,
+     BF(time_column),
+     NO_HAS,
+     DEFAULT_TIME_COLUMN},
+    {{"--since", "TS", "UTC: 2024-05-01[ 10:00:00] or unix seconds"},
+     OPT_TIME,
+     BF(since),
+     BF(has_since),
+     "the oldest row"},
+    {{"--until", "TS", "UTC, exclusive"},
+     OPT_TIME,
+     BF(until),
+     BF(has_until),
+     "the sink's live start, the dual-write boundary recorded in the WAL"},
+    {{"--slice", "D", "slice grid and smallest slice (90s, 30m, 1h, 1d)"},
+     OPT_DURATION,
+     BF(slice_s),
+     NO_HAS,
+     "1h"},
+    {{"--max-slice", "D", "grid cells merge into slices up to this wide and 50000 rows"},
+     OPT_DURATION,
+     BF(max_slice_s),
+     NO_HAS,
+     "1d, or --slice if longer"},
+    {{"--parallel", "N", "slices in flight (1-16)"}, OPT_UINT, BF(parallel), NO_HAS, "2"},
+    {{"--where", "SQL", "extra condition on the source rows"}, OPT_STR, BF(where), NO_HAS, NULL},
+    {{"--dry-run", NULL, "print the range, the boundary and rows per slice; send nothing"},
+     OPT_FLAG,
+     BF(dry_run),
+     NO_HAS,
+     NULL},
+    {{"--status", NULL, "show the progress of a running or stopped backfill of --sink/--table"},
+     OPT_FLAG,
+     BF(status),
+     NO_HAS,
+     NULL},
+    {{"--retry-dlq", NULL,
+      "re-send the rows dead-lettered by earlier runs (after fixing the cause)"},
+     OPT_FLAG,
+     BF(retry_dlq),
+     NO_HAS,
+     NULL},
+    {{"--restart", NULL, "forget the recorded progress and plan, start over"},
+     OPT_FLAG,
+     BF(restart),
+     NO_HAS,
+     NULL},
+    {{"--force", NULL, "copy even when the sink is the source (same host, port, database)"},
+     OPT_FLAG,
+     BF(force),
+     NO_HAS,
+     NULL},
+    {{"--json", NULL, "progress and summary as JSON lines (progress on stderr, summary on stdout)"},
+     OPT_FLAG,
+     BF(json),
+     NO_HAS,
+     NULL},
 };
 
 static const opt_t verify_table[] = {
-    {"--a", OPT_STR, VF(a), NO_HAS, "URL", NULL,
-     "one side: http://, clickhouse://, mysql://user@host:9030/db, emu+http://; required"},
-    {"--b", OPT_STR, VF(b), NO_HAS, "URL", NULL, "the other side; required"},
-    {"--a-password-env", OPT_STR, VF(a_password_env), NO_HAS, "VAR", NULL,
-     "--a's password from environment variable VAR"},
-    {"--a-password-file", OPT_STR, VF(a_password_file), NO_HAS, "FILE", NULL,
-     "--a's password from FILE"},
-    {"--b-password-env", OPT_STR, VF(b_password_env), NO_HAS, "VAR", NULL,
-     "--b's password from environment variable VAR"},
-    {"--b-password-file", OPT_STR, VF(b_password_file), NO_HAS, "FILE", NULL,
-     "--b's password from FILE"},
-    {"--table", OPT_STR, VF(table_arg), NO_HAS, "[DB.]T", NULL, "table to compare; required"},
-    {"--database", OPT_STR, VF(database_arg), NO_HAS, "DB", "default", "database of --table"},
-    {"--time-column", OPT_STR, VF(time_column), NO_HAS, "C", DEFAULT_TIME_COLUMN,
-     "DateTime column the buckets cut"},
-    {"--by", OPT_BY, VF(by), NO_HAS, "day|hour", "day", "bucket width"},
-    {"--columns", OPT_COLUMNS, 0, NO_HAS, "c1,c2", NULL,
-     "also compare a checksum of these columns per bucket"},
-    {"--key", OPT_STR, VF(key), NO_HAS, "C", "the first of --columns",
-     "column naming a row in the list of differing rows"},
-    {"--since", OPT_TIME, VF(since), VF(has_since), "TS", NULL, "UTC, inclusive"},
-    {"--until", OPT_TIME, VF(until), VF(has_until), "TS",
-     "with --config/--sink: the sink's live start (the dual-write boundary)", "UTC, exclusive"},
-    {"--config", OPT_STR, VF(config), NO_HAS, "FILE", NULL,
-     "sluice's config, with --sink: read the live boundary from its WAL"},
-    {"--sink", OPT_STR, VF(sink), NO_HAS, "NAME", NULL,
-     "the sink --b is fed by (for the boundary)"},
-    {"--all", OPT_FLAG, VF(all), NO_HAS, NULL, NULL,
-     "compare up to now, not only up to the boundary"},
+    {{"--a", "URL",
+      "one side: http://, clickhouse://, mysql://user@host:9030/db, emu+http://; required"},
+     OPT_STR,
+     VF(a),
+     NO_HAS,
+     NULL},
+    {{"--b", "URL", "the other side; required"}, OPT_STR, VF(b), NO_HAS, NULL},
+    {{"--a-password-env", "VAR", "--a's password from environment variable VAR"},
+     OPT_STR,
+     VF(a_password_env),
+     NO_HAS,
+     NULL},
+    {{"--a-password-file", "FILE", "--a's password from FILE"},
+     OPT_STR,
+     VF(a_password_file),
+     NO_HAS,
+     NULL},
+    {{"--b-password-env", "VAR", "--b's password from environment variable VAR"},
+     OPT_STR,
+     VF(b_password_env),
+     NO_HAS,
+     NULL},
+    {{"--b-password-file", "FILE", "--b's password from FILE"},
+     OPT_STR,
+     VF(b_password_file),
+     NO_HAS,
+     NULL},
+    {{"--table", "[DB.]T", "table to compare; required"}, OPT_STR, VF(table_arg), NO_HAS, NULL},
+    {{"--database", "DB", "database of --table"}, OPT_STR, VF(database_arg), NO_HAS, "default"},
+    {{"--time-column", "C", "DateTime column the buckets cut"},
+     OPT_STR,
+     VF(time_column),
+     NO_HAS,
+     DEFAULT_TIME_COLUMN},
+    {{"--by", "day|hour", "bucket width"}, OPT_BY, VF(by), NO_HAS, "day"},
+    {{"--columns", "c1,c2", "also compare a checksum of these columns per bucket"},
+     OPT_COLUMNS,
+     0,
+     NO_HAS,
+     NULL},
+    {{"--key", "C", "column naming a row in the list of differing rows"},
+     OPT_STR,
+     VF(key),
+     NO_HAS,
+     "the first of --columns"},
+    {{"--since", "TS", "UTC, inclusive"}, OPT_TIME, VF(since), VF(has_since), NULL},
+    {{"--until", "TS", "UTC, exclusive"},
+     OPT_TIME,
+     VF(until),
+     VF(has_until),
+     "with --config/--sink: the sink's live start (the dual-write boundary)"},
+    {{"--config", "FILE", "sluice's config, with --sink: read the live boundary from its WAL"},
+     OPT_STR,
+     VF(config),
+     NO_HAS,
+     NULL},
+    {{"--sink", "NAME", "the sink --b is fed by (for the boundary)"},
+     OPT_STR,
+     VF(sink),
+     NO_HAS,
+     NULL},
+    {{"--all", NULL, "compare up to now, not only up to the boundary"},
+     OPT_FLAG,
+     VF(all),
+     NO_HAS,
+     NULL},
 };
 
 #define N_OF(t) (sizeof(t) / sizeof((t)[0]))
@@ -123,9 +215,9 @@ static void print_usage(FILE *f, const char *synopsis, const opt_t *t, size_t n,
     fputs("\noptions:\n", f);
     for (size_t i = 0; i < n; i++) {
         char head[64];
-        snprintf(head, sizeof head, "%s%s%s", t[i].name, t[i].arg ? " " : "",
-                 t[i].arg ? t[i].arg : "");
-        fprintf(f, "  %-28s %s", head, t[i].help);
+        snprintf(head, sizeof head, "%s%s%s", t[i].o.name, t[i].o.value ? " " : "",
+                 t[i].o.value ? t[i].o.value : "");
+        fprintf(f, "  %-28s %s", head, t[i].o.help);
         if (t[i].def) fprintf(f, " (default: %s)", t[i].def);
         fputc('\n', f);
     }
@@ -157,13 +249,6 @@ void cli_verify_usage(FILE *f)
                 "authentication, missing table)\n");
 }
 
-static const opt_t *find_opt(const opt_t *t, size_t n, const char *a, size_t alen)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strlen(t[i].name) == alen && strncmp(t[i].name, a, alen) == 0) return &t[i];
-    return NULL;
-}
-
 static int parse_columns(verify_opts_t *o, const char *v, char *err, size_t errlen)
 {
     if (strlen(v) >= sizeof o->cols_buf) return fail(err, errlen, "%s", "--columns: too long");
@@ -185,34 +270,23 @@ static int parse_columns(verify_opts_t *o, const char *v, char *err, size_t errl
     return 0;
 }
 
-/* Walk argv against table t, storing into the struct at base. */
+/* Walk argv with the one walker (cli_walk), then store each value given into the struct at
+ * base as its row says. */
 static int parse_table(const opt_t *t, size_t n, int argc, char **argv, void *base, char *err,
                        size_t errlen)
 {
     char *o = base;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) return fail(err, errlen, "unexpected argument '%s'", a);
-        const char *eq = strchr(a, '=');
-        size_t alen = eq ? (size_t)(eq - a) : strlen(a);
-        const opt_t *op = find_opt(t, n, a, alen);
-        if (!op) {
-            char name[128];
-            snprintf(name, sizeof name, "%.*s", (int)(alen > 100 ? 100 : alen), a);
-            return fail(err, errlen, "unknown option %s (see --help)", name);
-        }
+    const char *vals[CLI_MAX_OPTS * 2];
+    if (n > sizeof vals / sizeof vals[0]) return fail(err, errlen, "%s", "option table too long");
+    if (cli_walk(t, sizeof *t, n, argc, argv, vals, NULL, NULL, 0, err, errlen) < 0) return -EINVAL;
+    for (size_t k = 0; k < n; k++) {
+        const opt_t *op = &t[k];
+        const char *v = vals[k];
+        if (!v) continue;
         if (op->kind == OPT_FLAG) {
-            if (eq) return fail(err, errlen, "%s is a flag and takes no value", op->name);
             *(int *)(o + op->off) = 1;
             continue;
         }
-        const char *v;
-        if (eq)
-            v = eq + 1;
-        else if (i + 1 < argc)
-            v = argv[++i];
-        else
-            return fail(err, errlen, "%s needs a value", op->name);
         switch (op->kind) {
         case OPT_FLAG:
             break;
@@ -222,14 +296,14 @@ static int parse_table(const opt_t *t, size_t n, int argc, char **argv, void *ba
         case OPT_TIME:
             if (migrate_parse_time(v, (int64_t *)(o + op->off)) < 0)
                 return fail(err, errlen, "%s: expected YYYY-MM-DD[ HH:MM:SS] (UTC) or unix seconds",
-                            op->name);
+                            op->o.name);
             *(int *)(o + op->has_off) = 1;
             break;
         case OPT_DURATION:
             if (migrate_parse_duration(v, (int64_t *)(o + op->off)) < 0) {
                 char m[160];
                 snprintf(m, sizeof m, "%s: expected a duration like 1h, 30m, 1d, not '%.60s'",
-                         op->name, v);
+                         op->o.name, v);
                 return fail(err, errlen, "%s", m);
             }
             break;
@@ -238,7 +312,7 @@ static int parse_table(const opt_t *t, size_t n, int argc, char **argv, void *ba
             errno = 0;
             unsigned long x = strtoul(v, &end, 10);
             if (errno || end == v || *end || v[0] == '-' || x > 1000000)
-                return fail(err, errlen, "%s: expected a number", op->name);
+                return fail(err, errlen, "%s: expected a number", op->o.name);
             *(uint32_t *)(o + op->off) = (uint32_t)x;
             break;
         }

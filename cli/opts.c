@@ -15,30 +15,34 @@ static int n_opts(const cli_cmd_t *cmd)
     return n;
 }
 
-static int find(const cli_cmd_t *cmd, const char *a, size_t alen)
+static const cli_opt_t *row(const void *table, size_t stride, size_t k)
 {
-    for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
-        if (strlen(cmd->opts[i].name) == alen && strncmp(cmd->opts[i].name, a, alen) == 0) return i;
+    return (const cli_opt_t *)(const void *)((const char *)table + k * stride);
+}
+
+static long find_row(const void *table, size_t stride, size_t n, const char *a, size_t alen)
+{
+    for (size_t k = 0; k < n; k++) {
+        const char *name = row(table, stride, k)->name;
+        if (strlen(name) == alen && strncmp(name, a, alen) == 0) return (long)k;
+    }
     return -1;
 }
 
-static int bad(const cli_cmd_t *cmd, const char *what, const char *word, size_t wlen)
+int cli_walk(const void *table, size_t stride, size_t n, int argc, char **argv, const char **vals,
+             const char **pos, int *npos, int max_pos, char *err, size_t errlen)
 {
-    fprintf(stderr, "sluice %s: %s %.*s (see sluice help %s)\n", cmd->name, what,
-            (int)(wlen > 200 ? 200 : wlen), word, cmd->name);
-    return -1;
-}
-
-int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *out)
-{
-    memset(out, 0, sizeof *out);
-    int only_pos = 0;
+    int only_pos = 0, np = 0;
+    for (size_t k = 0; k < n; k++)
+        vals[k] = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || a[1] == '\0') {
-            if (out->npos >= cmd->max_pos || out->npos >= CLI_MAX_POS)
-                return bad(cmd, "unexpected argument", a, strlen(a));
-            out->pos[out->npos++] = a;
+            if (!pos || np >= max_pos) {
+                snprintf(err, errlen, "unexpected argument '%.200s'", a);
+                return -1;
+            }
+            pos[np++] = a;
             continue;
         }
         if (strcmp(a, "--") == 0) {
@@ -47,22 +51,47 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *out)
         }
         const char *eq = strchr(a, '=');
         size_t alen = eq ? (size_t)(eq - a) : strlen(a);
-        int k = find(cmd, a, alen);
-        if (k < 0) return bad(cmd, "unknown option", a, alen);
-        const cli_opt_t *o = &cmd->opts[k];
+        long k = find_row(table, stride, n, a, alen);
+        if (k < 0) {
+            snprintf(err, errlen, "unknown option %.*s", (int)(alen > 200 ? 200 : alen), a);
+            return -1;
+        }
+        const cli_opt_t *o = row(table, stride, (size_t)k);
         if (!o->value) {
-            if (eq) return bad(cmd, "this option takes no value:", a, alen);
-            out->val[k] = "";
+            if (eq) {
+                snprintf(err, errlen, "%s is a flag and takes no value", o->name);
+                return -1;
+            }
+            vals[k] = "";
         } else if (eq) {
-            out->val[k] = eq + 1;
+            vals[k] = eq + 1;
         } else if (i + 1 < argc) {
-            out->val[k] = argv[++i];
+            vals[k] = argv[++i];
         } else {
-            fprintf(stderr, "sluice %s: %s needs a value (%s)\n", cmd->name, o->name, o->value);
+            snprintf(err, errlen, "%s needs a value (%s)", o->name, o->value);
             return -1;
         }
     }
+    if (npos) *npos = np;
     return 0;
+}
+
+int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *out)
+{
+    char err[300];
+    memset(out, 0, sizeof *out);
+    int max = cmd->max_pos < CLI_MAX_POS ? cmd->max_pos : CLI_MAX_POS;
+    if (cli_walk(cmd->opts, sizeof *cmd->opts, (size_t)n_opts(cmd), argc, argv, out->val, out->pos,
+                 &out->npos, max, err, sizeof err) < 0) {
+        fprintf(stderr, "sluice %s: %s (see sluice help %s)\n", cmd->name, err, cmd->name);
+        return -1;
+    }
+    return 0;
+}
+
+static int find(const cli_cmd_t *cmd, const char *a, size_t alen)
+{
+    return (int)find_row(cmd->opts, sizeof *cmd->opts, (size_t)n_opts(cmd), a, alen);
 }
 
 const char *cli_get(const cli_cmd_t *cmd, const cli_args_t *a, const char *name)
