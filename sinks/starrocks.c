@@ -23,7 +23,7 @@ typedef struct {
     size_t url_len, url_cap;
     char timeout_s[24];
     size_t ep; /* endpoint tried first: the last one that answered */
-    buf_t conv; /* body converted from the record's format (convert.c), reused */
+    buf_t conv; /* body converted from the record's format (sr_convert.c), reused */
 } sr_t;
 
 static int sr_open(const cfg_sink_t *cfg, atomic_int *abort, void **state, char *err, size_t errlen)

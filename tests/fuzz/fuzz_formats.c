@@ -1,5 +1,5 @@
 /* fuzz_formats.c — libFuzzer target: the per-format validators (proxy/formats.c) and the
- * RowBinary row splitter and JSON decoder and the Native block splitter (sinks/convert.c). First byte: which format (and settings); the rest
+ * RowBinary row splitter and JSON decoder and the Native block splitter (sinks/rowbinary.c, rowbinary_json.c, native.c). First byte: which format (and settings); the rest
  * is the body. On success the rows must be n_rows '\n'-terminated lines (unless whole), the
  * header inside the buffer, and the splitter's offsets increasing within the data. */
 #include <errno.h>
