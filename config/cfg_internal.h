@@ -1,4 +1,4 @@
-/* cfg_internal.h — what config.c, check.c, env.c, load.c and print.c share and nobody else
+/* cfg_internal.h — what config.c, check.c, env.c, load*.c and print.c share and nobody else
  * includes: the key tables (one row per YAML key: name, type, where it lives, allowed range) that
  * drive both the loader and the printer, so a key cannot be loadable but unprintable. */
 #ifndef SLUICE_CFG_INTERNAL_H

@@ -1,8 +1,10 @@
 /* load.c — reads the YAML file into sluice_cfg_t: walks libyaml's document tree against the
  * key tables in config.c, interpolates ${VAR} / ${VAR:-default} / $$ in scalar values, and
- * turns every problem into one "FILE:LINE: KEY: what is wrong" message. */
-#include "config/cfg_internal.h"
+ * turns every problem into one "FILE:LINE: KEY: what is wrong" message. One key's typed value
+ * (sizes, lists, URLs, users...) is load_value.c's. */
 #include "common/buf.h"
+#include "config/cfg_internal.h"
+#include "config/load_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,20 +16,8 @@
 #include <strings.h>
 #include <yaml.h>
 
-#define MAX_FILE_BYTES (4u << 20)
-#define MAX_FIELDS 32
-#define PATH_LEN 192
-#define MAX_DEPTH 32
-
-typedef struct {
-    yaml_document_t *doc;
-    const char *name;
-    char *err;
-    size_t errlen;
-} ld_t;
-
 /* Build a dotted key path for messages; a too-long path is cut, which only shortens them. */
-__attribute__((format(printf, 2, 3))) static void pathf(char *out, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) void ld_pathf(char *out, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -40,9 +30,9 @@ static size_t line_of(const yaml_node_t *n)
     return n ? n->start_mark.line + 1 : 1;
 }
 
-/* Every error goes through here; returns the code so callers can `return fail(...)`. */
-__attribute__((format(printf, 5, 6))) static int
-fail(ld_t *ld, const yaml_node_t *n, const char *key, int code, const char *fmt, ...)
+/* Every error goes through here; returns the code so callers can `return ld_fail(...)`. */
+__attribute__((format(printf, 5, 6))) int ld_fail(ld_t *ld, const yaml_node_t *n, const char *key,
+                                                  int code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -53,12 +43,12 @@ fail(ld_t *ld, const yaml_node_t *n, const char *key, int code, const char *fmt,
     return code;
 }
 
-static int oom(ld_t *ld, const yaml_node_t *n, const char *key)
+int ld_oom(ld_t *ld, const yaml_node_t *n, const char *key)
 {
-    return fail(ld, n, key, -ENOMEM, "out of memory");
+    return ld_fail(ld, n, key, -ENOMEM, "out of memory");
 }
 
-static yaml_node_t *node(ld_t *ld, int index)
+yaml_node_t *ld_node(ld_t *ld, int index)
 {
     return yaml_document_get_node(ld->doc, index);
 }
@@ -77,7 +67,7 @@ static const char *kind(const yaml_node_t *n)
     }
 }
 
-static int is_null(const yaml_node_t *n)
+int ld_is_null(const yaml_node_t *n)
 {
     const char *v = (const char *)n->data.scalar.value;
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
@@ -85,11 +75,11 @@ static int is_null(const yaml_node_t *n)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-static int expect(ld_t *ld, const yaml_node_t *n, const char *key, yaml_node_type_t t)
+int ld_expect(ld_t *ld, const yaml_node_t *n, const char *key, yaml_node_type_t t)
 {
     static const char *names[] = {"", "a scalar value", "a list", "a mapping"};
     if (n->type == t) return 0;
-    return fail(ld, n, key, -EINVAL, "expected %s, got %s", names[t], kind(n));
+    return ld_fail(ld, n, key, -EINVAL, "expected %s, got %s", names[t], kind(n));
 }
 
 /* ---- interpolation ---- */
@@ -121,18 +111,18 @@ static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const ch
         const char *close = strchr(e, '}');
         cfg_quote(q, sizeof q, in);
         if (!close) {
-            rc = fail(ld, n, key, -EINVAL, "unterminated ${ in %s", q);
+            rc = ld_fail(ld, n, key, -EINVAL, "unterminated ${ in %s", q);
             goto fail;
         }
         if (e == name || isdigit((unsigned char)*name) || (*e != '}' && strncmp(e, ":-", 2) != 0)) {
-            rc = fail(ld, n, key, -EINVAL,
-                      "bad ${...} in %s: expected ${NAME} or ${NAME:-default} ($$ for a literal $)",
-                      q);
+            rc = ld_fail(
+                ld, n, key, -EINVAL,
+                "bad ${...} in %s: expected ${NAME} or ${NAME:-default} ($$ for a literal $)", q);
             goto fail;
         }
         char var[128];
         if ((size_t)(e - name) >= sizeof var) {
-            rc = fail(ld, n, key, -EINVAL, "variable name too long in %s", q);
+            rc = ld_fail(ld, n, key, -EINVAL, "variable name too long in %s", q);
             goto fail;
         }
         memcpy(var, name, (size_t)(e - name));
@@ -140,9 +130,10 @@ static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const ch
         const char *val = getenv(var);
         if (*e == '}') {
             if (!val) {
-                rc = fail(ld, n, key, -EINVAL,
-                          "environment variable %s is not set (use ${%s:-default} for a default)",
-                          var, var);
+                rc =
+                    ld_fail(ld, n, key, -EINVAL,
+                            "environment variable %s is not set (use ${%s:-default} for a default)",
+                            var, var);
                 goto fail;
             }
             if (buf_append(&b, val, strlen(val))) goto fail;
@@ -156,33 +147,33 @@ static int interpolate(ld_t *ld, const yaml_node_t *n, const char *key, const ch
     *out = b.data;
     return 0;
 fail:
-    if (rc == -ENOMEM) oom(ld, n, key);
+    if (rc == -ENOMEM) ld_oom(ld, n, key);
     buf_free(&b);
     return rc;
 }
 
-/* The interpolated value of a scalar node (caller frees); *null tells YAML null apart. */
-static int scalar(ld_t *ld, const yaml_node_t *n, const char *key, char **out, int *null)
+/* The interpolated value of a scalar ld_node (caller frees); *null tells YAML null apart. */
+int ld_scalar(ld_t *ld, const yaml_node_t *n, const char *key, char **out, int *null)
 {
-    int rc = expect(ld, n, key, YAML_SCALAR_NODE);
+    int rc = ld_expect(ld, n, key, YAML_SCALAR_NODE);
     if (rc) return rc;
     if (memchr(n->data.scalar.value, '\0', n->data.scalar.length))
-        return fail(ld, n, key, -EINVAL, "NUL character in value");
-    if (null) *null = is_null(n);
+        return ld_fail(ld, n, key, -EINVAL, "NUL character in value");
+    if (null) *null = ld_is_null(n);
     return interpolate(ld, n, key, (const char *)n->data.scalar.value, out);
 }
 
 /* A mapping key: a plain string, never interpolated. NULL (error recorded, the caller returns
  * -EINVAL) when it is not one. Returning the key itself, not an rc plus an out-param, lets the
- * compiler see that no path uses an unset key (gcc 12 -O2 could not see through fail()). */
-static const char *map_key(ld_t *ld, const yaml_node_t *k, const char *path)
+ * compiler see that no path uses an unset key (gcc 12 -O2 could not see through ld_fail()). */
+const char *ld_map_key(ld_t *ld, const yaml_node_t *k, const char *path)
 {
     if (k->type != YAML_SCALAR_NODE) {
-        fail(ld, k, path, -EINVAL, "expected a plain key, got %s", kind(k));
+        ld_fail(ld, k, path, -EINVAL, "expected a plain key, got %s", kind(k));
         return NULL;
     }
     if (memchr(k->data.scalar.value, '\0', k->data.scalar.length) || k->data.scalar.length == 0) {
-        fail(ld, k, path, -EINVAL, "empty key or NUL character in key");
+        ld_fail(ld, k, path, -EINVAL, "empty key or NUL character in key");
         return NULL;
     }
     return (const char *)k->data.scalar.value;
@@ -210,8 +201,8 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 /* "unknown key", with a "did you mean" when one known key is close. */
-static int unknown_key(ld_t *ld, const yaml_node_t *k, const char *path, const char *key,
-                       const char *const *known, size_t nknown)
+int ld_unknown_key(ld_t *ld, const yaml_node_t *k, const char *path, const char *key,
+                   const char *const *known, size_t nknown)
 {
     char full[PATH_LEN];
     const char *best = NULL;
@@ -223,382 +214,15 @@ static int unknown_key(ld_t *ld, const yaml_node_t *k, const char *path, const c
             best = known[i];
         }
     }
-    pathf(full, "%s%s%.64s", path, *path ? "." : "", key);
-    if (best) return fail(ld, k, full, -EINVAL, "unknown key (did you mean %s?)", best);
-    return fail(ld, k, full, -EINVAL, "unknown key");
-}
-
-/* ---- typed values ---- */
-
-static void fmt_size(char *out, size_t n, uint64_t v)
-{
-    static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (i < 4 && v >= 1024 && v % 1024 == 0) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(out, n, "%llu%s", (unsigned long long)v, u[i]);
-}
-
-static int parse_uint(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!isdigit((unsigned char)*s)) return -EINVAL;
-    for (; *s; s++) {
-        if (!isdigit((unsigned char)*s)) return -EINVAL;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) return -ERANGE;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_bool(const char *s, int *out)
-{
-    static const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, t[i]) == 0) return *out = 1, 0;
-        if (strcasecmp(s, f[i]) == 0) return *out = 0, 0;
-    }
-    return -EINVAL;
-}
-
-static void store_str(char **dst, char *v)
-{
-    free(*dst);
-    *dst = v;
-}
-
-/* Common start of a list or map value: null is empty; else check the node kind, the item
- * cap, and allocate zeroed room. *cnt is 0 (and *out untouched) for an empty collection. */
-static int items_alloc(ld_t *ld, const yaml_node_t *n, const char *key, yaml_node_type_t t,
-                       size_t elem, void **out, size_t *cnt)
-{
-    int rc;
-    *cnt = 0;
-    if (is_null(n)) return 0;
-    if ((rc = expect(ld, n, key, t))) return rc;
-    size_t c = t == YAML_SEQUENCE_NODE
-                   ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
-                   : (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    if (c > CFG_MAX_ITEMS) return fail(ld, n, key, -EINVAL, "more than %d entries", CFG_MAX_ITEMS);
-    if (c == 0) return 0;
-    if (!(*out = calloc(c, elem))) return oom(ld, n, key);
-    *cnt = c;
-    return 0;
-}
-
-static int parse_strlist(ld_t *ld, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
-{
-    char sub[PATH_LEN];
-    int rc;
-    size_t cnt;
-    /* Owned by the caller's struct from here on, so every failure below is freed by cfg_free. */
-    void *mem = NULL;
-    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt)
-        return rc;
-    char **v = *out = mem;
-    for (size_t i = 0; i < cnt; i++) {
-        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
-        pathf(sub, "%s[%zu]", key, i);
-        if ((rc = scalar(ld, it, sub, &v[i], NULL))) return rc;
-        *nout = i + 1;
-        if (!*v[i]) return fail(ld, it, sub, -EINVAL, "expected a non-empty string");
-    }
-    return 0;
-}
-
-/* `url`: one URL, or a list of them (several StarRocks FEs / ClickHouse replicas). Each is
- * checked with the one URL parser (cfg_check_url). */
-static int parse_urls(ld_t *ld, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
-{
-    char sub[PATH_LEN], why[200];
-    int rc;
-    size_t cnt;
-    void *mem = NULL;
-    if (n->type == YAML_SCALAR_NODE) {
-        char *s = NULL;
-        if ((rc = scalar(ld, n, key, &s, NULL))) return rc;
-        if (cfg_check_url(s, why, sizeof why)) {
-            free(s);
-            return fail(ld, n, key, -EINVAL, "%s", why);
-        }
-        if (!(*out = calloc(1, sizeof **out))) {
-            free(s);
-            return oom(ld, n, key);
-        }
-        (*out)[0] = s;
-        *nout = 1;
-        return 0;
-    }
-    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt))) return rc;
-    if (cnt == 0) return fail(ld, n, key, -EINVAL, "expected a URL or a non-empty list of URLs");
-    if (cnt > CFG_MAX_ENDPOINTS)
-        return fail(ld, n, key, -EINVAL, "more than %d endpoints", CFG_MAX_ENDPOINTS);
-    char **v = *out = mem;
-    for (size_t i = 0; i < cnt; i++) {
-        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
-        pathf(sub, "%s[%zu]", key, i);
-        if ((rc = scalar(ld, it, sub, &v[i], NULL))) return rc;
-        *nout = i + 1;
-        if (cfg_check_url(v[i], why, sizeof why)) return fail(ld, it, sub, -EINVAL, "%s", why);
-    }
-    return 0;
-}
-
-static int parse_kvmap(ld_t *ld, const yaml_node_t *n, const char *key, int need_value,
-                       cfg_kv_t **out, size_t *nout)
-{
-    char sub[PATH_LEN];
-    int rc;
-    size_t cnt;
-    void *mem = NULL;
-    if ((rc = items_alloc(ld, n, key, YAML_MAPPING_NODE, sizeof **out, &mem, &cnt)) || !cnt)
-        return rc;
-    cfg_kv_t *v = *out = mem;
-    for (size_t i = 0; i < cnt; i++) {
-        const yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
-        const yaml_node_t *k = node(ld, pr->key), *val = node(ld, pr->value);
-        const char *ks = map_key(ld, k, key);
-        if (!ks) return -EINVAL;
-        pathf(sub, "%s.%.64s", key, ks);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(v[j].key, ks) == 0) return fail(ld, k, sub, -EINVAL, "duplicate key");
-        if (!(v[i].key = cfg_strdup(ks))) return oom(ld, k, sub);
-        *nout = i + 1;
-        if ((rc = scalar(ld, val, sub, &v[i].value, NULL))) return rc;
-        if (need_value && !*v[i].value)
-            return fail(ld, val, sub, -EINVAL, "expected a non-empty string");
-    }
-    return 0;
-}
-
-static int parse_users(ld_t *ld, const yaml_node_t *n, const char *key, cfg_user_t **out,
-                       size_t *nout)
-{
-    static const char *const known[] = {"user", "password"};
-    char sub[PATH_LEN], full[PATH_LEN];
-    int rc;
-    size_t cnt;
-    void *mem = NULL;
-    if ((rc = items_alloc(ld, n, key, YAML_SEQUENCE_NODE, sizeof **out, &mem, &cnt)) || !cnt)
-        return rc;
-    cfg_user_t *v = *out = mem;
-    for (size_t i = 0; i < cnt; i++) {
-        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
-        pathf(sub, "%s[%zu]", key, i);
-        if ((rc = expect(ld, it, sub, YAML_MAPPING_NODE))) return rc;
-        *nout = i + 1;
-        for (yaml_node_pair_t *pr = it->data.mapping.pairs.start; pr < it->data.mapping.pairs.top;
-             pr++) {
-            const yaml_node_t *k = node(ld, pr->key), *val = node(ld, pr->value);
-            const char *ks = map_key(ld, k, sub);
-            if (!ks) return -EINVAL;
-            int null;
-            char *s;
-            size_t which = strcmp(ks, "user") == 0 ? 0 : strcmp(ks, "password") == 0 ? 1 : 2;
-            if (which == 2) return unknown_key(ld, k, sub, ks, known, 2);
-            pathf(full, "%s.%s", sub, ks);
-            char **dst = which == 0 ? &v[i].user : &v[i].password;
-            if (*dst) return fail(ld, k, full, -EINVAL, "duplicate key");
-            if ((rc = scalar(ld, val, full, &s, &null))) return rc;
-            *dst = s;
-            if (which == 0 && !*s)
-                return fail(ld, val, full, -EINVAL, "expected a non-empty user name");
-        }
-        if (!v[i].user) {
-            pathf(full, "%s.user", sub);
-            return fail(ld, it, full, -EINVAL, "missing required key");
-        }
-        if (!v[i].password && !(v[i].password = cfg_strdup(""))) return oom(ld, it, sub);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(v[j].user, v[i].user) == 0)
-                return fail(ld, it, sub, -EINVAL, "duplicate user \"%.64s\" (also %s[%zu])",
-                            v[i].user, key, j);
-    }
-    return 0;
-}
-
-static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *base,
-                        const cfg_field_t *fields, size_t *lines);
-
-/* One key's value into its field. The string is interpolated before any conversion. */
-static int parse_value(ld_t *ld, const yaml_node_t *n, const char *key, void *base,
-                       const cfg_field_t *f)
-{
-    char *p = (char *)base + f->off, *s = NULL, why[200], q[96], lo[32], hi[32];
-    int null = 0, rc;
-    uint64_t v;
-
-    switch (f->type) {
-    case CFG_T_STRLIST:
-        return parse_strlist(ld, n, key, (char ***)p, (size_t *)((char *)base + f->off_n));
-    case CFG_T_URLS:
-        return parse_urls(ld, n, key, (char ***)p, (size_t *)((char *)base + f->off_n));
-    case CFG_T_KVMAP:
-        return parse_kvmap(ld, n, key, f->min > 0, (cfg_kv_t **)p,
-                           (size_t *)((char *)base + f->off_n));
-    case CFG_T_USERS:
-        return parse_users(ld, n, key, (cfg_user_t **)p, (size_t *)((char *)base + f->off_n));
-    case CFG_T_SECTION: {
-        size_t lines[MAX_FIELDS] = {0};
-        if (is_null(n)) return 0;
-        return parse_fields(ld, n, key, base, f->sub, lines);
-    }
-    default:
-        break;
-    }
-    if ((rc = scalar(ld, n, key, &s, &null))) return rc;
-    cfg_quote(q, sizeof q, s);
-    rc = -EINVAL;
-    switch (f->type) {
-    case CFG_T_STR:
-    case CFG_T_NAME:
-        if (null || !*s) {
-            fail(ld, n, key, rc, "expected a non-empty string");
-            break;
-        }
-        if (f->type == CFG_T_NAME && cfg_check_name(s, why, sizeof why)) {
-            fail(ld, n, key, rc, "%s", why);
-            break;
-        }
-        store_str((char **)p, s);
-        return 0;
-    case CFG_T_STR0:
-        if (null) *s = '\0';
-        store_str((char **)p, s);
-        return 0;
-    case CFG_T_OPTSTR:
-    case CFG_T_OPTURL:
-        if (null || !*s) {
-            free(s);
-            store_str((char **)p, NULL);
-            return 0;
-        }
-        if (f->type == CFG_T_OPTURL && cfg_check_url(s, why, sizeof why)) {
-            fail(ld, n, key, rc, "%s", why);
-            break;
-        }
-        store_str((char **)p, s);
-        return 0;
-    case CFG_T_URL:
-        if (cfg_check_url(s, why, sizeof why)) {
-            fail(ld, n, key, rc, "%s", why);
-            break;
-        }
-        store_str((char **)p, s);
-        return 0;
-    case CFG_T_LISTEN0:
-        if (null) *s = '\0';
-        if (!*s) {
-            store_str((char **)p, s);
-            return 0;
-        }
-        /* fall through */
-    case CFG_T_LISTEN:
-        if (cfg_check_listen(s, why, sizeof why)) {
-            fail(ld, n, key, rc, "%s", why);
-            break;
-        }
-        store_str((char **)p, s);
-        return 0;
-    case CFG_T_U32:
-        rc = parse_uint(s, &v);
-        if (rc == -EINVAL) {
-            fail(ld, n, key, rc, "expected a %s integer, got %s",
-                 f->min > 0 ? "positive" : "non-negative", q);
-            break;
-        }
-        if (rc || v < f->min || v > f->max) {
-            rc = fail(ld, n, key, -EINVAL, "%s is out of range %llu..%llu", q,
-                      (unsigned long long)f->min, (unsigned long long)f->max);
-            break;
-        }
-        *(uint32_t *)p = (uint32_t)v;
-        free(s);
-        return 0;
-    case CFG_T_SIZE32:
-    case CFG_T_SIZE64:
-        rc = cfg_parse_bytes(s, &v);
-        fmt_size(lo, sizeof lo, f->min);
-        fmt_size(hi, sizeof hi, f->max);
-        if (rc == -EINVAL) {
-            fail(ld, n, key, rc,
-                 "expected a size in bytes (an integer, or with a unit B, KB, KiB, MB, MiB, GB, "
-                 "GiB), got %s",
-                 q);
-            break;
-        }
-        if (rc || v < f->min || v > f->max) {
-            rc = fail(ld, n, key, -EINVAL, "%s is out of range %s..%s", q, lo, hi);
-            break;
-        }
-        if (f->type == CFG_T_SIZE32)
-            *(uint32_t *)p = (uint32_t)v;
-        else
-            *(uint64_t *)p = v;
-        free(s);
-        return 0;
-    case CFG_T_BOOL:
-        if (parse_bool(s, (int *)p)) {
-            fail(ld, n, key, rc, "expected true or false, got %s", q);
-            break;
-        }
-        free(s);
-        return 0;
-    case CFG_T_COMPRESS:
-        if (strcmp(s, "gzip") == 0)
-            *(int *)p = 1;
-        else if (strcmp(s, "none") == 0)
-            *(int *)p = 0;
-        else if (parse_bool(s, (int *)p)) {
-            fail(ld, n, key, rc, "expected gzip, none, true or false, got %s", q);
-            break;
-        }
-        free(s);
-        return 0;
-    case CFG_T_ENUM: {
-        char list[128] = "";
-        size_t len = 0;
-        for (int i = 0; f->names[i]; i++) {
-            if (strcmp(s, f->names[i]) == 0) {
-                *(int *)p = i;
-                free(s);
-                return 0;
-            }
-            len +=
-                (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", f->names[i]);
-        }
-        fail(ld, n, key, rc, "expected one of %s, got %s", list, q);
-        break;
-    }
-    case CFG_T_RATIO: {
-        char *end = NULL;
-        double d = 0;
-        if (isdigit((unsigned char)s[0]) || (s[0] == '.' && isdigit((unsigned char)s[1])))
-            d = strtod(s, &end);
-        if (!end || *end || !isfinite(d) || d < 0.0 || d > 1.0) {
-            fail(ld, n, key, rc, "expected a number between 0 and 1, got %s", q);
-            break;
-        }
-        *(double *)p = d;
-        free(s);
-        return 0;
-    }
-    default:
-        fail(ld, n, key, rc, "internal error: unhandled type");
-        break;
-    }
-    free(s);
-    return rc;
+    ld_pathf(full, "%s%s%.64s", path, *path ? "." : "", key);
+    if (best) return ld_fail(ld, k, full, -EINVAL, "unknown key (did you mean %s?)", best);
+    return ld_fail(ld, k, full, -EINVAL, "unknown key");
 }
 
 /* The keys of mapping n into base per fields. lines[i] gets the line where fields[i] was set
  * (0 if absent), which serves duplicate detection, required keys and later messages. */
-static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *base,
-                        const cfg_field_t *fields, size_t *lines)
+int ld_parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *base,
+                    const cfg_field_t *fields, size_t *lines)
 {
     const char *known[MAX_FIELDS];
     char full[PATH_LEN];
@@ -606,20 +230,20 @@ static int parse_fields(ld_t *ld, const yaml_node_t *n, const char *path, void *
     int rc;
     while (fields[nf].key)
         known[nf] = fields[nf].key, nf++;
-    if ((rc = expect(ld, n, path, YAML_MAPPING_NODE))) return rc;
+    if ((rc = ld_expect(ld, n, path, YAML_MAPPING_NODE))) return rc;
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-        const yaml_node_t *k = node(ld, pr->key), *v = node(ld, pr->value);
-        const char *ks = map_key(ld, k, path);
+        const yaml_node_t *k = ld_node(ld, pr->key), *v = ld_node(ld, pr->value);
+        const char *ks = ld_map_key(ld, k, path);
         if (!ks) return -EINVAL;
         size_t i;
         for (i = 0; i < nf && strcmp(ks, fields[i].key) != 0; i++)
             ;
-        if (i == nf) return unknown_key(ld, k, path, ks, known, nf);
-        pathf(full, "%s.%s", path, ks);
+        if (i == nf) return ld_unknown_key(ld, k, path, ks, known, nf);
+        ld_pathf(full, "%s.%s", path, ks);
         if (lines[i])
-            return fail(ld, k, full, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
+            return ld_fail(ld, k, full, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
         lines[i] = line_of(k);
-        if ((rc = parse_value(ld, v, full, base, &fields[i]))) return rc;
+        if ((rc = ld_parse_value(ld, v, full, base, &fields[i]))) return rc;
     }
     return 0;
 }
@@ -642,49 +266,50 @@ static int parse_sinks(ld_t *ld, const yaml_node_t *n, sluice_cfg_t *cfg)
     const size_t i_primary = field_index(cfg_sink_fields, "primary");
     int rc;
 
-    if (is_null(n)) return 0;
-    if ((rc = expect(ld, n, "sinks", YAML_SEQUENCE_NODE))) return rc;
+    if (ld_is_null(n)) return 0;
+    if ((rc = ld_expect(ld, n, "sinks", YAML_SEQUENCE_NODE))) return rc;
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (cnt > CFG_MAX_SINKS)
-        return fail(ld, n, "sinks", -EINVAL, "more than %d sinks", CFG_MAX_SINKS);
+        return ld_fail(ld, n, "sinks", -EINVAL, "more than %d sinks", CFG_MAX_SINKS);
     if (cnt == 0) return 0;
-    if (!(cfg->sinks = calloc(cnt, sizeof *cfg->sinks))) return oom(ld, n, "sinks");
+    if (!(cfg->sinks = calloc(cnt, sizeof *cfg->sinks))) return ld_oom(ld, n, "sinks");
     for (size_t i = 0; i < cnt; i++) {
-        const yaml_node_t *it = node(ld, n->data.sequence.items.start[i]);
+        const yaml_node_t *it = ld_node(ld, n->data.sequence.items.start[i]);
         cfg_sink_t *s = &cfg->sinks[i];
         size_t lines[MAX_FIELDS] = {0};
-        pathf(path, "sinks[%zu]", i);
-        if (cfg_sink_defaults(s)) return oom(ld, it, path);
+        ld_pathf(path, "sinks[%zu]", i);
+        if (cfg_sink_defaults(s)) return ld_oom(ld, it, path);
         cfg->n_sinks = i + 1;
         s->primary = -1; /* unset: resolved below once every sink is known */
-        if ((rc = parse_fields(ld, it, path, s, cfg_sink_fields, lines))) return rc;
+        if ((rc = ld_parse_fields(ld, it, path, s, cfg_sink_fields, lines))) return rc;
         const size_t required[] = {i_name, i_type, i_url};
         for (size_t r = 0; r < 3; r++) {
             if (lines[required[r]]) continue;
-            pathf(full, "%s.%s", path, cfg_sink_fields[required[r]].key);
-            return fail(ld, it, full, -EINVAL, "missing required key");
+            ld_pathf(full, "%s.%s", path, cfg_sink_fields[required[r]].key);
+            return ld_fail(ld, it, full, -EINVAL, "missing required key");
         }
         if (!s->user && !(s->user = cfg_strdup(s->type == CFG_SINK_STARROCKS ? "root" : "default")))
-            return oom(ld, it, path);
-        if (cfg_sink_sync_urls(s) < 0) return oom(ld, it, path);
+            return ld_oom(ld, it, path);
+        if (cfg_sink_sync_urls(s) < 0) return ld_oom(ld, it, path);
         if (s->type == CFG_SINK_STARROCKS && s->batch_max_bytes > CFG_STARROCKS_MAX_BATCH_BYTES) {
-            pathf(full, "%s.batch.max_bytes", path);
-            return fail(ld, it, full, -EINVAL,
-                        "%llu is more than 90MiB: StarRocks refuses a JSON load over "
-                        "streaming_load_max_batch_size_mb (100MiB), and a batch may pass max_bytes "
-                        "by one record",
-                        (unsigned long long)s->batch_max_bytes);
+            ld_pathf(full, "%s.batch.max_bytes", path);
+            return ld_fail(
+                ld, it, full, -EINVAL,
+                "%llu is more than 90MiB: StarRocks refuses a JSON load over "
+                "streaming_load_max_batch_size_mb (100MiB), and a batch may pass max_bytes "
+                "by one record",
+                (unsigned long long)s->batch_max_bytes);
         }
         if (s->retry_max_backoff_ms < s->retry_initial_backoff_ms) {
-            pathf(full, "%s.retry.max_backoff_ms", path);
-            return fail(ld, it, full, -EINVAL, "%u is smaller than initial_backoff_ms (%u)",
-                        s->retry_max_backoff_ms, s->retry_initial_backoff_ms);
+            ld_pathf(full, "%s.retry.max_backoff_ms", path);
+            return ld_fail(ld, it, full, -EINVAL, "%u is smaller than initial_backoff_ms (%u)",
+                           s->retry_max_backoff_ms, s->retry_initial_backoff_ms);
         }
         name_line[i] = lines[i_name];
         primary_line[i] = lines[i_primary];
         for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->sinks[j].name, s->name) != 0) continue;
-            pathf(full, "%s.name", path);
+            ld_pathf(full, "%s.name", path);
             cfg_errf(ld->err, ld->errlen,
                      "%s:%zu: %s: duplicate sink name \"%s\" (first at line %zu, sinks[%zu])",
                      ld->name, name_line[i], full, s->name, name_line[j], j);
@@ -697,7 +322,7 @@ static int parse_sinks(ld_t *ld, const yaml_node_t *n, sluice_cfg_t *cfg)
     for (size_t i = 0; i < cnt; i++) {
         cfg_sink_t *s = &cfg->sinks[i];
         if (s->primary != 1) continue;
-        pathf(full, "sinks[%zu].primary", i);
+        ld_pathf(full, "sinks[%zu].primary", i);
         if (chosen < cnt) {
             cfg_errf(ld->err, ld->errlen,
                      "%s:%zu: %s: only one sink may be primary (sinks[%zu] at line %zu is too)",
@@ -729,30 +354,30 @@ static int parse_root(ld_t *ld, const yaml_node_t *root, sluice_cfg_t *cfg)
     while (cfg_sections[nsec].key)
         known[nsec] = cfg_sections[nsec].key, nsec++;
     known[nsec] = "sinks";
-    if (!root || is_null(root)) return 0;
+    if (!root || ld_is_null(root)) return 0;
     if (root->type != YAML_MAPPING_NODE)
-        return fail(ld, root, "(top level)", -EINVAL, "expected a mapping of sections, got %s",
-                    kind(root));
+        return ld_fail(ld, root, "(top level)", -EINVAL, "expected a mapping of sections, got %s",
+                       kind(root));
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
          pr++) {
-        const yaml_node_t *k = node(ld, pr->key), *v = node(ld, pr->value);
-        const char *ks = map_key(ld, k, "(top level)");
+        const yaml_node_t *k = ld_node(ld, pr->key), *v = ld_node(ld, pr->value);
+        const char *ks = ld_map_key(ld, k, "(top level)");
         if (!ks) return -EINVAL;
         size_t i;
         for (i = 0; i <= nsec && strcmp(ks, known[i]) != 0; i++)
             ;
-        if (i > nsec) return unknown_key(ld, k, "", ks, known, nsec + 1);
+        if (i > nsec) return ld_unknown_key(ld, k, "", ks, known, nsec + 1);
         if (lines[i])
-            return fail(ld, k, ks, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
+            return ld_fail(ld, k, ks, -EINVAL, "duplicate key (first at line %zu)", lines[i]);
         lines[i] = line_of(k);
         if (i == nsec) {
             rc = parse_sinks(ld, v, cfg);
-        } else if (is_null(v)) {
+        } else if (ld_is_null(v)) {
             rc = 0;
         } else {
             size_t fl[MAX_FIELDS] = {0};
             void *base = (char *)cfg + cfg_sections[i].off;
-            rc = parse_fields(ld, v, ks, base, cfg_sections[i].fields, fl);
+            rc = ld_parse_fields(ld, v, ks, base, cfg_sections[i].fields, fl);
             if (rc == 0 && base == &cfg->wal && cfg->wal.max_record_bytes > cfg->wal.max_bytes) {
                 size_t at = fl[field_index(cfg_wal_fields, "max_record_bytes")];
                 if (!at) at = fl[field_index(cfg_wal_fields, "max_bytes")];
