@@ -28,7 +28,15 @@
 #include "wal/wal.h"
 
 #define ROUNDS 50
-#define THREADS 6
+/* Appending threads in the child; SLUICE_CRASH_THREADS (up to MAX_THREADS) drives larger
+ * groups, where the syncer leaves the meta flush to the writer (wal/writer.c). */
+#define MAX_THREADS 64
+static int crash_threads(void)
+{
+    const char *e = getenv("SLUICE_CRASH_THREADS");
+    int n = e ? atoi(e) : 0;
+    return n > 0 && n <= MAX_THREADS ? n : 6;
+}
 #define MAX_RECORD 2048 /* small, so that many requests are split into several records */
 
 typedef struct {
@@ -116,13 +124,14 @@ static int child_main(const char *dir, int fd, uint64_t seed)
         fprintf(stderr, "child: %s\n", err);
         return 2;
     }
-    child_arg_t args[THREADS];
-    pthread_t th[THREADS];
-    for (int i = 0; i < THREADS; i++) {
+    int threads = crash_threads();
+    child_arg_t args[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    for (int i = 0; i < threads; i++) {
         args[i] = (child_arg_t){w, fd, seed * 1000 + (uint64_t)i + 1};
         pthread_create(&th[i], NULL, child_thread, &args[i]);
     }
-    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL); /* killed before this ends */
+    for (int i = 0; i < threads; i++) pthread_join(th[i], NULL); /* killed before this ends */
     return 0;
 }
 
@@ -299,7 +308,14 @@ static void test_acked_appends_survive_kill_9(void **state)
 
 /* ---- power cut ---- */
 
-#define POWER_ROUNDS 40
+/* SLUICE_CRASH_ROUNDS raises it for long runs (CI keeps the default). */
+static size_t power_rounds(void)
+{
+    const char *e = getenv("SLUICE_CRASH_ROUNDS");
+    int n = e ? atoi(e) : 0;
+    return n > 0 ? (size_t)n : 40;
+}
+#define POWER_ROUNDS power_rounds()
 
 static int expect_loss; /* --expect-loss: a build that acks too early; the harness must see it */
 
@@ -364,7 +380,7 @@ static void test_acked_appends_survive_power_cut(void **state)
     ack_t *acks = NULL;
     size_t n_acks = 0, cap = 0, cut_with_acks = 0, lost = 0;
     uint64_t last_seen = 0;
-    int round;
+    size_t round;
     for (round = 0; round < POWER_ROUNDS && !(expect_loss && lost); round++) {
         int p[2];
         assert_int_equal(pipe(p), 0);
@@ -412,7 +428,7 @@ static void test_acked_appends_survive_power_cut(void **state)
         unlink(lock);
         err[0] = 0;
         int rc = wal_open(&w, &cfg, err, sizeof err);
-        if (rc) fprintf(stderr, "reopen after power cut (round %d): %s\n", round, err);
+        if (rc) fprintf(stderr, "reopen after power cut (round %zu): %s\n", round, err);
         assert_int_equal(rc, 0);
         if (expect_loss) {
             lost += count_lost(w, acks + before, n_acks - before);
@@ -424,7 +440,7 @@ static void test_acked_appends_survive_power_cut(void **state)
         }
         wal_close(w);
     }
-    fprintf(stderr, "power-cut test: %d rounds, %zu acked requests, %zu rounds cut with acks "
+    fprintf(stderr, "power-cut test: %zu rounds, %zu acked requests, %zu rounds cut with acks "
                     "in flight, %zu acked requests lost\n", round, n_acks, cut_with_acks, lost);
     if (expect_loss) {
         assert_true(lost > 0); /* this build acks before the meta page is flushed */
