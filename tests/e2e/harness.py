@@ -297,6 +297,21 @@ class StarRocksEmulator:
         return [json.loads(l) for l in body.decode().splitlines() if l.strip()]
 
 
+# The config every test starts from: sluice's addresses (filled in by Sluice) and one
+# ClickHouse sink named "ch" whose url is the %s; a test appends the keys it needs.
+CH_SINK_CONFIG = """wal:
+  dir: {wal_dir}
+proxy:
+  listen: {listen}
+admin:
+  listen: {admin}
+sinks:
+  - name: ch
+    type: clickhouse
+    url: %s
+"""
+
+
 class Sluice:
     """The sluice binary with a YAML config written into dirpath; listen ports chosen free."""
 

@@ -38,17 +38,7 @@ TEXT_FORMATS = [
 BINARY_FORMATS = ["RowBinary", "RowBinaryWithNames", "RowBinaryWithNamesAndTypes", "Native"]
 N = 20
 
-CONFIG = """wal:
-  dir: {wal_dir}
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-sinks:
-  - name: ch
-    type: clickhouse
-    url: %s
-    batch:
+CONFIG = H.CH_SINK_CONFIG + """    batch:
       max_rows: 1000
       max_wait_ms: 20
     retry:

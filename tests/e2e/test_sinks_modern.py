@@ -20,17 +20,7 @@ DDL = ("CREATE TABLE IF NOT EXISTS tz.events (id UInt64, name String, tags Map(S
        "payload String) ENGINE = MergeTree ORDER BY id "
        "SETTINGS non_replicated_deduplication_window = 1000")
 
-CONFIG = """wal:
-  dir: {wal_dir}
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-sinks:
-  - name: ch
-    type: clickhouse
-    url: %s
-    batch:
+CONFIG = H.CH_SINK_CONFIG + """    batch:
       max_rows: 300
       max_wait_ms: 20
     retry:

@@ -30,17 +30,7 @@ import tz  # noqa: E402
 DB = "tensorzero"
 
 # Nothing but the addresses: every other key keeps its default (read_barrier_ms included).
-CONFIG = """wal:
-  dir: {wal_dir}
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-sinks:
-  - name: ch
-    type: clickhouse
-    url: %s
-"""
+CONFIG = H.CH_SINK_CONFIG
 
 
 def engine_count(ch, sql):
