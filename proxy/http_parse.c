@@ -16,12 +16,12 @@
 
 void http_req_ref(http_req_t *r)
 {
-    r->refs++;
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
 void http_req_unref(http_req_t *r)
 {
-    if (!r || --r->refs > 0) return;
+    if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) > 1) return;
     buf_free(&r->hb);
     free(r->hdrs);
     free(r->body);
@@ -82,7 +82,7 @@ static int on_message_begin(http_parser *p)
     http_rp_t *rp = p->data;
     http_req_t *r = calloc(1, sizeof *r);
     if (!r) return rp_fail(rp, 503, "out of memory");
-    r->refs = 1;
+    atomic_init(&r->refs, 1);
     r->srv = rp->srv;
     r->t_begin_ns = uv_hrtime();
     rp->req = r;

@@ -6,6 +6,7 @@
 #define SLUICE_HTTP_SERVER_H
 
 #include <http_parser.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -28,7 +29,8 @@ typedef enum {
 } http_expect_t;
 
 struct http_req {
-    int refs;          /* the connection holds one until the answer is complete */
+    atomic_int refs;   /* the connection holds one until the answer is complete; atomic
+                        * because a WAL completion may drop its ref on the writer thread */
     http_conn_t *conn; /* NULL once the connection is gone */
     http_server_t *srv;
     int method; /* enum http_method */
@@ -91,6 +93,8 @@ size_t http_rp_feed(http_rp_t *rp, const char *data, size_t len);
 http_req_t *http_rp_take(http_rp_t *rp); /* the completed request (caller owns a ref) */
 void http_rp_free(http_rp_t *rp);
 
+/* Any thread; the last unref frees the request. Everything else about a request (answers,
+ * on_abort, data) belongs to the loop thread. */
 void http_req_ref(http_req_t *r);
 void http_req_unref(http_req_t *r);
 /* Header value by case-insensitive name (first occurrence), NULL when absent. */

@@ -1,10 +1,14 @@
 /* proxy.c — the ClickHouse-compatible front: routes each request (/ping, JSONEachRow INSERT
  * → WAL, anything else → passthrough), answers INSERTs only from the WAL completion, and
  * drains on shutdown. Everything here runs on the loop thread except wal_done(), which runs
- * on the WAL writer thread and only queues. Over 700 lines because answers, WAL completions,
- * INSERT, barrier and lifecycle all work on struct proxy, kept private to this file; the pure
- * parts are already out (route.c, stmt.c, params.c, rows.c, formats.c, passthrough.c). */
+ * on the WAL writer thread and only queues, and job_work(), which runs an INSERT with a large
+ * body (insert.c) on libuv's thread pool and touches only its job. Over 700 lines because
+ * answers, WAL completions, INSERT jobs, barrier and lifecycle all work on struct proxy, kept
+ * private to this file; the parts that need none of it are out (insert.c, route.c, stmt.c,
+ * params.c, rows.c, formats.c, passthrough.c). */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 
 #include "common/log.h"
 #include "proxy/http_server.h"
+#include "proxy/insert.h"
 #include "proxy/passthrough.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_internal.h"
@@ -66,6 +71,8 @@ struct proxy {
     uv_timer_t drain_timer;
     int async_open, drain_timer_open;
     size_t appends_in_flight, barriers_in_flight;
+    size_t works_in_flight;   /* INSERT jobs on the thread pool (loop only) */
+    struct ins_job *jobs;     /* ... their list, for proxy_free */
     barrier_t *barriers; /* reads waiting for the read barrier */
     int shutting;
     void (*shutdown_cb)(void *ctx);
@@ -251,111 +258,6 @@ static void on_acks(uv_async_t *h)
     }
 }
 
-/* ---------------------------------------------------------------- INSERT */
-
-static int is_ws_only(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strchr(" \t\r\n", s[i])) return 0;
-    return 1;
-}
-
-/* Validate, log, answer from the WAL completion. 1 when the request is not buffered after
- * all (st->unbuffered says why): the caller passes it through. */
-static int do_insert(proxy_t *p, http_req_t *r, proxy_stmt_t *st, const proxy_param_t *pr,
-                     size_t npr, char *rows_in, size_t rows_len, size_t rows_cap)
-{
-    /* Settings: URL params that are settings, then the SETTINGS clause (which wins). */
-    wal_kv_t kv[PROXY_MAX_PARAMS + PROXY_STMT_MAX_SETTINGS];
-    size_t nkv = 0;
-    for (size_t i = 0; i < npr; i++) {
-        if (!proxy_param_is_setting(pr[i].key)) continue;
-        size_t j;
-        for (j = 0; j < nkv; j++)
-            if (strcmp(kv[j].key, pr[i].key) == 0) break;
-        int in_stmt = 0;
-        for (size_t k = 0; k < st->n_settings; k++)
-            if (strcmp(st->settings[k].key, pr[i].key) == 0) in_stmt = 1;
-        if (in_stmt) continue;
-        kv[j].key = pr[i].key;
-        kv[j].value = pr[i].value;
-        if (j == nkv) nkv++;
-    }
-    for (size_t k = 0; k < st->n_settings; k++)
-        kv[nkv++] = st->settings[k];
-
-    proxy_body_t rows;
-    int rc = proxy_format_split(st->format, kv, nkv, rows_in, rows_len, rows_cap, &rows);
-    if (rc == PROXY_FMT_UNBUFFERED) {
-        st->unbuffered = "VALUES with {name:Type} parameters";
-        return 1;
-    }
-    if (rc == -EINVAL) {
-        if (st->format->kind == PROXY_FMT_JSON_OBJ)
-            ch_error(p, r, 400, 26, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
-                     "Cannot parse JSON object at row %llu: %s", (unsigned long long)rows.bad_row,
-                     rows.err);
-        else
-            ch_error(p, r, 400, 27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
-                     "Cannot parse %s input at row %llu: %s", st->format->name,
-                     (unsigned long long)rows.bad_row, rows.err);
-        return 0;
-    }
-    if (rc) {
-        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
-        return 0;
-    }
-    char qid[64];
-    make_query_id(p, proxy_param_get(pr, npr, "query_id"), qid, sizeof qid);
-    p->st.requests_insert++;
-    if (rows.n_rows == 0) {
-        proxy_body_free(&rows);
-        respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, qid);
-        return 0;
-    }
-    const char *db = st->db;
-    if (!db) db = proxy_param_get(pr, npr, "database");
-    if (!db) db = http_req_header(r, "X-ClickHouse-Database");
-    if (!db) db = "";
-    wal_insert_t ins = {
-        .db = db,
-        .table = st->table,
-        .columns = st->columns,
-        .settings = kv,
-        .n_settings = nkv,
-        .rows = rows.data,
-        .rows_len = rows.len,
-        .n_rows = rows.n_rows,
-        .ts_ms = 0,
-        .fmt = st->format->name,
-        .hdr = rows.hdr,
-        .hdr_len = rows.hdr_len,
-        .whole = rows.whole,
-    };
-    ack_op_t *op = calloc(1, sizeof *op);
-    if (!op) {
-        proxy_body_free(&rows);
-        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
-        return 0;
-    }
-    op->acks = p->acks;
-    op->req = r;
-    op->n_rows = rows.n_rows;
-    op->bytes = rows.len;
-    snprintf(op->query_id, sizeof op->query_id, "%s", qid);
-    http_req_ref(r);
-    pthread_mutex_lock(&p->acks->mu);
-    p->acks->refs++;
-    pthread_mutex_unlock(&p->acks->mu);
-    p->appends_in_flight++;
-    /* wal_append copies everything it needs before returning and calls wal_done exactly
-     * once, also when it refuses the append synchronously (then on this thread, which only
-     * queues). The 200 is sent only from on_acks, i.e. after the commit holding the rows. */
-    (void)wal_append(p->w, &ins, wal_done, op);
-    proxy_body_free(&rows);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- passthrough, barrier */
 
 static void barrier_closed(uv_handle_t *h)
@@ -509,101 +411,185 @@ static void note_unbuffered(proxy_t *p, const proxy_stmt_t *st, const proxy_para
     s->unbuffered[s->n_unbuffered++].requests = 1;
 }
 
-/* A POST/PUT to "/" (proxy_classify): read the statement from the query parameter, the body
- * or both joined as ClickHouse joins them; an INSERT sluice buffers goes to the WAL
- * (do_insert), anything else, or an INSERT it does not buffer, is forwarded as it came. */
-static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, size_t npr)
+/* ---------------------------------------------------------------- INSERT */
+
+/* An INSERT whose body is large (insert.h: PROXY_OFFLOOP_BYTES) runs proxy_insert_run on
+ * libuv's thread pool. The job owns copies of what the loop would otherwise reuse (the
+ * statement scratch, the URL parameters); the loop keeps every counter and every answer. */
+typedef struct ins_job {
+    uv_work_t work;
+    proxy_t *p;
+    ack_op_t *op;
+    proxy_ins_t in;
+    char *pstore; /* the strings pr points to */
+    _Atomic int aborted; /* set on the loop when the connection closes: skip the work */
+    _Atomic int done;    /* set by the pool thread when the work function returned */
+    int skipped;         /* pool thread, read in job_done: aborted before it started */
+    struct ins_job *prev, *next; /* p->jobs (loop) */
+    proxy_param_t pr[PROXY_MAX_PARAMS];
+    proxy_stmt_t stmt;
+} ins_job_t;
+
+/* The request will not be appended: give back what on_statement reserved for the ack. */
+static void op_release(proxy_t *p, ack_op_t *op)
 {
-    char *decoded = NULL, *joined = NULL;
-    proxy_stmt_t *st = &p->stmt;
-    const char *q = proxy_param_get(pr, npr, "query");
-    size_t qlen = q ? strlen(q) : 0;
-    int rc = PROXY_STMT_OTHER;
-    char *rows = NULL;
-    size_t rows_len = 0, rows_cap = 0;
-    int need_body = 1, need_join = 0;
-    if (qlen) {
-        rc = proxy_stmt_parse(q, qlen, st);
-        if (rc == PROXY_STMT_OTHER) {
-            note_unbuffered(p, st, pr, npr, r);
+    acks_t *a = op->acks;
+    p->appends_in_flight--;
+    http_req_unref(op->req);
+    free(op);
+    acks_unref(a);
+}
+
+/* Loop: answer what proxy_insert_run decided (the 200 of an append comes from on_acks). */
+static void insert_finish(proxy_t *p, http_req_t *r, proxy_ins_t *in, ack_op_t *op)
+{
+    if (in->result == PROXY_INS_APPENDED) {
+        p->st.requests_insert++;
+        return; /* op is the WAL's now */
+    }
+    if (in->result == PROXY_INS_EMPTY) {
+        p->st.requests_insert++;
+        if (r->conn) respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, op->query_id);
+    } else if (in->result == PROXY_INS_PASS) {
+        if (r->conn) {
+            note_unbuffered(p, in->st, in->pr, in->npr, r);
             passthrough(p, r);
-            goto out;
         }
-        if (rc == PROXY_STMT_ESYNTAX) goto syntax;
-        need_join =
-            rc == PROXY_STMT_INCOMPLETE || !is_ws_only(q + st->data_off, qlen - st->data_off);
+    } else if (r->conn) {
+        ch_error(p, r, in->http_status, in->code, in->name, "%s", in->msg);
     }
-    /* The body: decoded when compressed (passthrough forwards the raw bytes). */
-    char *body = r->body;
-    size_t blen = r->body_len, bcap = r->body_cap;
-    const char *enc = http_req_header(r, "Content-Encoding");
-    if (need_body && enc && *enc && strcasecmp(enc, "identity") != 0) {
-        char err[160];
-        size_t dlen;
-        int drc = proxy_decode(enc, r->body ? r->body : "", r->body_len,
-                               p->cfg->proxy.max_body_bytes, &decoded, &dlen, err, sizeof err);
-        if (drc == PROXY_DECODE_EUNSUPPORTED) {
-            ch_error(p, r, 415, 48, "NOT_IMPLEMENTED", "sluice: %s", err);
-            goto out;
-        }
-        if (drc == PROXY_DECODE_ETOOBIG) {
-            ch_error(p, r, 413, 36, "BAD_ARGUMENTS", "sluice: %s", err);
-            goto out;
-        }
-        if (drc) {
-            ch_error(p, r, 400, 354, "ZLIB_INFLATE_FAILED",
-                     "sluice: cannot decode the %s request body: %s", enc, err);
-            goto out;
-        }
-        body = decoded;
-        blen = bcap = dlen;
-    }
-    if (!body) body = "";
-    if (qlen && !need_join) {
-        rows = body;
-        rows_len = blen;
-        rows_cap = bcap;
+    op_release(p, op);
+}
+
+static void job_work(uv_work_t *w)
+{
+    ins_job_t *j = w->data;
+    if (atomic_load(&j->aborted))
+        j->skipped = 1; /* the client is gone: nothing to answer, nothing worth logging */
+    else
+        proxy_insert_run(&j->in);
+    atomic_store(&j->done, 1);
+}
+
+static void job_abort(http_req_t *r)
+{
+    ins_job_t *j = r->data;
+    atomic_store(&j->aborted, 1);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    ins_job_t *j = w->data;
+    proxy_t *p = j->p;
+    http_req_t *r = j->in.req;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        p->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    p->works_in_flight--;
+    r->on_abort = NULL;
+    r->data = NULL;
+    if (status == UV_ECANCELED || j->skipped) {
+        /* Cancelled by proxy_free (the connections are closed) or the client left first. */
+        if (r->conn)
+            ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                     "sluice is shutting down; nothing was written, retry");
+        op_release(p, j->op);
     } else {
-        const char *text = body;
-        size_t tlen = blen;
-        if (qlen) {
-            /* ClickHouse reads the query parameter, a '\n', then the body as one text. */
-            joined = malloc(qlen + 1 + blen + 1);
-            if (!joined) {
-                ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
-                goto out;
-            }
-            memcpy(joined, q, qlen);
-            joined[qlen] = '\n';
-            memcpy(joined + qlen + 1, body, blen);
-            text = joined;
-            tlen = qlen + 1 + blen;
-        }
-        rc = proxy_stmt_parse(text, tlen, st);
-        if (rc == PROXY_STMT_OTHER || (rc == PROXY_STMT_INCOMPLETE && !st->err[0])) {
-            if (rc == PROXY_STMT_OTHER) note_unbuffered(p, st, pr, npr, r);
-            passthrough(p, r);
-            goto out;
-        }
-        if (rc != PROXY_STMT_INSERT) goto syntax;
-        rows = (char *)text + st->data_off;
-        rows_len = tlen - st->data_off;
-        rows_cap = joined ? rows_len + 1 : (text == r->body ? bcap - st->data_off : rows_len);
+        insert_finish(p, r, &j->in, j->op);
     }
-    /* rows_cap is how far the format splitter may write in place past rows_len: the
-     * request body keeps one spare byte (body_cap > body_len, http_server.h), the joined
-     * text was allocated with one, a decoded body has none beyond its length. */
-    if (do_insert(p, r, st, pr, npr, rows, rows_len, rows_cap)) {
-        note_unbuffered(p, st, pr, npr, r);
-        passthrough(p, r);
+    http_req_unref(r);
+    free(j->pstore);
+    free(j);
+    if (--p->handles_open == 0) free(p);
+}
+
+/* Queue the insert on the thread pool; *pstore passes to the job. -1: run it here. */
+static int insert_offloop(proxy_t *p, http_req_t *r, const proxy_param_t *pr, size_t npr,
+                          char **pstore, ack_op_t *op)
+{
+    ins_job_t *j = malloc(sizeof *j);
+    if (!j) return -1;
+    memset(j, 0, offsetof(ins_job_t, pr));
+    memcpy(j->pr, pr, npr * sizeof *pr);
+    j->p = p;
+    j->op = op;
+    j->pstore = *pstore;
+    j->in = (proxy_ins_t){.req = r,
+                          .pr = j->pr,
+                          .npr = npr,
+                          .st = &j->stmt,
+                          .max_body_bytes = p->cfg->proxy.max_body_bytes,
+                          .w = p->w,
+                          .done = wal_done,
+                          .done_ctx = op,
+                          .n_rows_out = &op->n_rows,
+                          .bytes_out = &op->bytes};
+    j->work.data = j;
+    if (uv_queue_work(p->loop, &j->work, job_work, job_done) != 0) {
+        free(j);
+        return -1;
     }
-    goto out;
-syntax:
-    ch_error(p, r, 400, 62, "SYNTAX_ERROR", "Syntax error: %s",
-             st->err[0] ? st->err : "bad INSERT statement");
-out:
-    free(joined);
-    free(decoded);
+    *pstore = NULL;
+    http_req_ref(r); /* the job's: r->data and on_abort are reset in job_done */
+    r->data = j;
+    r->on_abort = job_abort;
+    p->works_in_flight++;
+    p->handles_open++; /* p outlives the job: job_done runs after proxy_free too */
+    j->next = p->jobs;
+    if (p->jobs) p->jobs->prev = j;
+    p->jobs = j;
+    return 0;
+}
+
+/* A POST/PUT to "/" (proxy_classify): an INSERT sluice buffers goes to the WAL
+ * (proxy_insert_run, insert.c), anything else, or an INSERT it does not buffer, is forwarded
+ * as it came. A body larger than PROXY_OFFLOOP_BYTES once decoded is handled on the thread
+ * pool: a compressed one is first decoded here up to that size, which settles it. */
+static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, size_t npr,
+                         char **pstore)
+{
+    ack_op_t *op = calloc(1, sizeof *op);
+    if (!op) {
+        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
+        return;
+    }
+    op->acks = p->acks;
+    op->req = r;
+    make_query_id(p, proxy_param_get(pr, npr, "query_id"), op->query_id, sizeof op->query_id);
+    http_req_ref(r);
+    pthread_mutex_lock(&p->acks->mu);
+    p->acks->refs++;
+    pthread_mutex_unlock(&p->acks->mu);
+    p->appends_in_flight++; /* reserved now: on_acks may run before a pool job is done */
+
+    uint64_t max_body = p->cfg->proxy.max_body_bytes;
+    const char *enc = http_req_header(r, "Content-Encoding");
+    char *decoded = NULL;
+    size_t dlen = 0;
+    int offloop = r->body_len > PROXY_OFFLOOP_BYTES;
+    if (!offloop && r->body_len && enc && *enc && strcasecmp(enc, "identity") != 0) {
+        uint64_t lim = max_body < PROXY_OFFLOOP_BYTES ? max_body : PROXY_OFFLOOP_BYTES;
+        int drc = proxy_decode(enc, r->body, r->body_len, lim, &decoded, &dlen, NULL, 0);
+        if (drc == PROXY_DECODE_ETOOBIG && lim < max_body) offloop = 1;
+        /* Any other failure: proxy_insert_run decodes again and words the answer. */
+    }
+    if (offloop && insert_offloop(p, r, pr, npr, pstore, op) == 0) return;
+    proxy_ins_t in = {.req = r,
+                      .pr = pr,
+                      .npr = npr,
+                      .st = &p->stmt,
+                      .max_body_bytes = max_body,
+                      .w = p->w,
+                      .done = wal_done,
+                      .done_ctx = op,
+                      .n_rows_out = &op->n_rows,
+                      .bytes_out = &op->bytes,
+                      .decoded = decoded,
+                      .decoded_len = dlen};
+    proxy_insert_run(&in);
+    insert_finish(p, r, &in, op);
 }
 
 static void on_request(http_req_t *r, void *ctx)
@@ -666,7 +652,7 @@ static void on_request(http_req_t *r, void *ctx)
         goto out;
     }
 
-    on_statement(p, r, pr, npr);
+    on_statement(p, r, pr, npr, &pstore);
 out:
     free(pstore);
 }
@@ -737,7 +723,9 @@ fail:
 static void drain_check(uv_timer_t *t)
 {
     proxy_t *p = t->data;
-    if (http_server_in_flight(p->http) || p->appends_in_flight || p->barriers_in_flight) return;
+    if (http_server_in_flight(p->http) || p->appends_in_flight || p->barriers_in_flight ||
+        p->works_in_flight)
+        return;
     uv_timer_stop(t);
     void (*cb)(void *) = p->shutdown_cb;
     p->shutdown_cb = NULL;
@@ -762,6 +750,13 @@ void proxy_free(proxy_t *p)
     p->http = NULL;
     if (p->pt) pt_close(p->pt);
     p->pt = NULL;
+    /* INSERT jobs: the queued ones are cancelled; one already running may be inside
+     * wal_append, and the caller closes the WAL after this, so wait for it to leave (bounded
+     * by one body's work). job_done frees them on a later loop turn. */
+    for (ins_job_t *j = p->jobs; j; j = j->next)
+        if (uv_cancel((uv_req_t *)&j->work) != 0)
+            while (!atomic_load(&j->done))
+                uv_sleep(1);
     if (p->acks) {
         pthread_mutex_lock(&p->acks->mu);
         p->acks->async = NULL;
