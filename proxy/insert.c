@@ -1,13 +1,18 @@
 /* insert.c — the INSERT path between the request and the WAL: statement (query parameter,
  * body head, or both joined), Content-Encoding, rows validated and split per format, settings
  * collected, wal_append. It only reads the request and writes its proxy_ins_t, so it runs on
- * the loop or on a pool thread alike (insert.h); the answer is the caller's. */
+ * the loop or, as a job, on a pool thread alike (insert.h); the answer is the caller's. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "proxy/insert.h"
 
@@ -210,4 +215,105 @@ syntax:
 out:
     free(joined);
     free(decoded);
+}
+
+/* ---------------------------------------------------------------- on the thread pool */
+
+struct proxy_ins_job {
+    uv_work_t work;
+    proxy_ins_t in;
+    proxy_ins_done_fn done;
+    void *ctx;
+    proxy_ins_job_t **list;
+    proxy_ins_job_t *prev, *next; /* *list (loop) */
+    char *pstore;                 /* the strings pr points to */
+    atomic_int aborted; /* set on the loop when the connection closes: skip the work */
+    atomic_int returned; /* set by the pool thread when the work function returned */
+    int skipped;        /* pool thread, read in job_done: aborted before it started */
+    proxy_param_t pr[PROXY_MAX_PARAMS];
+    proxy_stmt_t stmt;
+};
+
+static void job_work(uv_work_t *w)
+{
+    proxy_ins_job_t *j = w->data;
+    /* Below the loop in the scheduler's eyes: on a small machine the loop, the WAL writer
+     * and this compete for the same cores, and a large body must not be what delays the
+     * small requests. Per thread on Linux; pool threads stay niced (they only run
+     * background work: these jobs, DLQ operations, the shutdown drain). */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    if (atomic_load(&j->aborted))
+        j->skipped = 1; /* the client is gone: nothing to answer, nothing worth logging */
+    else
+        proxy_insert_run(&j->in);
+    if (j->skipped || j->in.result != PROXY_INS_PASS) {
+        /* The loop does not look at the body while the job runs, and the job's ref keeps the
+         * request; a passthrough still needs it. */
+        http_req_t *r = j->in.req;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+    }
+    atomic_store(&j->returned, 1);
+}
+
+static void job_abort(http_req_t *r)
+{
+    proxy_ins_job_t *j = r->data;
+    atomic_store(&j->aborted, 1);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    proxy_ins_job_t *j = w->data;
+    http_req_t *r = j->in.req;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        *j->list = j->next;
+    if (j->next) j->next->prev = j->prev;
+    r->on_abort = NULL;
+    r->data = NULL;
+    j->done(&j->in, status == UV_ECANCELED || j->skipped, j->ctx);
+    http_req_unref(r);
+    free(j->pstore);
+    free(j);
+}
+
+int proxy_insert_queue(uv_loop_t *loop, const proxy_ins_t *in, char **pstore,
+                       proxy_ins_done_fn done, void *ctx, proxy_ins_job_t **list)
+{
+    proxy_ins_job_t *j = malloc(sizeof *j);
+    if (!j) return -ENOMEM;
+    memset(j, 0, offsetof(proxy_ins_job_t, pr));
+    memcpy(j->pr, in->pr, in->npr * sizeof *in->pr);
+    j->in = *in;
+    j->in.pr = j->pr;
+    j->in.st = &j->stmt;
+    j->done = done;
+    j->ctx = ctx;
+    j->list = list;
+    j->work.data = j;
+    if (uv_queue_work(loop, &j->work, job_work, job_done) != 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    j->pstore = *pstore;
+    *pstore = NULL;
+    http_req_t *r = in->req;
+    http_req_ref(r); /* the job's: r->data and on_abort are reset in job_done */
+    r->data = j;
+    r->on_abort = job_abort;
+    j->next = *list;
+    if (*list) (*list)->prev = j;
+    *list = j;
+    return 0;
+}
+
+void proxy_insert_cancel_all(proxy_ins_job_t *list)
+{
+    for (proxy_ins_job_t *j = list; j; j = j->next)
+        if (uv_cancel((uv_req_t *)&j->work) != 0) /* running or finished: not cancellable */
+            while (!atomic_load(&j->returned))
+                uv_sleep(1);
 }

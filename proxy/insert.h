@@ -48,4 +48,24 @@ typedef struct {
  * them; decode the body (Content-Encoding), validate and split the rows, and append them. */
 void proxy_insert_run(proxy_ins_t *in);
 
+/* ---- the same on libuv's thread pool (every function here: loop thread) ---- */
+
+typedef struct proxy_ins_job proxy_ins_job_t;
+
+/* The job ended: in->result is set, or cancelled is 1 (proxy_insert_cancel_all, or the
+ * client closed the connection before the job started: then nothing was run). */
+typedef void (*proxy_ins_done_fn)(proxy_ins_t *in, int cancelled, void *ctx);
+
+/* Run proxy_insert_run(in) on the pool. The job copies *in, in->pr and the statement scratch
+ * (in->st is replaced by its own), takes *pstore (the strings pr points to; set to NULL) and
+ * a ref on in->req, sets req->data/on_abort until done runs, and links itself into *list.
+ * The request's body is freed on the pool thread once it is no longer needed (returning
+ * tens of MiB to the kernel takes milliseconds). -ENOMEM: nothing was taken. */
+int proxy_insert_queue(uv_loop_t *loop, const proxy_ins_t *in, char **pstore,
+                       proxy_ins_done_fn done, void *ctx, proxy_ins_job_t **list);
+
+/* Cancel the queued jobs of list and wait for the running ones to return from their work
+ * (after this nothing calls wal_append); their done callbacks run on later loop turns. */
+void proxy_insert_cancel_all(proxy_ins_job_t *list);
+
 #endif

@@ -70,6 +70,10 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
                p->rows_ingested);
     metric_u64(b, "sluice_ingest_bytes_total", "counter", "Row bytes acknowledged.",
                p->bytes_ingested);
+    metric_u64(b, "sluice_ingest_offloop_total", "counter",
+               "INSERTs whose body (over 64 KiB decoded) was decoded, validated and appended on "
+               "the thread pool instead of the event loop.",
+               p->inserts_offloop);
     metric_u64(b, "sluice_connections_open", "gauge", "Open client connections.",
                p->connections_open);
 

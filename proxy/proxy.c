@@ -1,14 +1,12 @@
 /* proxy.c — the ClickHouse-compatible front: routes each request (/ping, JSONEachRow INSERT
  * → WAL, anything else → passthrough), answers INSERTs only from the WAL completion, and
  * drains on shutdown. Everything here runs on the loop thread except wal_done(), which runs
- * on the WAL writer thread and only queues, and job_work(), which runs an INSERT with a large
- * body (insert.c) on libuv's thread pool and touches only its job. Over 700 lines because
+ * on the WAL writer thread and only queues, and the INSERT jobs of large bodies, which
+ * insert.c runs on libuv's thread pool and which touch only their job. Over 700 lines because
  * answers, WAL completions, INSERT jobs, barrier and lifecycle all work on struct proxy, kept
  * private to this file; the parts that need none of it are out (insert.c, route.c, stmt.c,
  * params.c, rows.c, formats.c, passthrough.c). */
 #include <errno.h>
-#include <stdatomic.h>
-#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,6 +42,7 @@ struct ack_op {
     uint64_t t_done_ns; /* set on the writer thread */
     uint32_t n_rows;
     size_t bytes;
+    int offloop; /* appended by a pool job: on_acks counts the request (before its answer) */
     char query_id[64];
 };
 
@@ -72,7 +71,7 @@ struct proxy {
     int async_open, drain_timer_open;
     size_t appends_in_flight, barriers_in_flight;
     size_t works_in_flight;   /* INSERT jobs on the thread pool (loop only) */
-    struct ins_job *jobs;     /* ... their list, for proxy_free */
+    proxy_ins_job_t *jobs;    /* ... their list, for proxy_free */
     barrier_t *barriers; /* reads waiting for the read barrier */
     int shutting;
     void (*shutdown_cb)(void *ctx);
@@ -222,6 +221,7 @@ static void on_acks(uv_async_t *h)
         ack_op_t *next = op->next;
         http_req_t *r = op->req;
         p->appends_in_flight--;
+        if (op->offloop) p->st.requests_insert++;
         uint64_t lat = op->t_done_ns > r->t_complete_ns ? op->t_done_ns - r->t_complete_ns : 0;
         if (op->status == 0) {
             /* Read-your-writes: a read arriving after this 200 waits for last_seq. */
@@ -413,23 +413,6 @@ static void note_unbuffered(proxy_t *p, const proxy_stmt_t *st, const proxy_para
 
 /* ---------------------------------------------------------------- INSERT */
 
-/* An INSERT whose body is large (insert.h: PROXY_OFFLOOP_BYTES) runs proxy_insert_run on
- * libuv's thread pool. The job owns copies of what the loop would otherwise reuse (the
- * statement scratch, the URL parameters); the loop keeps every counter and every answer. */
-typedef struct ins_job {
-    uv_work_t work;
-    proxy_t *p;
-    ack_op_t *op;
-    proxy_ins_t in;
-    char *pstore; /* the strings pr points to */
-    _Atomic int aborted; /* set on the loop when the connection closes: skip the work */
-    _Atomic int done;    /* set by the pool thread when the work function returned */
-    int skipped;         /* pool thread, read in job_done: aborted before it started */
-    struct ins_job *prev, *next; /* p->jobs (loop) */
-    proxy_param_t pr[PROXY_MAX_PARAMS];
-    proxy_stmt_t stmt;
-} ins_job_t;
-
 /* The request will not be appended: give back what on_statement reserved for the ack. */
 static void op_release(proxy_t *p, ack_op_t *op)
 {
@@ -441,11 +424,13 @@ static void op_release(proxy_t *p, ack_op_t *op)
 }
 
 /* Loop: answer what proxy_insert_run decided (the 200 of an append comes from on_acks). */
-static void insert_finish(proxy_t *p, http_req_t *r, proxy_ins_t *in, ack_op_t *op)
+static void insert_finish(proxy_t *p, http_req_t *r, proxy_ins_t *in, ack_op_t *op, int offloop)
 {
     if (in->result == PROXY_INS_APPENDED) {
-        p->st.requests_insert++;
-        return; /* op is the WAL's now */
+        /* op is the WAL's now (on_acks may even have freed it). A pool job's is counted by
+         * on_acks, so the counter never lags its 200. */
+        if (!offloop) p->st.requests_insert++;
+        return;
     }
     if (in->result == PROXY_INS_EMPTY) {
         p->st.requests_insert++;
@@ -461,86 +446,22 @@ static void insert_finish(proxy_t *p, http_req_t *r, proxy_ins_t *in, ack_op_t *
     op_release(p, op);
 }
 
-static void job_work(uv_work_t *w)
+/* Loop: a pool job ended (or was cancelled by proxy_free, or skipped because its client
+ * left first: nothing to answer then). */
+static void job_finished(proxy_ins_t *in, int cancelled, void *ctx)
 {
-    ins_job_t *j = w->data;
-    if (atomic_load(&j->aborted))
-        j->skipped = 1; /* the client is gone: nothing to answer, nothing worth logging */
-    else
-        proxy_insert_run(&j->in);
-    atomic_store(&j->done, 1);
-}
-
-static void job_abort(http_req_t *r)
-{
-    ins_job_t *j = r->data;
-    atomic_store(&j->aborted, 1);
-}
-
-static void job_done(uv_work_t *w, int status)
-{
-    ins_job_t *j = w->data;
-    proxy_t *p = j->p;
-    http_req_t *r = j->in.req;
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        p->jobs = j->next;
-    if (j->next) j->next->prev = j->prev;
+    proxy_t *p = ctx;
+    ack_op_t *op = in->done_ctx;
     p->works_in_flight--;
-    r->on_abort = NULL;
-    r->data = NULL;
-    if (status == UV_ECANCELED || j->skipped) {
-        /* Cancelled by proxy_free (the connections are closed) or the client left first. */
-        if (r->conn)
-            ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+    if (cancelled) {
+        if (in->req->conn)
+            ch_error(p, in->req, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
                      "sluice is shutting down; nothing was written, retry");
-        op_release(p, j->op);
+        op_release(p, op);
     } else {
-        insert_finish(p, r, &j->in, j->op);
+        insert_finish(p, in->req, in, op, 1);
     }
-    http_req_unref(r);
-    free(j->pstore);
-    free(j);
-    if (--p->handles_open == 0) free(p);
-}
-
-/* Queue the insert on the thread pool; *pstore passes to the job. -1: run it here. */
-static int insert_offloop(proxy_t *p, http_req_t *r, const proxy_param_t *pr, size_t npr,
-                          char **pstore, ack_op_t *op)
-{
-    ins_job_t *j = malloc(sizeof *j);
-    if (!j) return -1;
-    memset(j, 0, offsetof(ins_job_t, pr));
-    memcpy(j->pr, pr, npr * sizeof *pr);
-    j->p = p;
-    j->op = op;
-    j->pstore = *pstore;
-    j->in = (proxy_ins_t){.req = r,
-                          .pr = j->pr,
-                          .npr = npr,
-                          .st = &j->stmt,
-                          .max_body_bytes = p->cfg->proxy.max_body_bytes,
-                          .w = p->w,
-                          .done = wal_done,
-                          .done_ctx = op,
-                          .n_rows_out = &op->n_rows,
-                          .bytes_out = &op->bytes};
-    j->work.data = j;
-    if (uv_queue_work(p->loop, &j->work, job_work, job_done) != 0) {
-        free(j);
-        return -1;
-    }
-    *pstore = NULL;
-    http_req_ref(r); /* the job's: r->data and on_abort are reset in job_done */
-    r->data = j;
-    r->on_abort = job_abort;
-    p->works_in_flight++;
-    p->handles_open++; /* p outlives the job: job_done runs after proxy_free too */
-    j->next = p->jobs;
-    if (p->jobs) p->jobs->prev = j;
-    p->jobs = j;
-    return 0;
+    if (--p->handles_open == 0) free(p); /* p outlives its jobs: they may end after proxy_free */
 }
 
 /* A POST/PUT to "/" (proxy_classify): an INSERT sluice buffers goes to the WAL
@@ -575,7 +496,6 @@ static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, siz
         if (drc == PROXY_DECODE_ETOOBIG && lim < max_body) offloop = 1;
         /* Any other failure: proxy_insert_run decodes again and words the answer. */
     }
-    if (offloop && insert_offloop(p, r, pr, npr, pstore, op) == 0) return;
     proxy_ins_t in = {.req = r,
                       .pr = pr,
                       .npr = npr,
@@ -588,8 +508,18 @@ static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, siz
                       .bytes_out = &op->bytes,
                       .decoded = decoded,
                       .decoded_len = dlen};
+    if (offloop) {
+        op->offloop = 1;
+        if (proxy_insert_queue(p->loop, &in, pstore, job_finished, p, &p->jobs) == 0) {
+            p->works_in_flight++;
+            p->st.inserts_offloop++;
+            p->handles_open++;
+            return;
+        }
+        op->offloop = 0; /* no memory for the job: do it here */
+    }
     proxy_insert_run(&in);
-    insert_finish(p, r, &in, op);
+    insert_finish(p, r, &in, op, 0);
 }
 
 static void on_request(http_req_t *r, void *ctx)
@@ -750,13 +680,7 @@ void proxy_free(proxy_t *p)
     p->http = NULL;
     if (p->pt) pt_close(p->pt);
     p->pt = NULL;
-    /* INSERT jobs: the queued ones are cancelled; one already running may be inside
-     * wal_append, and the caller closes the WAL after this, so wait for it to leave (bounded
-     * by one body's work). job_done frees them on a later loop turn. */
-    for (ins_job_t *j = p->jobs; j; j = j->next)
-        if (uv_cancel((uv_req_t *)&j->work) != 0)
-            while (!atomic_load(&j->done))
-                uv_sleep(1);
+    proxy_insert_cancel_all(p->jobs); /* the caller closes the WAL after this */
     if (p->acks) {
         pthread_mutex_lock(&p->acks->mu);
         p->acks->async = NULL;
@@ -782,4 +706,5 @@ void proxy_get_stats(proxy_t *p, proxy_stats_t *out)
         http_server_stats(p->http, &hs);
         out->connections_open = hs.connections_open;
     }
+    out->offloop_in_flight = p->works_in_flight;
 }

@@ -33,6 +33,8 @@ typedef struct {
     size_t n_unbuffered;
     uint64_t unbuffered_other; /* ... for tables past PROXY_UNBUF_MAX */
     uint64_t rows_ingested, bytes_ingested;
+    uint64_t inserts_offloop;  /* INSERTs whose large body was handled on the thread pool */
+    uint64_t offloop_in_flight; /* ... of those, not answered yet */
     uint64_t connections_open;
     uint64_t ack_latency_hist[12]; /* ms buckets: <=1,2,5,10,25,50,100,250,500,1000,5000,+Inf */
     uint64_t ack_latency_sum_us;
