@@ -15,7 +15,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 export SLUICE_SOURCE="$src" BENCH_SECS="${1:-10}" BENCH_LUA="$here/proxy_bench.lua"
-export PING_LUA="$here/ping_bench.lua"
 export SLUICE_BIN="${SLUICE_BIN:-$src/build/sluice}" SLUICE_BIN_BEFORE="${SLUICE_BIN_BEFORE:-}"
 export BENCH_SYNC="${BENCH_SYNC:-none,always}"
 command -v wrk >/dev/null || { echo "offloop_bench: wrk is not installed"; exit 1; }
@@ -65,10 +64,12 @@ LARGE = {"alone": None, "+64MiB": (BIG, {}),
          "+64MiB gzip": (BIG_GZ, {"Content-Encoding": "gzip"})}
 QUERY = "/?database=bench&query=INSERT%20INTO%20ChatInference%20FORMAT%20JSONEachRow"
 
-def wrk(url, conns, dur, script=lua):
+def wrk(url, conns, dur, ping=False):
+    env = dict(os.environ, BENCH_ROWS="1")
+    if ping:
+        env["BENCH_PING"] = "1"
     out = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ds" % dur, "--timeout", "10s",
-                          "-s", script, url + "/"], capture_output=True, text=True,
-                         env=dict(os.environ, BENCH_ROWS="1")).stdout
+                          "-s", lua, url + "/"], capture_output=True, text=True, env=env).stdout
     m = re.search(r"BENCH requests=(\d+) non2xx=(\d+) sockerr=(\d+) duration_us=(\d+) "
                   r"p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) max_us=(\d+)", out)
     if not m:
@@ -136,7 +137,7 @@ try:
                     t.start()
                     time.sleep(0.5)  # the first large body is on its way
                 r = wrk(s.url, 16, secs)
-                rp = wrk(s.url, 4, max(2, secs // 2), os.environ["PING_LUA"])
+                rp = wrk(s.url, 4, max(2, secs // 2), ping=True)
                 ok = err = 0
                 if t:
                     t.stop_ev.set()
