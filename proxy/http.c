@@ -112,7 +112,7 @@ static const char *http_date(http_server_t *s)
 static void conn_close(http_conn_t *c);
 static void on_linger_timeout(uv_timer_t *t);
 static void conn_save_pending(http_conn_t *c, const char *data, size_t len);
-static void conn_process(http_conn_t *c, const char *data, size_t len);
+static void conn_process(http_conn_t *c, char *data, size_t len, size_t room);
 static void conn_resume(http_conn_t *c);
 static void conn_read_start(http_conn_t *c);
 static void conn_read_stop(http_conn_t *c);
@@ -234,6 +234,34 @@ static int conn_write2(http_conn_t *c, const char *a, size_t alen, const char *b
     return 0;
 }
 
+/* conn_write2, but first straight to the socket when nothing is queued ahead: an answer the
+ * kernel takes at once (the usual small one) needs no allocation and no copy. What it does
+ * not take is queued as conn_write2 would. */
+static int conn_write_now(http_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (c->closing) return -1;
+    if (c->writes == 0) {
+        uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
+                            uv_buf_init((char *)b, (unsigned)blen)};
+        int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen ? 2 : 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return -1;
+        }
+        size_t done = n > 0 ? (size_t)n : 0;
+        if (done >= alen + blen) return 0;
+        if (done >= alen) {
+            b += done - alen;
+            blen -= done - alen;
+            alen = 0;
+        } else {
+            a += done;
+            alen -= done;
+        }
+    }
+    return conn_write2(c, a, alen, b, blen);
+}
+
 static void on_linger_timeout(uv_timer_t *t)
 {
     conn_close(t->data);
@@ -313,7 +341,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (!c->closing) conn_resume(c);
         return;
     }
-    conn_process(c, buf->base, (size_t)nread);
+    conn_process(c, buf->base, (size_t)nread, buf->len - (size_t)nread);
 }
 
 static void conn_read_start(http_conn_t *c)
@@ -368,10 +396,13 @@ static void conn_save_pending(http_conn_t *c, const char *data, size_t len)
     c->pending_len += len;
 }
 
-static void conn_process(http_conn_t *c, const char *data, size_t len)
+/* Parse and hand over the requests in data[0..len) (room: writable bytes after it). */
+static void conn_process(http_conn_t *c, char *data, size_t len, size_t room)
 {
     http_server_t *s = c->srv;
     c->in_process = 1;
+    c->rp.may_borrow = s->o.borrow_bodies;
+    c->rp.feed_room = room;
     while (len > 0 && !c->cur && !c->closing && !c->close_after_write) {
         size_t n = http_rp_feed(&c->rp, data, len);
         if (c->rp.status) {
@@ -397,7 +428,19 @@ static void conn_process(http_conn_t *c, const char *data, size_t len)
         s->st.requests++;
         uv_timer_stop(&c->timer);
         if (!s->listening) r->keep_alive = 0; /* draining: last request on this connection */
+        int borrowed = r->body_borrowed;
+        if (borrowed) http_req_ref(r);
         s->o.on_request(r, s->o.ctx);
+        if (borrowed) {
+            /* data is read into again or freed once this returns: a request still held
+             * keeps its body only as a copy (a handler that needed it called
+             * http_req_own_body, one that was done with it http_req_body_free). */
+            if (r->body_borrowed && atomic_load(&r->refs) > 1 && http_req_own_body(r)) {
+                http_req_body_free(r);
+                if (r->conn) conn_close(r->conn);
+            }
+            http_req_unref(r);
+        }
     }
     c->in_process = 0;
     if (c->closing || c->close_after_write) return;
@@ -437,7 +480,7 @@ static void conn_resume(http_conn_t *c)
         size_t n = c->pending_len;
         c->pending = NULL;
         c->pending_len = 0;
-        conn_process(c, p, n);
+        conn_process(c, p, n, 0);
         free(p);
     } else if (c->eof) {
         c->close_after_write = 1;
@@ -511,7 +554,7 @@ int http_respond(http_req_t *r, int status, const char *headers, const char *bod
         len = 0;
     }
     if (r->method == HTTP_HEAD) len = 0;
-    conn_write2(c, head, (size_t)n, body, len);
+    conn_write_now(c, head, (size_t)n, body, len);
     if (r->conn) conn_request_done(c);
     return 0;
 }

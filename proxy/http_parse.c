@@ -3,6 +3,7 @@
  * count, body against Content-Length and chunk framing), a strict scan of the header block
  * and of chunk lines; no I/O, so the fuzzer (tests/fuzz/fuzz_http.c) drives it directly. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +23,63 @@ void http_req_ref(http_req_t *r)
 void http_req_unref(http_req_t *r)
 {
     if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) > 1) return;
-    buf_free(&r->hb);
-    free(r->hdrs);
-    free(r->body);
+    if (!r->hb_inline) buf_free(&r->hb);
+    if (r->hdrs != r->hdrs_inline) free(r->hdrs);
+    http_req_body_free(r);
     free(r);
 }
 
+void *http_req_alloc(http_req_t *r, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n > HTTP_REQ_ARENA - r->arena_used) return NULL;
+    void *p = r->arena + r->arena_used;
+    r->arena_used += n;
+    return p;
+}
+
+/* Room for cap body bytes: the arena when they fit, else the heap. */
+static char *body_mem(http_req_t *r, size_t cap)
+{
+    char *b = http_req_alloc(r, cap);
+    r->body_inline = b != NULL;
+    return b ? b : malloc(cap);
+}
+
+int http_req_own_body(http_req_t *r)
+{
+    if (!r->body_borrowed) return 0;
+    char *b = body_mem(r, r->body_len + 1);
+    if (!b) return -ENOMEM;
+    memcpy(b, r->body, r->body_len);
+    r->body = b;
+    r->body_cap = r->body_len + 1;
+    r->body_borrowed = 0;
+    return 0;
+}
+
+void http_req_body_free(http_req_t *r)
+{
+    if (!r->body_inline && !r->body_borrowed) free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    r->body_inline = r->body_borrowed = 0;
+}
+
+/* Append to hb: in the arena while it fits, then on the heap (moved once). */
 static int hb_put(http_req_t *r, const char *p, size_t n)
 {
+    if (r->hb_inline && r->hb.len + n + 1 > r->hb.cap) {
+        size_t cap = r->hb.cap * 2;
+        while (cap < r->hb.len + n + 1)
+            cap *= 2;
+        char *d = malloc(cap);
+        if (!d) return -1;
+        memcpy(d, r->hb.data, r->hb.len + 1);
+        r->hb.data = d;
+        r->hb.cap = cap;
+        r->hb_inline = 0;
+    }
     return buf_append(&r->hb, p, n);
 }
 
@@ -80,9 +130,17 @@ static int count_header_bytes(http_rp_t *rp, size_t n)
 static int on_message_begin(http_parser *p)
 {
     http_rp_t *rp = p->data;
-    http_req_t *r = calloc(1, sizeof *r);
+    http_req_t *r = malloc(sizeof *r);
     if (!r) return rp_fail(rp, 503, "out of memory");
+    memset(r, 0, offsetof(http_req_t, hdrs_inline)); /* the arenas need no zeroing */
     atomic_init(&r->refs, 1);
+    r->hdrs = r->hdrs_inline;
+    r->hdr_cap = HTTP_REQ_INLINE_HDRS;
+    r->hb.data = r->arena;
+    r->hb.cap = HTTP_REQ_HB_INLINE;
+    r->hb.data[0] = '\0';
+    r->hb_inline = 1;
+    r->arena_used = HTTP_REQ_HB_INLINE;
     r->srv = rp->srv;
     r->t_begin_ns = uv_hrtime();
     rp->req = r;
@@ -113,9 +171,11 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     if (rp->part != HTTP_RP_HEADER_NAME) {
         if (r->n_hdrs == MAX_HEADERS) return rp_fail(rp, 431, "too many request headers");
         if (r->n_hdrs == r->hdr_cap) {
-            size_t nc = r->hdr_cap ? r->hdr_cap * 2 : 16;
-            http_hdr_t *nh = realloc(r->hdrs, nc * sizeof *nh);
+            size_t nc = r->hdr_cap * 2;
+            int inl = r->hdrs == r->hdrs_inline;
+            http_hdr_t *nh = inl ? malloc(nc * sizeof *nh) : realloc(r->hdrs, nc * sizeof *nh);
             if (!nh) return rp_fail(rp, 503, "out of memory");
+            if (inl) memcpy(nh, r->hdrs, r->n_hdrs * sizeof *nh);
             r->hdrs = nh;
             r->hdr_cap = nc;
         }
@@ -203,16 +263,9 @@ static int on_headers_complete(http_parser *p)
             return rp_fail(rp, 417, "unsupported Expect header");
         r->expect_continue = HTTP_EXPECT_WANTED;
     }
-    if (r->n_content_length) {
-        if (p->content_length > rp->max_body_bytes)
-            return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
-        if (p->content_length > 0) {
-            r->body = malloc((size_t)p->content_length + 1);
-            if (!r->body) return rp_fail(rp, 503, "out of memory");
-            r->body_cap = (size_t)p->content_length + 1;
-        }
-    }
-    return 0;
+    if (r->n_content_length && p->content_length > rp->max_body_bytes)
+        return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
+    return 0; /* the body's memory is chosen when its first bytes arrive (on_body) */
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)
@@ -223,13 +276,32 @@ static int on_body(http_parser *p, const char *at, size_t n)
         r->expect_continue = HTTP_EXPECT_DONE; /* the client did not wait */
     if (n > rp->max_body_bytes - r->body_len)
         return rp_fail(rp, 413, "request body is larger than proxy.max_body_bytes");
-    if (r->body_len + n + 1 > r->body_cap) {
+    /* http_parser has already counted these bytes off content_length. */
+    if (!r->body && r->n_content_length) {
+        if (rp->may_borrow && p->content_length == 0) {
+            /* The whole body in one piece: no copy, it stays where it was read (valid while
+             * on_request runs, http_server.h). The byte after it is ours when the body ends
+             * the fed bytes and the buffer has room. */
+            r->body = (char *)at;
+            r->body_len = n;
+            r->body_cap = n + (at + n == rp->feed_end && rp->feed_room ? 1 : 0);
+            r->body_borrowed = 1;
+            return 0;
+        }
+        size_t cap = n + (size_t)p->content_length + 1;
+        if (!(r->body = body_mem(r, cap))) return rp_fail(rp, 503, "out of memory");
+        r->body_cap = cap;
+    }
+    if (r->body_len + n + 1 > r->body_cap) { /* chunked: grow on the heap */
         size_t nc = r->body_cap ? r->body_cap : 16384;
         while (nc < r->body_len + n + 1)
             nc *= 2;
         if (nc > rp->max_body_bytes + 1) nc = (size_t)rp->max_body_bytes + 1;
-        char *nb = realloc(r->body, nc);
+        int moved = r->body_inline || r->body_borrowed;
+        char *nb = moved ? malloc(nc) : realloc(r->body, nc);
         if (!nb) return rp_fail(rp, 503, "out of memory");
+        if (moved) memcpy(nb, r->body, r->body_len);
+        r->body_inline = r->body_borrowed = 0;
         r->body = nb;
         r->body_cap = nc;
     }
@@ -244,6 +316,11 @@ static int on_message_complete(http_parser *p)
     http_req_t *r = rp->req;
     r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     r->t_complete_ns = uv_hrtime();
+    if (r->n_hdrs > r->n_hdrs_main) {
+        /* Chunked trailers went into hb after the head, which may have moved it. */
+        r->path = r->hb.data + r->url_off;
+        if (r->query) r->query = r->path + r->path_len + 1;
+    }
     rp->complete = 1;
     http_parser_pause(p, 1); /* one request at a time: the rest waits in the buffer */
     return 0;
@@ -397,6 +474,7 @@ static int chunk_scan(http_rp_t *rp, const char *data, size_t len)
 size_t http_rp_feed(http_rp_t *rp, const char *data, size_t len)
 {
     if (rp->status || rp->complete) return 0;
+    rp->feed_end = data + len;
     size_t body_off;
     if (head_scan(rp, data, len, &body_off)) return 0;
     size_t n = http_parser_execute(&rp->p, &rp_settings, data, len);

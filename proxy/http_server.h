@@ -28,6 +28,10 @@ typedef enum {
     HTTP_EXPECT_DONE,     /* 100 Continue sent, or the client sent the body without waiting */
 } http_expect_t;
 
+#define HTTP_REQ_INLINE_HDRS 16 /* headers held in the request itself before a heap array */
+#define HTTP_REQ_HB_INLINE 1024  /* url + header bytes held in the arena before the heap */
+#define HTTP_REQ_ARENA 2816      /* the request's own bytes: hb, small bodies, the handler's */
+
 struct http_req {
     atomic_int refs;   /* the connection holds one until the answer is complete; atomic
                         * because a WAL completion may drop its ref on the writer thread */
@@ -37,14 +41,19 @@ struct http_req {
     unsigned short http_major, http_minor;
     int keep_alive;
     http_expect_t expect_continue;
-    buf_t hb; /* url and header strings, each NUL-terminated */
-    http_hdr_t *hdrs;
+    buf_t hb; /* url and header strings, each NUL-terminated (in the arena until it grows) */
+    http_hdr_t *hdrs; /* hdrs_inline until more are needed */
     size_t n_hdrs, hdr_cap, n_hdrs_main; /* n_hdrs_main: before any chunked trailers */
     uint32_t url_off, url_len;
     const char *path, *query; /* into hb after headers; query NULL when absent */
     size_t path_len, query_len;
-    char *body; /* de-chunked body; body_cap > body_len (one spare byte) */
+    /* De-chunked body. body_cap - body_len bytes past it are writable (one spare byte, except
+     * for a borrowed body with nothing writable after it). Borrowed (body_borrowed): the body
+     * arrived whole in one read and points into the connection's read buffer, valid only
+     * during on_request; a handler that uses it later calls http_req_own_body first. */
+    char *body;
     size_t body_len, body_cap;
+    int body_borrowed;
     int n_content_length, has_transfer_encoding;
     uint64_t t_begin_ns, t_complete_ns;
     /* answer */
@@ -53,6 +62,12 @@ struct http_req {
     void *data;
     void (*on_abort)(http_req_t *r); /* the connection closed before the answer completed */
     void (*on_drain)(http_req_t *r); /* write queue went below HTTP_WRITE_LOW */
+    /* the request's own memory: one allocation holds the request, its header strings and
+     * header array, a small body and what the handler takes with http_req_alloc */
+    int hb_inline, body_inline;
+    size_t arena_used;
+    http_hdr_t hdrs_inline[HTTP_REQ_INLINE_HDRS];
+    _Alignas(16) char arena[HTTP_REQ_ARENA];
 };
 
 #define HTTP_WRITE_HIGH (1u << 20)
@@ -75,6 +90,9 @@ typedef struct {
     http_server_t *srv;
     size_t max_header_bytes;
     uint64_t max_body_bytes;
+    int may_borrow;   /* a body that arrives whole in one feed may point into the fed bytes */
+    size_t feed_room; /* writable bytes after the bytes of the current feed (a spare byte) */
+    const char *feed_end;
     size_t header_bytes;
     http_rp_part_t part; /* which piece the last callback appended to */
     int complete;        /* req is a whole request: take it */
@@ -97,6 +115,14 @@ void http_rp_free(http_rp_t *rp);
  * on_abort, data) belongs to the loop thread. */
 void http_req_ref(http_req_t *r);
 void http_req_unref(http_req_t *r);
+/* n bytes (16-aligned, not zeroed) that live as long as the request, from its own
+ * allocation; NULL when they do not fit (allocate them yourself). Loop thread. */
+void *http_req_alloc(http_req_t *r, size_t n);
+/* A borrowed body becomes the request's own (copied): -ENOMEM. 0 when it already is. */
+int http_req_own_body(http_req_t *r);
+/* The handler is done with the body (e.g. it is in the WAL): release it now. Any thread that
+ * owns the request's body at that moment (the loop, or a job the loop handed it to). */
+void http_req_body_free(http_req_t *r);
 /* Header value by case-insensitive name (first occurrence), NULL when absent. */
 const char *http_req_header(const http_req_t *r, const char *name);
 /* Number of headers with that name. */
@@ -120,6 +146,7 @@ typedef struct {
     uint32_t idle_timeout_ms;
     uint32_t max_connections;
     http_on_request_fn on_request;
+    int borrow_bodies; /* a body that arrives in one read is not copied (body_borrowed) */
     http_error_fn format_error;
     void *ctx;
 } http_server_opts_t;

@@ -249,10 +249,7 @@ static void job_work(uv_work_t *w)
     if (j->skipped || j->in.result != PROXY_INS_PASS) {
         /* The loop does not look at the body while the job runs, and the job's ref keeps the
          * request; a passthrough still needs it. */
-        http_req_t *r = j->in.req;
-        free(r->body);
-        r->body = NULL;
-        r->body_len = r->body_cap = 0;
+        http_req_body_free(j->in.req);
     }
     atomic_store(&j->returned, 1);
 }
@@ -283,6 +280,7 @@ static void job_done(uv_work_t *w, int status)
 int proxy_insert_queue(uv_loop_t *loop, const proxy_ins_t *in, char **pstore,
                        proxy_ins_done_fn done, void *ctx, proxy_ins_job_t **list)
 {
+    if (http_req_own_body(in->req)) return -ENOMEM; /* the job reads it after on_request */
     proxy_ins_job_t *j = malloc(sizeof *j);
     if (!j) return -ENOMEM;
     memset(j, 0, offsetof(proxy_ins_job_t, pr));

@@ -13,8 +13,19 @@ int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n
     *n = 0;
     *store = NULL;
     if (!len) return 0;
-    char *s = malloc(len + 2 * (PROXY_MAX_PARAMS + 1) + 1);
+    char *s = malloc(PROXY_PARAMS_STORE(len));
     if (!s) return -1;
+    if (proxy_params_parse_in(qs, len, out, n, s)) {
+        free(s);
+        return -1;
+    }
+    *store = s;
+    return 0;
+}
+
+int proxy_params_parse_in(const char *qs, size_t len, proxy_param_t *out, size_t *n, char *s)
+{
+    *n = 0;
     size_t o = 0, i = 0;
     while (i <= len) {
         size_t j = i;
@@ -37,10 +48,8 @@ int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n
         }
         i = j + 1;
     }
-    *store = s;
     return 0;
 fail:
-    free(s);
     *n = 0;
     return -1;
 }

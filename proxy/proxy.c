@@ -43,6 +43,7 @@ struct ack_op {
     uint32_t n_rows;
     size_t bytes;
     int offloop; /* appended by a pool job: on_acks counts the request (before its answer) */
+    int heap;    /* calloc'd; else in the request's own memory (http_req_alloc) */
     char query_id[64];
 };
 
@@ -170,6 +171,15 @@ static void acks_unref(acks_t *a)
     }
 }
 
+/* Any thread: the op is finished with. It may live in its request's memory, so it goes
+ * first and the request's ref after. */
+static void op_free(ack_op_t *op)
+{
+    http_req_t *r = op->req;
+    if (op->heap) free(op);
+    http_req_unref(r);
+}
+
 /* Writer thread: the commit holding this request is done (fsync'ed with sync: always). */
 static void wal_done(void *ctx, int status, uint64_t first_seq, uint64_t last_seq)
 {
@@ -192,9 +202,8 @@ static void wal_done(void *ctx, int status, uint64_t first_seq, uint64_t last_se
         return;
     }
     pthread_mutex_unlock(&a->mu);
-    /* The proxy is gone: its connections are closed, so nobody else holds this request. */
-    http_req_unref(op->req);
-    free(op);
+    /* The proxy is gone: its connections are closed. */
+    op_free(op);
     acks_unref(a);
 }
 
@@ -251,8 +260,7 @@ static void on_acks(uv_async_t *h)
                          wal_strerror(op->status));
             }
         }
-        http_req_unref(r);
-        free(op);
+        op_free(op);
         acks_unref(a);
         op = next;
     }
@@ -344,6 +352,10 @@ void proxy_barrier_kick(void *proxy)
  * pending goes straight through: one atomic load. */
 static void passthrough(proxy_t *p, http_req_t *r)
 {
+    if (http_req_own_body(r)) { /* forwarded after on_request returns */
+        ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
+        return;
+    }
     p->st.requests_passthrough++;
     uint64_t target = p->acked_seq;
     if (!p->cfg->proxy.read_barrier_ms || !p->primary || target == 0 ||
@@ -418,8 +430,7 @@ static void op_release(proxy_t *p, ack_op_t *op)
 {
     acks_t *a = op->acks;
     p->appends_in_flight--;
-    http_req_unref(op->req);
-    free(op);
+    op_free(op);
     acks_unref(a);
 }
 
@@ -471,11 +482,15 @@ static void job_finished(proxy_ins_t *in, int cancelled, void *ctx)
 static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, size_t npr,
                          char **pstore)
 {
-    ack_op_t *op = calloc(1, sizeof *op);
-    if (!op) {
+    /* One allocation for request and op: the op lives in the request's memory. */
+    ack_op_t *op = http_req_alloc(r, sizeof *op);
+    int heap = !op;
+    if (heap && !(op = malloc(sizeof *op))) {
         ch_error(p, r, 500, 241, "MEMORY_LIMIT_EXCEEDED", "sluice: out of memory");
         return;
     }
+    memset(op, 0, sizeof *op);
+    op->heap = heap;
     op->acks = p->acks;
     op->req = r;
     make_query_id(p, proxy_param_get(pr, npr, "query_id"), op->query_id, sizeof op->query_id);
@@ -519,6 +534,7 @@ static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, siz
         op->offloop = 0; /* no memory for the job: do it here */
     }
     proxy_insert_run(&in);
+    if (in.result != PROXY_INS_PASS) http_req_body_free(r); /* in the WAL, or refused */
     insert_finish(p, r, &in, op, 0);
 }
 
@@ -543,8 +559,9 @@ static void on_request(http_req_t *r, void *ctx)
 
     proxy_param_t pr[PROXY_MAX_PARAMS];
     size_t npr = 0;
-    char *pstore = NULL;
-    if (proxy_params_parse(r->query ? r->query : "", r->query_len, pr, &npr, &pstore)) {
+    char *pstore = NULL, *pmem = r->query_len ? http_req_alloc(r, PROXY_PARAMS_STORE(r->query_len)) : NULL;
+    if (pmem ? proxy_params_parse_in(r->query, r->query_len, pr, &npr, pmem)
+             : proxy_params_parse(r->query ? r->query : "", r->query_len, pr, &npr, &pstore)) {
         ch_error(p, r, 400, 36, "BAD_ARGUMENTS", "Cannot parse the URL query string");
         return;
     }
@@ -638,6 +655,7 @@ int proxy_start(proxy_t **out, uv_loop_t *loop, const sluice_cfg_t *cfg, wal_t *
         .idle_timeout_ms = cfg->proxy.idle_timeout_ms,
         .max_connections = cfg->proxy.max_connections,
         .on_request = on_request,
+        .borrow_bodies = 1, /* every path that keeps the body past on_request owns it */
         .format_error = on_protocol_error,
         .ctx = p,
     };

@@ -180,6 +180,9 @@ typedef struct {
 proxy_route_t proxy_classify(const proxy_req_view_t *v);
 
 int proxy_params_parse(const char *qs, size_t len, proxy_param_t *out, size_t *n, char **store);
+/* The same into caller memory of PROXY_PARAMS_STORE(len) bytes (nothing to free). */
+#define PROXY_PARAMS_STORE(len) ((len) + 2 * (PROXY_MAX_PARAMS + 1) + 1)
+int proxy_params_parse_in(const char *qs, size_t len, proxy_param_t *out, size_t *n, char *mem);
 const char *proxy_param_get(const proxy_param_t *p, size_t n, const char *key);
 
 /* 1 when a URL parameter is a ClickHouse setting to keep with the rows. */

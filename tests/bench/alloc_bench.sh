@@ -86,6 +86,6 @@ def measure(name, binpath):
 if os.environ["SLUICE_BIN_BEFORE"]:
     measure("before", os.environ["SLUICE_BIN_BEFORE"])
 measure("after", os.environ["SLUICE_BIN"])
-print("(the reporter thread of alloc_count.so is not shown: it writes only when idle; copies by "
+print("(a thread near 0.01/request is the paused sink or alloc_count.so's reporter; copies by "
       "the kernel, recv into the read buffer and the socket write, are not counted)")
 PY

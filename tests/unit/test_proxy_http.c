@@ -144,6 +144,109 @@ static void test_http_keepalive_rules(void **state)
     release(&r);
 }
 
+/* A body that arrives whole in one feed points into the fed bytes (no copy) when the server
+ * allows it; the byte after it is writable only when it ends the feed and there is room.
+ * http_req_own_body makes a copy that outlives the input. */
+static void test_http_body_borrowed_only_when_whole(void **state)
+{
+    (void)state;
+    char in[] = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                "POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz";
+    http_rp_t rp;
+    http_rp_init(&rp, NULL, 65536, 1 << 20);
+    rp.may_borrow = 1;
+    rp.feed_room = 1;
+    size_t len = sizeof in - 1, off = http_rp_feed(&rp, in, len);
+    assert_true(rp.complete);
+    http_req_t *a = http_rp_take(&rp);
+    assert_true(a->body_borrowed);
+    assert_ptr_equal(a->body, strstr(in, "hello"));
+    assert_int_equal(a->body_cap, 5); /* "POST /b" follows: nothing writable after it */
+    off += http_rp_feed(&rp, in + off, len - off);
+    assert_int_equal(off, len);
+    http_req_t *b = http_rp_take(&rp);
+    assert_true(b->body_borrowed);
+    assert_int_equal(b->body_cap, 4); /* ends the feed, room after it: one spare byte */
+    assert_int_equal(http_req_own_body(a), 0);
+    assert_false(a->body_borrowed);
+    memset(in, '#', len); /* the read buffer is reused */
+    assert_memory_equal(a->body, "hello", 5);
+    assert_true(a->body_cap > a->body_len);
+    http_req_body_free(b);
+    assert_null(b->body);
+    http_req_unref(a);
+    http_req_unref(b);
+
+    /* In two feeds, or chunked: copied as before. */
+    const char two[] = "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
+    http_rp_init(&rp, NULL, 65536, 1 << 20);
+    rp.may_borrow = 1;
+    size_t n = http_rp_feed(&rp, two, sizeof two - 3);
+    n += http_rp_feed(&rp, two + n, sizeof two - 1 - n);
+    http_req_t *c = http_rp_take(&rp);
+    assert_non_null(c);
+    assert_false(c->body_borrowed);
+    assert_memory_equal(c->body, "abcd", 4);
+    assert_true(c->body_cap > c->body_len);
+    http_req_unref(c);
+    const char ch[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    http_rp_init(&rp, NULL, 65536, 1 << 20);
+    rp.may_borrow = 1;
+    http_rp_feed(&rp, ch, sizeof ch - 1);
+    c = http_rp_take(&rp);
+    assert_non_null(c);
+    assert_false(c->body_borrowed);
+    assert_memory_equal(c->body, "abc", 3);
+    http_req_unref(c);
+    http_rp_free(&rp);
+}
+
+/* Header strings, header array and body move from the request's own memory to the heap as
+ * they outgrow it, and stay intact; chunked trailers that move the strings keep path and
+ * query valid (ASan checks the reads). */
+static void test_http_request_memory_outgrown(void **state)
+{
+    (void)state;
+    char in[16384];
+    size_t n = (size_t)snprintf(in, sizeof in, "POST /p?q=1 HTTP/1.1\r\n");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(in + n, sizeof in - n, "X-H%02d: %040d\r\n", i, i);
+    n += (size_t)snprintf(in + n, sizeof in - n, "Content-Length: 5000\r\n\r\n");
+    memset(in + n, 'b', 5000);
+    n += 5000;
+    size_t steps[] = {0, 100};
+    for (size_t s = 0; s < 2; s++) {
+        result_t r;
+        feed(in, n, steps[s], 65536, 1 << 20, &r);
+        assert_int_equal(r.n, 1);
+        http_req_t *a = r.reqs[0];
+        assert_string_equal(http_req_header(a, "X-H39"), "0000000000000000000000000000000000000039");
+        assert_string_equal(http_req_header(a, "X-H00"), "0000000000000000000000000000000000000000");
+        assert_int_equal(a->body_len, 5000);
+        assert_int_equal(a->body[4999], 'b');
+        assert_memory_equal(a->path, "/p", 2);
+        void *m = http_req_alloc(a, 64);
+        assert_non_null(m);
+        memset(m, 0, 64);
+        assert_null(http_req_alloc(a, HTTP_REQ_ARENA));
+        release(&r);
+    }
+    n = (size_t)snprintf(in, sizeof in,
+                         "POST /t?x=y HTTP/1.1\r\nX-Long: %01500d\r\nTransfer-Encoding: chunked\r\n"
+                         "\r\n1\r\nz\r\n0\r\n",
+                         0); /* the head alone is past the arena: trailers realloc the heap */
+    for (int i = 0; i < 60; i++) /* ~4 KiB: out of the arena, then moved again on the heap */
+        n += (size_t)snprintf(in + n, sizeof in - n, "T%02d: %060d\r\n", i, i);
+    n += (size_t)snprintf(in + n, sizeof in - n, "\r\n");
+    result_t r;
+    feed(in, n, 0, 65536, 1 << 20, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n, 1);
+    assert_memory_equal(r.reqs[0]->path, "/t", 2);
+    assert_memory_equal(r.reqs[0]->query, "x=y", 3);
+    release(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +254,8 @@ int main(void)
         cmocka_unit_test(test_http_smuggling_and_framing_errors),
         cmocka_unit_test(test_http_limits),
         cmocka_unit_test(test_http_keepalive_rules),
+        cmocka_unit_test(test_http_body_borrowed_only_when_whole),
+        cmocka_unit_test(test_http_request_memory_outgrown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
