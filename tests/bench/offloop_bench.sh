@@ -9,14 +9,15 @@
 # builds in turn in the same window. A second pass measures GET /ping (4 connections) under
 # the same loads: /ping touches neither the WAL nor a sink, so its tail is the loop's alone,
 # while an INSERT's also holds the WAL writer's time (a 64 MiB record is one commit). BENCH_SYNC: the wal.sync modes to run (default
-# "none,always"; none keeps WAL commit-path changes out of the comparison).
+# "none,always"; none keeps WAL commit-path changes out of the comparison), BENCH_LOADS which
+# loads (default "alone,64MiB,64MiB-gzip").
 # Usage: tests/bench/offloop_bench.sh [SECONDS]   (SLUICE_BIN defaults to build/sluice)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 export SLUICE_SOURCE="$src" BENCH_SECS="${1:-10}" BENCH_LUA="$here/proxy_bench.lua"
 export SLUICE_BIN="${SLUICE_BIN:-$src/build/sluice}" SLUICE_BIN_BEFORE="${SLUICE_BIN_BEFORE:-}"
-export BENCH_SYNC="${BENCH_SYNC:-none,always}"
+export BENCH_SYNC="${BENCH_SYNC:-none,always}" BENCH_LOADS="${BENCH_LOADS:-alone,64MiB,64MiB-gzip}"
 command -v wrk >/dev/null || { echo "offloop_bench: wrk is not installed"; exit 1; }
 exec python3 -u - <<'PY'
 import gzip, http.client, os, re, subprocess, sys, threading, time
@@ -60,8 +61,8 @@ ROW = ('{"id":"0192ced0-947e-74b3-a3d7-02fd2c54d637","function_name":"draft_emai
        '"processing_time_ms":412,"tags":"{\\"user\\":\\"u-17\\"}","ttft_ms":null}\n').encode()
 BIG = ROW * ((64 << 20) // len(ROW))
 BIG_GZ = gzip.compress(BIG, 6)
-LARGE = {"alone": None, "+64MiB": (BIG, {}),
-         "+64MiB gzip": (BIG_GZ, {"Content-Encoding": "gzip"})}
+LARGE = {"alone": None, "64MiB": (BIG, {}), "64MiB-gzip": (BIG_GZ, {"Content-Encoding": "gzip"})}
+LARGE = {k: LARGE[k] for k in os.environ["BENCH_LOADS"].split(",") if k}
 QUERY = "/?database=bench&query=INSERT%20INTO%20ChatInference%20FORMAT%20JSONEachRow"
 
 def wrk(url, conns, dur, ping=False):
