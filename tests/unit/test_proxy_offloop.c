@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/test_proxy_net.h"
+
 #include "config/config.h"
 #include "proxy/proxy.h"
 #include "wal/wal.h"
@@ -42,28 +44,12 @@ typedef struct {
     int drained;
 } fx_t;
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/sluice-test-offloop-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    f->port = free_port();
+    f->port = test_free_port();
     char yaml[512], err[512];
     snprintf(yaml, sizeof yaml,
              "wal:\n  dir: %s\n  sync: none\nproxy:\n  listen: 127.0.0.1:%d\n"
@@ -78,7 +64,7 @@ static int setup(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     uv_timer_init(&f->loop, &f->tick);
-    uv_timer_start(&f->tick, on_tick, 1, 1);
+    uv_timer_start(&f->tick, test_tick, 1, 1);
     rc = proxy_start(&f->p, &f->loop, &f->cfg, f->w, NULL, err, sizeof err);
     if (rc) fprintf(stderr, "proxy_start: %s\n", err);
     assert_int_equal(rc, 0);
@@ -103,19 +89,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Run the loop until cond(arg) holds; fail after 30 s (a deadline, not a measurement). */
 static void pump_until(fx_t *f, int (*cond)(fx_t *f, void *arg), void *arg, const char *what)
 {
-    uint64_t deadline = now_ms() + 30000;
+    uint64_t deadline = time_mono_ms() + 30000;
     while (!cond(f, arg)) {
-        if (now_ms() > deadline) fail_msg("timed out waiting for %s", what);
+        if (time_mono_ms() > deadline) fail_msg("timed out waiting for %s", what);
         uv_run(&f->loop, UV_RUN_ONCE);
     }
 }
@@ -225,11 +204,8 @@ static req_t build_req(const char *method, const char *target, const char *extra
 static void *client_main(void *arg)
 {
     client_t *c = arg;
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)c->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) goto out;
+    int s = test_connect(c->port);
+    if (s < 0) goto out;
     for (size_t off = 0; off < c->req_len;) {
         ssize_t n = send(s, c->req + off, c->req_len - off, MSG_NOSIGNAL);
         if (n <= 0) goto out;
@@ -254,7 +230,7 @@ static void *client_main(void *arg)
     }
     sscanf(c->resp, "HTTP/1.1 %d", &c->status);
 out:
-    close(s);
+    if (s >= 0) close(s);
     c->order = atomic_fetch_add(&g_done_order, 1) + 1;
     atomic_store(&c->done, 1);
     return NULL;
