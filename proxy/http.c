@@ -303,10 +303,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (buf->base == c->srv->readbuf) c->srv->readbuf_busy = 0;
     if (nread == UV_ENOBUFS) return;
     if (nread < 0) {
-        if (nread == UV_EOF && c->cur && !c->lingering) {
-            /* Half-close after sending request(s): answer them, then close. */
+        if (nread == UV_EOF && (c->cur || c->writes) && !c->lingering) {
+            /* Half-close after sending request(s): answer them (or finish writing the
+             * answer already given), then close. */
             c->eof = 1;
             conn_read_stop(c);
+            if (!c->cur) c->close_after_write = 1; /* on_write closes after the last one */
             return;
         }
         conn_close(c); /* EOF or error: a half-read request is dropped, never handled */

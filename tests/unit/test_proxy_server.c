@@ -94,7 +94,8 @@ typedef struct {
     int port;
     const char *req;
     size_t req_len;
-    int slow; /* wait before reading: the server's first write cannot take it all */
+    int slow;      /* wait before reading: the server's first write cannot take it all */
+    int half_close; /* shutdown(SHUT_WR) right after the request */
     char *resp;
     size_t got, cap;
     atomic_int done;
@@ -106,6 +107,7 @@ static void *client_main(void *arg)
     client_t *c = arg;
     int s = test_connect(c->port);
     if (s >= 0 && send(s, c->req, c->req_len, MSG_NOSIGNAL) == (ssize_t)c->req_len) {
+        if (c->half_close) shutdown(s, SHUT_WR);
         while (c->slow && !atomic_load(&c->go))
             usleep(1000);
         for (;;) {
@@ -131,11 +133,16 @@ static void pump_until_done(fx_t *f, client_t *c)
 
 /* 8 MiB answered to a client that is not reading yet: part goes out at once, the rest is
  * queued, and the client reads all of it, intact and in order. */
-static void test_large_answer_to_slow_reader_arrives_whole(void **state)
+static void large_answer_to_slow_reader(fx_t *f, int half_close)
 {
-    fx_t *f = *state;
-    const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    client_t c = {.port = f->port, .req = req, .req_len = sizeof req - 1, .slow = 1};
+    /* Half-closing, it asks for keep-alive: its EOF is what ends the connection. */
+    const char *req = half_close ? "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 : "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    client_t c = {.port = f->port,
+                  .req = req,
+                  .req_len = strlen(req),
+                  .slow = 1,
+                  .half_close = half_close};
     c.cap = BIG + 4096;
     c.resp = malloc(c.cap);
     pthread_t th;
@@ -160,6 +167,18 @@ static void test_large_answer_to_slow_reader_arrives_whole(void **state)
     assert_int_equal(c.got - head, BIG);
     assert_memory_equal(c.resp + head, f->answer, BIG);
     free(c.resp);
+}
+
+static void test_large_answer_to_slow_reader_arrives_whole(void **state)
+{
+    large_answer_to_slow_reader(*state, 0);
+}
+
+/* The same from a client that half-closes after its request (its EOF arrives while the
+ * answer is still queued): the rest of the answer is written before the connection closes. */
+static void test_large_answer_survives_client_half_close(void **state)
+{
+    large_answer_to_slow_reader(*state, 1);
 }
 
 static int kept(fx_t *f)
@@ -202,6 +221,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_large_answer_to_slow_reader_arrives_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_large_answer_survives_client_half_close, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_kept_body_survives_next_read, setup, teardown),
     };
