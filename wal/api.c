@@ -257,6 +257,14 @@ int wal_meta_put(wal_t *w, const char *key, const void *val, size_t len)
     return submit_wait(w, r, NULL, NULL);
 }
 
+int wal_flush(wal_t *w)
+{
+    if (!w || w->readonly) return -EROFS;
+    wal_req_t *r = req_new(WAL_REQ_FLUSH);
+    if (!r) return -ENOMEM;
+    return submit_wait(w, r, NULL, NULL);
+}
+
 int wal_set_consumers(wal_t *w, const wal_consumer_t *c, size_t n)
 {
     if (!w || w->readonly) return -EROFS;

@@ -162,6 +162,11 @@ int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms)
 
 void wal_wake(wal_t *w)
 {
+    /* With the journal, acked records reach readers at the next checkpoint: now. */
+    atomic_store(&w->commit_now, 1);
+    pthread_mutex_lock(&w->qlock);
+    pthread_cond_signal(&w->qcond);
+    pthread_mutex_unlock(&w->qlock);
     pthread_mutex_lock(&w->clock);
     w->wakes++;
     pthread_cond_broadcast(&w->ccond);

@@ -118,11 +118,18 @@ void wal_batch_free(wal_batch_t *b);
 int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms);
 
 /* End every wal_wait in progress now (any thread): a sink asked to deliver at once (the
- * proxy's read barrier) stops waiting for its batch to fill. */
+ * proxy's read barrier) stops waiting for its batch to fill. With sync: always it also asks
+ * the writer for a checkpoint now, so that acked records become readable at once. */
 void wal_wake(wal_t *w);
 
-/* Highest committed seq (0 when the log never held a record). */
+/* Highest readable seq (0 when the log never held a record). With sync: always an acked
+ * record becomes readable at the writer's next checkpoint: within about 10 ms, one commit
+ * after wal_wake, and before wal_flush returns. */
 uint64_t wal_last_seq(wal_t *w);
+
+/* Wait until every record acked before the call is readable and in a durable LMDB commit
+ * (a checkpoint; with sync: interval/none, a commit). 0 or a negative code. */
+int wal_flush(wal_t *w);
 
 /* ---- sink cursors, DLQ ---- */
 
@@ -207,7 +214,8 @@ typedef struct {
     uint64_t live_bytes, max_bytes;
     uint64_t dlq_entries;
     uint64_t gaps;                /* seq ranges dropped by overflow: drop_oldest */
-    uint64_t commits, fsyncs;     /* since open */
+    uint64_t commits, fsyncs;     /* since open; commits = group commits (acks given) */
+    uint64_t checkpoints;         /* LMDB commits behind the journal (sync: always) */
     uint64_t appends, appended_rows, rejected_full;
     uint64_t group_hist[8];       /* requests per commit: 1, 2-3, 4-7, ... 128+ */
 } wal_stats_t;

@@ -81,6 +81,40 @@ int wal_env_pack_dlq(wal_sbuf_t *sb, const wal_dlq_entry_t *e);
 
 wal_slice_t wal_slice(const char *s);
 
+/* ---- the journal (journal.c): acks of sync: always, one fdatasync per group ---- */
+
+#define J_SEG_BYTES (4u << 20) /* each of the two segments, zeros at creation */
+
+typedef struct {
+    int fd[2];             /* DIR/journal.0, DIR/journal.1; -1 when there is no journal */
+    uint64_t size[2];      /* bytes in the file */
+    uint64_t max_seq[2];   /* highest seq written in the segment's current epoch (0: none) */
+    int cur;               /* the active segment */
+    uint64_t off;          /* its write position */
+    uint64_t txn_off;      /* where the records of the writer's open LMDB txn begin */
+    uint64_t epoch, top_epoch;
+    char *buf;             /* the group being gathered (records, headers included) */
+    size_t len, cap;
+    uint64_t buf_max_seq;
+} wal_journal_t;
+
+/* Recover: put every valid journal record above LMDB's last seq back into the log (one txn,
+ * synced) and reload the writer state. use: keep (creating) the two segments for appends;
+ * else remove them. Before the writer starts. */
+int wal_journal_open(wal_t *w, int use, char *err, size_t errlen);
+void wal_journal_close(wal_journal_t *j);
+/* Gather one record (end: the last of its request; dlq_id only on that one). */
+int wal_journal_add(wal_journal_t *j, uint64_t seq, uint64_t dlq_id, int end, const void *p,
+                    size_t n);
+void wal_journal_drop(wal_journal_t *j);   /* forget the gathered records */
+int wal_journal_fits(const wal_journal_t *j); /* the gathered group fits the active segment */
+int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_seq);
+void wal_journal_switch(wal_journal_t *j); /* start the other segment (caller checked it) */
+int wal_journal_write(wal_journal_t *j);   /* pwrite the group at the write position */
+int wal_journal_sync(wal_journal_t *j);    /* fdatasync it: durable, position moves on */
+/* Put the records of [txn_off, off) back into txn (after the open txn was aborted). */
+int wal_journal_reapply(wal_t *w, MDB_txn *txn);
+
 /* ---- the wal ---- */
 
 typedef enum {
@@ -90,6 +124,7 @@ typedef enum {
     WAL_REQ_DLQ_REPLAY,
     WAL_REQ_META_PUT,
     WAL_REQ_CONSUMERS,
+    WAL_REQ_FLUSH, /* wal_flush: nothing to apply, answered once its commit is durable */
 } wal_req_kind_t;
 
 typedef struct wal_req {
@@ -164,6 +199,17 @@ struct wal {
     int pend_commit;   /* a commit among them still needs a flush */
     uint64_t flush_us; /* how long the last commit took (about one device flush) */
     int linger;        /* the last wait for a following commit caught one */
+
+    /* The journal (sync: always; journal.c) and the LMDB txn it keeps open across groups:
+     * records of acked groups sit in txn until the next checkpoint (its commit). */
+    wal_journal_t j;
+    MDB_txn *txn;
+    uint64_t txn_t0;      /* monotonic ms when txn began */
+    uint64_t commit_seq;  /* highest seq in a committed txn */
+    uint64_t ckpt_seq;    /* highest seq in a durable LMDB commit (journal space below it frees) */
+    uint64_t jseq;        /* highest seq durable in the journal (or in LMDB) */
+    int jbroken;          /* an aborted txn could not be rebuilt: refuse until restart */
+    _Atomic int commit_now; /* wal_wake: a reader waits, checkpoint at once */
 
     /* Published counters: slock. */
     pthread_mutex_t slock;

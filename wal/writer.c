@@ -231,7 +231,14 @@ static int make_room(wal_t *w, MDB_txn *txn, uint64_t need, group_t *g, int *ok)
 
 /* ---- applying requests ---- */
 
-static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r)
+static int jmode(const wal_t *w)
+{
+    return w->j.fd[0] >= 0;
+}
+
+/* Put r's records into the log (and, with the journal, gather them for it; dlq_id: the DLQ
+ * entry they come from, deleted with them when the journal puts them back). */
+static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r, uint64_t dlq_id)
 {
     uint8_t kb[8];
     size_t off = 0;
@@ -242,6 +249,10 @@ static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r)
         /* Seqs only grow, so MDB_APPEND (no tree search, full pages) always applies. */
         int rc = mdb_put(txn, w->dbi_log, &k, &v, MDB_APPEND);
         if (rc) return rc;
+        int end = i + 1 == r->n_items;
+        if (jmode(w) && (rc = wal_journal_add(&w->j, w->next_seq, end ? dlq_id : 0, end,
+                                              r->buf + off, r->lens[i])))
+            return rc;
         off += r->lens[i];
         w->next_seq++;
     }
@@ -269,7 +280,7 @@ static int do_append(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
         g->rejected++;
         return 0;
     }
-    if ((rc = put_records(w, txn, r))) return rc;
+    if ((rc = put_records(w, txn, r, 0))) return rc;
     g->appends++;
     g->rows += r->n_rows;
     g->dirty = 1;
@@ -418,7 +429,7 @@ static int apply_dlq_replay(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
         int ok = 0;
         rc = make_room(w, txn, tmp.cost, g, &ok);
         if (rc == 0 && !ok) r->status = WAL_EFULL;
-        if (rc == 0 && ok) rc = put_records(w, txn, &tmp);
+        if (rc == 0 && ok) rc = put_records(w, txn, &tmp, ids[i]);
         if (rc == 0 && ok) rc = del_dlq(w, txn, ids[i]);
         free(tmp.buf);
         if (tmp.lens != &tmp.len1) free(tmp.lens);
@@ -483,7 +494,8 @@ static int apply_other(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
         rc = mdb_put(txn, w->dbi_meta, &k, &v, 0);
         break;
     }
-    case WAL_REQ_APPEND: break;
+    case WAL_REQ_APPEND:
+    case WAL_REQ_FLUSH: break;
     }
     g->dirty = 1;
     return rc;
@@ -636,7 +648,7 @@ static void ack_pending(wal_t *w, int publish)
     wal_req_t *r = w->pend_head;
     w->pend_head = w->pend_tail = NULL;
     w->pend_commit = 0;
-    if (publish) {
+    if (publish && !jmode(w)) { /* with the journal, last_seq moves in publish_visible */
         atomic_store(&w->last_seq, w->pend_seq);
         pthread_mutex_lock(&w->clock);
         pthread_cond_broadcast(&w->ccond);
@@ -657,6 +669,7 @@ static void flush_pending(wal_t *w)
         pthread_mutex_lock(&w->slock);
         w->st.fsyncs++;
         pthread_mutex_unlock(&w->slock);
+        if (rc == 0) w->ckpt_seq = w->commit_seq; /* its meta page is on disk now */
     }
     if (rc) {
         /* Not known durable: answer an error (a retry may duplicate, never lose). */
@@ -716,8 +729,232 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
     if (!more) flush_pending(w);
 }
 
-static uint64_t group_commit(wal_t *w, wal_req_t *in)
+/* ---- sync: always with the journal (journal.c): one flush per group ----
+ * A group's records go into the LMDB txn the writer keeps open across groups and, in the same
+ * step, into one journal write; the fdatasync of that write is the group's only flush before
+ * its acks. Every CKPT_MS (sooner when a reader waits: wal_wake, or when a cursor, DLQ or meta
+ * request needs its own commit) the txn is committed: a checkpoint, one flush of data.mdb
+ * with MDB_NOMETASYNC, whose meta page is durable by the next commit's flush or an explicit
+ * mdb_env_sync ("durability" above). A power cut loses at most the txn since the last durable
+ * checkpoint; every acked record in it is in the journal, which wal_open puts back.
+ * - last_seq (what sinks read) = min(committed seq, journaled seq): a sink never sees a record
+ *   that is in neither durable place, so no seq a sink delivered is ever given again.
+ * - A cursor/DLQ/meta request is acked as before: after its commit and a later flush.
+ * - The journal's other segment is reused only when its records are in a durable checkpoint
+ *   (ckpt_seq); a checkpoint always precedes the switch, so the open txn's records lie in
+ *   [txn_off, off) of the active segment, from where an aborted txn is rebuilt. */
+#define CKPT_MS 10
+
+static void publish_visible(wal_t *w)
 {
+    uint64_t v = w->commit_seq < w->jseq ? w->commit_seq : w->jseq;
+    if (v <= atomic_load(&w->last_seq)) return;
+    atomic_store(&w->last_seq, v);
+    pthread_mutex_lock(&w->clock);
+    pthread_cond_broadcast(&w->ccond);
+    pthread_mutex_unlock(&w->clock);
+}
+
+/* The open txn is gone or must go (aborted; a failed commit): make it again from LMDB and the
+ * journal's records since the last checkpoint. On failure the wal refuses every request
+ * until restart (the journal still holds every acked record; wal_open puts them back). */
+static int rebuild_txn(wal_t *w)
+{
+    if (w->txn) mdb_txn_abort(w->txn);
+    w->txn = NULL;
+    wal_journal_drop(&w->j);
+    uint64_t vis = atomic_load(&w->last_seq);
+    reload_state(w);
+    atomic_store(&w->last_seq, vis); /* reload_state counted the LMDB file only */
+    int rc = mdb_txn_begin(w->env, NULL, 0, &w->txn);
+    if (rc == 0) rc = wal_journal_reapply(w, w->txn);
+    if (rc) {
+        if (w->txn) mdb_txn_abort(w->txn);
+        w->txn = NULL;
+        w->jbroken = rc > 0 || rc <= MDB_KEYEXIST ? wal_mdb_code(rc) : rc;
+        log_error("wal: cannot rebuild the write transaction from the journal; refusing "
+                  "writes until restart (acked records are in the journal, put back at open)",
+                  "error", wal_strerror(w->jbroken));
+        return w->jbroken;
+    }
+    w->txn_t0 = time_mono_ms();
+    return 0;
+}
+
+/* Commit the open txn (a checkpoint); with sync also flush its meta page. Requests waiting
+ * for a flush after their commit (w->pend_*) are durable after either. */
+static int checkpoint(wal_t *w, int sync)
+{
+    int rc = 0;
+    if (w->txn) {
+        uint64_t t0 = time_mono_us();
+        rc = mdb_txn_commit(w->txn);
+        w->txn = NULL;
+        w->flush_us = time_mono_us() - t0;
+        if (rc) {
+            log_error("wal: checkpoint commit failed", "error", mdb_strerror(rc));
+            rebuild_txn(w);
+            return wal_mdb_code(rc);
+        }
+        w->ckpt_seq = w->commit_seq; /* its meta page went out with this flush */
+        w->commit_seq = w->next_seq - 1;
+        w->j.txn_off = w->j.off;
+        w->pend_commit = 1;
+        pthread_mutex_lock(&w->slock);
+        w->st.checkpoints++;
+        w->st.fsyncs++;
+        pthread_mutex_unlock(&w->slock);
+        publish_visible(w);
+        if (!sync) {
+            wal_req_t *older = w->pend_head; /* committed before this one: durable now */
+            if (older) ack_pending(w, 1);
+            w->pend_commit = 1;
+            return 0;
+        }
+    }
+    if (sync) {
+        w->pend_commit = 1;
+        flush_pending(w); /* mdb_env_sync: ckpt_seq = commit_seq */
+    }
+    return 0;
+}
+
+static void complete_list(wal_req_t *r)
+{
+    for (wal_req_t *nx; r; r = nx) {
+        nx = r->next;
+        complete(r, r->status);
+    }
+}
+
+static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
+{
+    wal_req_t *done = NULL, **tail = &done;
+    group_t g = {0};
+    int rc = w->jbroken;
+    if (rc == 0 && !w->txn) {
+        if ((rc = mdb_txn_begin(w->env, NULL, 0, &w->txn))) {
+            w->txn = NULL;
+            log_error("wal: cannot begin a write transaction", "error", mdb_strerror(rc));
+            rc = wal_mdb_code(rc);
+        } else {
+            w->txn_t0 = time_mono_ms();
+            w->j.txn_off = w->j.off;
+        }
+    }
+    if (rc) {
+        for (wal_req_t *r = in, *nx; r; r = nx) {
+            nx = r->next;
+            push(&tail, r);
+        }
+        fail_list(done, rc);
+        complete_list(done);
+        return 0;
+    }
+    rc = run_group(w, w->txn, in, &tail, &g);
+    if (rc == MDB_MAP_FULL) {
+        /* The estimate let LMDB's map fill up: this group's records are out again (the txn
+         * is rebuilt from the journal, which never got them); its other requests are redone. */
+        log_warn("wal: LMDB map full; failing this group's appends", "dir", w->dir);
+        g = (group_t){0};
+        if (rebuild_txn(w) == 0) {
+            int orc = 0;
+            for (wal_req_t *r = done; r; r = r->next) {
+                if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_DLQ_REPLAY) {
+                    r->status = WAL_EFULL;
+                    g.rejected += r->kind == WAL_REQ_APPEND;
+                } else if (orc == 0) {
+                    orc = apply_other(w, w->txn, r, &g);
+                }
+            }
+            if (orc) {
+                rebuild_txn(w);
+                for (wal_req_t *r = done; r; r = r->next)
+                    if (r->kind != WAL_REQ_APPEND && r->kind != WAL_REQ_DLQ_REPLAY)
+                        r->status = wal_mdb_code(orc);
+            }
+        } else {
+            fail_list(done, w->jbroken);
+        }
+        g.appends = g.rows = 0;
+    } else if (rc) {
+        log_error("wal: write transaction failed", "error", mdb_strerror(rc));
+        w->stall_until = time_mono_ms() + 100; /* no busy loop on a persistent error */
+        fail_list(done, wal_mdb_code(rc));
+        rebuild_txn(w);
+        g = (group_t){0};
+    }
+
+    /* One journal write and one fdatasync make the group's records durable. */
+    int journaled = 0;
+    if (w->j.len) {
+        int jrc = 0;
+        if (!wal_journal_fits(&w->j)) {
+            /* Active segment full: checkpoint first (with its meta flush unless the other
+             * segment's records are durable in LMDB already), then go on in the other one. */
+            jrc = checkpoint(w, !wal_journal_other_free(&w->j, w->ckpt_seq));
+            if (jrc == 0 && !wal_journal_other_free(&w->j, w->ckpt_seq)) jrc = -EIO;
+            if (jrc == 0) wal_journal_switch(&w->j);
+        }
+        if (jrc == 0) jrc = wal_journal_write(&w->j);
+        if (jrc == 0) jrc = wal_journal_sync(&w->j);
+        if (jrc) {
+            /* Not durable: answer an error (a retry may duplicate, never lose). */
+            log_error("wal: journal write failed", "error", wal_strerror(jrc));
+            if (w->txn) rebuild_txn(w);
+            else wal_journal_drop(&w->j);
+            for (wal_req_t *r = done; r; r = r->next)
+                if ((r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_DLQ_REPLAY) && !r->status)
+                    r->status = jrc;
+            g.appends = g.rows = 0;
+        } else {
+            w->jseq = w->next_seq - 1;
+            journaled = 1;
+            publish_visible(w);
+        }
+    }
+    pthread_mutex_lock(&w->slock);
+    if (journaled) {
+        w->st.commits++;
+        w->st.fsyncs++;
+    }
+    w->st.appends += g.appends;
+    w->st.appended_rows += g.rows;
+    w->st.rejected_full += g.rejected;
+    if (g.appends) w->st.group_hist[hist_bucket(g.appends)]++;
+    pthread_mutex_unlock(&w->slock);
+
+    wal_publish_state(w); /* before the acks: a caller's next wal_stats sees its append */
+    /* Appends (and every failure) are answered now; the others once their commit is durable. */
+    wal_req_t *others = NULL, **otail = &others;
+    for (wal_req_t *r = done, *nx; r; r = nx) {
+        nx = r->next;
+        if (r->kind == WAL_REQ_APPEND || r->status) complete(r, r->status);
+        else push(&otail, r);
+    }
+    int now = others || closing || atomic_load(&w->commit_now) ||
+              time_mono_ms() >= w->txn_t0 + CKPT_MS || w->j.off - w->j.txn_off > J_SEG_BYTES / 2;
+    if (w->txn && now) {
+        atomic_store(&w->commit_now, 0);
+        int crc = checkpoint(w, 0);
+        if (crc) {
+            fail_list(others, crc);
+            complete_list(others);
+            others = NULL;
+        }
+    }
+    if (others) {
+        if (w->pend_tail) w->pend_tail->next = others;
+        else w->pend_head = others;
+        w->pend_tail = others;
+        while (w->pend_tail->next) w->pend_tail = w->pend_tail->next;
+    }
+    return g.appends;
+}
+
+static uint64_t group_commit(wal_t *w, wal_req_t *in, int closing)
+{
+    if (jmode(w)) return group_commit_j(w, in, closing);
     wal_req_t *done = NULL, **tail = &done;
     group_t g = {0};
     MDB_txn *txn = NULL;
@@ -831,6 +1068,10 @@ static uint64_t next_wake(const wal_t *w)
         uint64_t s = w->last_sync_ms + w->cfg.sync_interval_ms;
         if (!t || s < t) t = s;
     }
+    if (w->txn) { /* the journal's checkpoint */
+        uint64_t c = w->txn_t0 + CKPT_MS;
+        if (!t || c < t) t = c;
+    }
     return t;
 }
 
@@ -839,7 +1080,8 @@ static void *writer_main(void *arg)
     wal_t *w = arg;
     for (;;) {
         pthread_mutex_lock(&w->qlock);
-        while (!w->q_head && !w->closing && !truncation_pending(w)) {
+        while (!w->q_head && !w->closing && !truncation_pending(w) &&
+               !(w->txn && atomic_load(&w->commit_now))) {
             uint64_t wake = next_wake(w);
             if (!wake) {
                 pthread_cond_wait(&w->qcond, &w->qlock);
@@ -854,7 +1096,7 @@ static void *writer_main(void *arg)
         int closing = w->closing;
         pthread_mutex_unlock(&w->qlock);
 
-        uint64_t appends = group_commit(w, in);
+        uint64_t appends = group_commit(w, in, closing);
         maybe_sync(w, 0);
         settle_idle(w, appends);
         if (closing) {
@@ -872,6 +1114,8 @@ static void *writer_main(void *arg)
         complete(r, WAL_ECLOSED);
     }
     maybe_sync(w, 1);
+    if (jmode(w) && !w->jbroken) checkpoint(w, 1); /* clean stop: all in LMDB, durable */
+    else if (w->pend_head) flush_pending(w);
     return NULL;
 }
 

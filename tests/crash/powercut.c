@@ -5,10 +5,13 @@
  * the flushed image plus a random subset of the unflushed writes, torn into 512-byte sectors
  * applied in random order (or none of them). Then it SIGKILLs the process.
  *
- * Environment: POWERCUT_FILE (path of the watched file, exactly as the program opens it),
- * POWERCUT_AT (cut before the N-th write/flush call on it, 1-based), POWERCUT_IMAGE (where
- * the image goes), POWERCUT_SEED, POWERCUT_MODE ("sectors", default, or "drop": every
- * unflushed write is lost). Without POWERCUT_FILE it passes everything through.
+ * Environment: POWERCUT_FILE (paths of the watched files, ':'-separated, exactly as the
+ * program opens them: LMDB's data.mdb, the WAL's journal segments), POWERCUT_AT (cut before
+ * the N-th write/flush call on any of them, 1-based), POWERCUT_IMAGE (where the image of the
+ * first file goes; file i > 0 goes to POWERCUT_IMAGE.i, written only if the program opened
+ * it), POWERCUT_SEED, POWERCUT_MODE ("sectors", default, or "drop": every unflushed write is
+ * lost). Each file has its own durable image and unflushed writes: a flush of one file makes
+ * only that file's writes durable. Without POWERCUT_FILE it passes everything through.
  *
  * What counts as durable: the data of a pwrite/write/writev/pwritev that completed before an
  * fdatasync/fsync of the same file began, once that flush returned; a write to a descriptor
@@ -39,14 +42,23 @@ typedef struct {
     unsigned char *data; /* NULL: ftruncate to off */
 } op_t;
 
+#define MAX_FILES 8
+
+typedef struct {
+    char path[4096];
+    unsigned char *dur; /* the durable image */
+    size_t dur_len, dur_cap;
+    int dur_loaded;
+    op_t *ops;          /* unflushed writes, oldest first */
+    size_t n_ops, cap_ops;
+} file_t;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *watch;       /* POWERCUT_FILE */
-static unsigned char fd_kind[MAX_FD]; /* 0 = other file, 1 = watched, 2 = watched + O_DSYNC */
-static unsigned char *dur;      /* the durable image */
-static size_t dur_len;
-static int dur_loaded;
-static op_t *ops;               /* unflushed writes, oldest first */
-static size_t n_ops, cap_ops;
+static file_t files[MAX_FILES];
+static int n_files;
+static unsigned char fd_file[MAX_FD]; /* 0 = other file, else 1 + index into files */
+static unsigned char fd_dsync[MAX_FD]; /* opened with O_DSYNC/O_SYNC */
 static unsigned long events, cut_at;
 static uint64_t seed = 88172645463325252ull;
 
@@ -89,6 +101,15 @@ __attribute__((constructor)) static void init(void)
     cut_at = at ? strtoul(at, NULL, 10) : 0;
     if (s) seed ^= strtoull(s, NULL, 10) * 2654435761u;
     watch = getenv("POWERCUT_FILE");
+    for (const char *p = watch; p && *p && n_files < MAX_FILES;) {
+        size_t n = strcspn(p, ":");
+        if (n && n < sizeof files[0].path) {
+            memcpy(files[n_files].path, p, n);
+            files[n_files++].path[n] = '\0';
+        }
+        p += n;
+        if (*p == ':') p++;
+    }
 }
 
 static uint64_t rnd(void)
@@ -124,46 +145,63 @@ static void img_put(unsigned char **img, size_t *len, size_t *cap, off_t off,
     memcpy(*img + off, p, n);
 }
 
-static size_t dur_cap;
-
-static void dur_apply(const op_t *o)
+static void dur_apply(file_t *f, const op_t *o)
 {
     if (o->data) {
-        img_put(&dur, &dur_len, &dur_cap, o->off, o->data, o->len);
-    } else if ((size_t)o->off < dur_len) {
-        dur_len = (size_t)o->off;
+        img_put(&f->dur, &f->dur_len, &f->dur_cap, o->off, o->data, o->len);
+    } else if ((size_t)o->off < f->dur_len) {
+        f->dur_len = (size_t)o->off;
     } else {
         static const unsigned char z[SECTOR];
-        while (dur_len < (size_t)o->off) {
-            size_t n = (size_t)o->off - dur_len < SECTOR ? (size_t)o->off - dur_len : SECTOR;
-            img_put(&dur, &dur_len, &dur_cap, (off_t)dur_len, z, n);
+        while (f->dur_len < (size_t)o->off) {
+            size_t n = (size_t)o->off - f->dur_len < SECTOR ? (size_t)o->off - f->dur_len : SECTOR;
+            img_put(&f->dur, &f->dur_len, &f->dur_cap, (off_t)f->dur_len, z, n);
         }
     }
 }
 
 /* The file as it is on disk when the watched file is first opened (the test made it durable
- * before starting this process). */
-static void load_durable(int fd)
+ * before starting this process; a file created now starts empty). */
+static void load_durable(file_t *f, int fd)
 {
     unsigned char buf[1 << 16];
     off_t off = 0;
     ssize_t r;
     while ((r = real_pread(fd, buf, sizeof buf, off)) > 0) {
-        img_put(&dur, &dur_len, &dur_cap, off, buf, (size_t)r);
+        img_put(&f->dur, &f->dur_len, &f->dur_cap, off, buf, (size_t)r);
         off += r;
     }
-    dur_loaded = 1;
+    f->dur_loaded = 1;
 }
 
-/* Power is lost now: write what the disk could hold, then die like the machine did. */
+static void cut_file(file_t *f, const char *out, int drop);
+
+/* Power is lost now: write what the disks could hold, then die like the machine did. */
 static void power_cut(void)
 {
     const char *out = getenv("POWERCUT_IMAGE"), *mode = getenv("POWERCUT_MODE");
     int drop = mode && strcmp(mode, "drop") == 0;
+    if (!out) die("no POWERCUT_IMAGE");
+    for (int i = 0; i < n_files; i++) {
+        if (!files[i].dur_loaded) continue;
+        char path[4200];
+        if (i == 0) snprintf(path, sizeof path, "%s", out);
+        else snprintf(path, sizeof path, "%s.%d", out, i);
+        cut_file(&files[i], path, drop);
+    }
+    raise(SIGKILL);
+    _exit(137);
+}
+
+/* The image of one file: its durable bytes plus a random torn subset of its unflushed writes. */
+static void cut_file(file_t *f, const char *out, int drop)
+{
+    size_t dur_len = f->dur_len, n_ops = f->n_ops;
+    const op_t *ops = f->ops;
     unsigned char *img = malloc(dur_len ? dur_len : 1);
     size_t len = dur_len, cap = dur_len ? dur_len : 1;
-    if (!img || !out) die("no POWERCUT_IMAGE or out of memory");
-    memcpy(img, dur, dur_len);
+    if (!img) die("out of memory");
+    memcpy(img, f->dur, dur_len);
     size_t *order = malloc((n_ops ? n_ops : 1) * sizeof *order);
     if (!order) die("out of memory");
     for (size_t i = 0; i < n_ops; i++) order[i] = i;
@@ -200,10 +238,10 @@ static void power_cut(void)
         off += (size_t)w;
     }
     real_close(fd);
-    fprintf(stderr, "powercut: cut at call %lu: %zu bytes durable, %zu unflushed writes, "
-                    "%zu sectors kept, %zu lost\n", events, dur_len, n_ops, kept, lost);
-    raise(SIGKILL);
-    _exit(137);
+    fprintf(stderr, "powercut: cut at call %lu: %s: %zu bytes durable, %zu unflushed writes, "
+                    "%zu sectors kept, %zu lost\n", events, f->path, dur_len, n_ops, kept, lost);
+    free(img);
+    free(order);
 }
 
 /* Called with mu held before each write or flush call on the watched file. */
@@ -212,29 +250,35 @@ static void event(void)
     if (++events == cut_at) power_cut();
 }
 
-static void record(off_t off, const void *p, size_t n, int dsync)
+static void push_op(file_t *f, op_t o)
 {
+    if (f->n_ops == f->cap_ops) {
+        f->cap_ops = f->cap_ops ? f->cap_ops * 2 : 256;
+        f->ops = realloc(f->ops, f->cap_ops * sizeof *f->ops);
+        if (!f->ops) die("out of memory");
+    }
+    f->ops[f->n_ops++] = o;
+}
+
+static void record(int fd, off_t off, const void *p, size_t n)
+{
+    file_t *f = &files[fd_file[fd] - 1];
     op_t o = {off, n, malloc(n ? n : 1)};
     if (!o.data) die("out of memory");
     memcpy(o.data, p, n);
-    if (dsync) { /* O_DSYNC: on disk when the call returned */
-        dur_apply(&o);
+    if (fd_dsync[fd]) { /* O_DSYNC: on disk when the call returned */
+        dur_apply(f, &o);
         free(o.data);
         return;
     }
-    if (n_ops == cap_ops) {
-        cap_ops = cap_ops ? cap_ops * 2 : 256;
-        ops = realloc(ops, cap_ops * sizeof *ops);
-        if (!ops) die("out of memory");
-    }
-    ops[n_ops++] = o;
+    push_op(f, o);
 }
 
-static void record_iov(off_t off, const struct iovec *iov, int n, ssize_t done, int dsync)
+static void record_iov(int fd, off_t off, const struct iovec *iov, int n, ssize_t done)
 {
     for (int i = 0; i < n && done > 0; i++) {
         size_t k = iov[i].iov_len < (size_t)done ? iov[i].iov_len : (size_t)done;
-        record(off, iov[i].iov_base, k, dsync);
+        record(fd, off, iov[i].iov_base, k);
         off += (off_t)k;
         done -= (ssize_t)k;
     }
@@ -242,7 +286,14 @@ static void record_iov(off_t off, const struct iovec *iov, int n, ssize_t done, 
 
 static int watched(int fd)
 {
-    return watch && fd >= 0 && fd < MAX_FD && fd_kind[fd];
+    return watch && fd >= 0 && fd < MAX_FD && fd_file[fd];
+}
+
+static int file_index(const char *path)
+{
+    for (int i = 0; i < n_files; i++)
+        if (strcmp(path, files[i].path) == 0) return i;
+    return -1;
 }
 
 int open(const char *path, int flags, ...)
@@ -256,11 +307,13 @@ int open(const char *path, int flags, ...)
         va_end(ap);
     }
     int fd = real_open(path, flags, mode);
-    if (fd >= 0 && watch && strcmp(path, watch) == 0) {
+    int i = fd >= 0 && watch ? file_index(path) : -1;
+    if (i >= 0) {
         if (fd >= MAX_FD) die("descriptor too large");
         pthread_mutex_lock(&mu);
-        fd_kind[fd] = (flags & O_DSYNC) ? 2 : 1;
-        if (!dur_loaded) load_durable(fd);
+        fd_file[fd] = (unsigned char)(i + 1);
+        fd_dsync[fd] = (flags & O_DSYNC) != 0;
+        if (!files[i].dur_loaded) load_durable(&files[i], fd);
         pthread_mutex_unlock(&mu);
     }
     return fd;
@@ -271,7 +324,7 @@ int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 int close(int fd)
 {
     resolve();
-    if (watched(fd)) fd_kind[fd] = 0;
+    if (watched(fd)) fd_file[fd] = 0;
     return real_close(fd);
 }
 
@@ -282,7 +335,7 @@ ssize_t pwrite(int fd, const void *p, size_t n, off_t off)
     pthread_mutex_lock(&mu);
     event();
     ssize_t r = real_pwrite(fd, p, n, off);
-    if (r > 0) record(off, p, (size_t)r, fd_kind[fd] == 2);
+    if (r > 0) record(fd, off, p, (size_t)r);
     pthread_mutex_unlock(&mu);
     return r;
 }
@@ -297,7 +350,7 @@ ssize_t write(int fd, const void *p, size_t n)
     event();
     off_t off = lseek(fd, 0, SEEK_CUR);
     ssize_t r = real_write(fd, p, n);
-    if (r > 0) record(off, p, (size_t)r, fd_kind[fd] == 2);
+    if (r > 0) record(fd, off, p, (size_t)r);
     pthread_mutex_unlock(&mu);
     return r;
 }
@@ -310,7 +363,7 @@ ssize_t writev(int fd, const struct iovec *iov, int n)
     event();
     off_t off = lseek(fd, 0, SEEK_CUR);
     ssize_t r = real_writev(fd, iov, n);
-    record_iov(off, iov, n, r, fd_kind[fd] == 2);
+    record_iov(fd, off, iov, n, r);
     pthread_mutex_unlock(&mu);
     return r;
 }
@@ -322,7 +375,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
     pthread_mutex_lock(&mu);
     event();
     ssize_t r = real_pwritev(fd, iov, n, off);
-    record_iov(off, iov, n, r, fd_kind[fd] == 2);
+    record_iov(fd, off, iov, n, r);
     pthread_mutex_unlock(&mu);
     return r;
 }
@@ -336,11 +389,12 @@ static int flush(int fd, int (*fn)(int))
     event();
     int r = fn(fd);
     if (r == 0) {
-        for (size_t i = 0; i < n_ops; i++) {
-            dur_apply(&ops[i]);
-            free(ops[i].data);
+        file_t *f = &files[fd_file[fd] - 1];
+        for (size_t i = 0; i < f->n_ops; i++) {
+            dur_apply(f, &f->ops[i]);
+            free(f->ops[i].data);
         }
-        n_ops = 0;
+        f->n_ops = 0;
     }
     pthread_mutex_unlock(&mu);
     return r;
@@ -365,14 +419,7 @@ int ftruncate(int fd, off_t len)
     pthread_mutex_lock(&mu);
     event();
     int r = real_ftruncate(fd, len);
-    if (r == 0) {
-        if (n_ops == cap_ops) {
-            cap_ops = cap_ops ? cap_ops * 2 : 256;
-            ops = realloc(ops, cap_ops * sizeof *ops);
-            if (!ops) die("out of memory");
-        }
-        ops[n_ops++] = (op_t){len, 0, NULL};
-    }
+    if (r == 0) push_op(&files[fd_file[fd] - 1], (op_t){len, 0, NULL});
     pthread_mutex_unlock(&mu);
     return r;
 }

@@ -352,10 +352,11 @@ static int copy_file(const char *from, const char *to)
 }
 
 /* Acked means durable, under power loss: the child runs under tests/crash/powercut.c, which
- * at a random write or flush of data.mdb writes the image a disk could hold after losing
- * power there (only what completed flushes covered, plus a random torn subset of the rest)
- * and kills the child. The parent puts that image in place of data.mdb, reopens the log
- * (it must open cleanly) and checks every acked request byte for byte. */
+ * at a random write or flush of data.mdb or of a journal segment writes the images the disk
+ * could hold after losing power there (per file, only what completed flushes of that file
+ * covered, plus a random torn subset of the rest) and kills the child. The parent puts the
+ * images in place, reopens the log (it must open cleanly: the journal puts back what LMDB
+ * lost) and checks every acked request byte for byte. */
 static void test_acked_appends_survive_power_cut(void **state)
 {
     (void)state;
@@ -364,9 +365,15 @@ static void test_acked_appends_survive_power_cut(void **state)
     assert_non_null(shim);
     char base[] = "/tmp/sluice-wal-power-XXXXXX";
     assert_non_null(mkdtemp(base));
-    char dir[300], data[320], image[320], lock[320];
+    char dir[300], data[320], image[320], lock[320], watch[1000], jimg[2][340], jfile[2][320];
     snprintf(dir, sizeof dir, "%s/log", base);
     snprintf(data, sizeof data, "%s/data.mdb", dir);
+    /* The journal's segments too (wal/journal.c): each has its own flushes. */
+    for (int i = 0; i < 2; i++) {
+        snprintf(jfile[i], sizeof jfile[i], "%s/journal.%d", dir, i);
+        snprintf(jimg[i], sizeof jimg[i], "%s/image.mdb.%d", base, i + 1);
+    }
+    snprintf(watch, sizeof watch, "%s:%s:%s", data, jfile[0], jfile[1]);
     snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
     snprintf(image, sizeof image, "%s/image.mdb", base);
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20), s = seed;
@@ -393,13 +400,15 @@ static void test_acked_appends_survive_power_cut(void **state)
         snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", asan0 ? asan0 : "",
                  asan0 ? ":" : "");
         unlink(image);
+        unlink(jimg[0]);
+        unlink(jimg[1]);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
             close(p[0]);
             setenv("LD_PRELOAD", shim, 1);
             setenv("ASAN_OPTIONS", asan, 1);
-            setenv("POWERCUT_FILE", data, 1);
+            setenv("POWERCUT_FILE", watch, 1);
             setenv("POWERCUT_IMAGE", image, 1);
             setenv("POWERCUT_AT", at, 1);
             setenv("POWERCUT_SEED", seedarg, 1);
@@ -425,6 +434,8 @@ static void test_acked_appends_survive_power_cut(void **state)
         /* The machine comes back with the disk image; the lock file's reader table is
          * rebuilt by the first opener anyway. */
         assert_int_equal(copy_file(image, data), 0);
+        for (int i = 0; i < 2; i++)
+            if (access(jimg[i], F_OK) == 0) assert_int_equal(copy_file(jimg[i], jfile[i]), 0);
         unlink(lock);
         err[0] = 0;
         int rc = wal_open(&w, &cfg, err, sizeof err);

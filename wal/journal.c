@@ -1,0 +1,481 @@
+/* journal.c — the append journal of wal.sync: always. A group of appends is acked after one
+ * write and one fdatasync of the journal; the records also go into the LMDB txn that the
+ * writer keeps open across groups and commits every few ms (the checkpoint). LMDB stays the
+ * log that sinks read, truncate and count; the journal only holds what an LMDB commit has
+ * not yet made durable, and at open it gives that back (wal_journal_open).
+ *
+ * Why: an LMDB commit is durable only after two flushes in a row (data pages, then the meta
+ * page naming them: mdb.c, mdb_txn_commit), so acking on LMDB alone costs two device flushes
+ * of latency per ack whatever the grouping. The journal costs one.
+ *
+ * Files: DIR/journal.0 and DIR/journal.1, two segments, each J_SEG_BYTES of zeros written at
+ * creation (so that later writes overwrite allocated blocks and fdatasync has no file
+ * metadata to flush). Writes go to the active segment, sequentially from offset 0. A record:
+ *
+ *   u32 magic "SLJ1" | u32 len | u64 epoch | u64 seq | u64 dlq_id | u32 crc | u32 flags | payload
+ *
+ * little-endian; payload = the log record's envelope as stored in LMDB under seq; flags bit 0
+ * (J_END) marks the last record of a request (a request larger than max_record_bytes is
+ * several records, put back all or none); dlq_id (on the last record only) = the DLQ entry
+ * the request was moved back from (wal_dlq_replay; 0 = none), deleted when it is put back;
+ * crc = zlib crc32 of the header (crc field 0) and the payload. Every time a segment is
+ * started again from offset 0 it gets a new epoch, higher than any on disk.
+ *
+ * What a segment holds after a power cut: the records of its epoch, from offset 0, up to the
+ * first one that does not check (bad magic, other epoch, bad crc, seq not above the previous
+ * one): a group is written only after the previous group's fdatasync returned, so only the
+ * last group can be torn, and no acked record lies behind a torn one. Older bytes further on
+ * belong to an older epoch (or are zeros).
+ *
+ * Invariant: a segment is restarted only when each of its records is in a durable LMDB
+ * commit (ckpt_seq), so the two segments together hold every acked record above ckpt_seq.
+ * Recovery puts every valid record with seq above LMDB's last seq back into the log (gaps are
+ * fine: a seq taken by a txn that was lost with its unacked requests is simply skipped). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/log.h"
+#include "wal/wal_internal.h"
+
+#define J_MAGIC 0x314a4c53u /* "SLJ1" */
+#define J_HDR 40
+#define J_END 1u
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++, v >>= 8) p[i] = (uint8_t)v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8) p[i] = (uint8_t)v;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static uint32_t rec_crc(const uint8_t *hdr, const void *payload, size_t len)
+{
+    uint8_t h[J_HDR];
+    memcpy(h, hdr, J_HDR);
+    memset(h + 32, 0, 4);
+    uLong c = crc32(0L, Z_NULL, 0);
+    c = crc32(c, h, J_HDR);
+    /* zlib takes uInt lengths: feed large payloads in pieces */
+    const uint8_t *p = payload;
+    while (len) {
+        uInt n = len > (1u << 30) ? 1u << 30 : (uInt)len;
+        c = crc32(c, p, n);
+        p += n;
+        len -= n;
+    }
+    return (uint32_t)c;
+}
+
+/* ---- gathering and writing a group ---- */
+
+int wal_journal_add(wal_journal_t *j, uint64_t seq, uint64_t dlq_id, int end, const void *p,
+                    size_t n)
+{
+    if (n > UINT32_MAX) return WAL_EINVAL;
+    size_t need = j->len + J_HDR + n;
+    if (need > j->cap) {
+        size_t c = j->cap ? j->cap : 64 << 10;
+        while (c < need) c *= 2;
+        char *nb = realloc(j->buf, c);
+        if (!nb) return -ENOMEM;
+        j->buf = nb;
+        j->cap = c;
+    }
+    uint8_t *h = (uint8_t *)j->buf + j->len;
+    put_le32(h, J_MAGIC);
+    put_le32(h + 4, (uint32_t)n);
+    put_le64(h + 8, j->epoch);
+    put_le64(h + 16, seq);
+    put_le64(h + 24, dlq_id);
+    put_le32(h + 32, 0);
+    put_le32(h + 36, end ? J_END : 0);
+    memcpy(h + J_HDR, p, n);
+    put_le32(h + 32, rec_crc(h, h + J_HDR, n));
+    j->len += J_HDR + n;
+    if (seq > j->buf_max_seq) j->buf_max_seq = seq;
+    return 0;
+}
+
+void wal_journal_drop(wal_journal_t *j)
+{
+    j->len = 0;
+    j->buf_max_seq = 0;
+}
+
+int wal_journal_fits(const wal_journal_t *j)
+{
+    return j->off == 0 || j->off + j->len <= j->size[j->cur];
+}
+
+int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_seq)
+{
+    return j->max_seq[1 - j->cur] <= ckpt_seq;
+}
+
+/* The epoch in the gathered records is the active segment's: rewrite it after a switch. */
+static void restamp(wal_journal_t *j)
+{
+    for (size_t off = 0; off + J_HDR <= j->len;) {
+        uint8_t *h = (uint8_t *)j->buf + off;
+        size_t n = get_le32(h + 4);
+        put_le64(h + 8, j->epoch);
+        put_le32(h + 32, 0);
+        put_le32(h + 32, rec_crc(h, h + J_HDR, n));
+        off += J_HDR + n;
+    }
+}
+
+void wal_journal_switch(wal_journal_t *j)
+{
+    j->cur = 1 - j->cur;
+    j->off = 0;
+    j->txn_off = 0;
+    j->epoch = ++j->top_epoch;
+    j->max_seq[j->cur] = 0;
+    restamp(j);
+}
+
+static int pwrite_all(int fd, const char *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+int wal_journal_write(wal_journal_t *j)
+{
+    if (!j->len) return 0;
+    int fd = j->fd[j->cur];
+    int rc = pwrite_all(fd, j->buf, j->len, j->off);
+    return rc;
+}
+
+int wal_journal_sync(wal_journal_t *j)
+{
+    if (!j->len) return 0;
+#ifndef SLUICE_WAL_CRASH_BROKEN_ACK /* that build acks unflushed writes: the harness must see it */
+    if (fdatasync(j->fd[j->cur]) != 0) return -errno;
+#endif
+    j->off += j->len;
+    if (j->off > j->size[j->cur]) j->size[j->cur] = j->off;
+    if (j->buf_max_seq > j->max_seq[j->cur]) j->max_seq[j->cur] = j->buf_max_seq;
+    wal_journal_drop(j);
+    return 0;
+}
+
+/* ---- reading back ---- */
+
+typedef struct {
+    uint64_t seq, dlq_id;
+    const uint8_t *p;
+    size_t n;
+    int end;
+} jrec_t;
+
+typedef struct {
+    jrec_t *r;
+    size_t n, cap;
+    uint64_t epoch, max_seq;
+} jlist_t;
+
+/* The valid records of one segment image (see the top of this file). */
+static int parse(const uint8_t *img, size_t len, jlist_t *out)
+{
+    uint64_t prev = 0;
+    out->epoch = 0;
+    for (size_t off = 0; off + J_HDR <= len;) {
+        const uint8_t *h = img + off;
+        if (get_le32(h) != J_MAGIC) break;
+        size_t n = get_le32(h + 4);
+        uint64_t epoch = get_le64(h + 8), seq = get_le64(h + 16);
+        if (n > len - off - J_HDR) break;
+        if (off == 0) out->epoch = epoch;
+        else if (epoch != out->epoch) break;
+        uint32_t flags = get_le32(h + 36);
+        if (seq <= prev || (flags & ~J_END)) break;
+        if (rec_crc(h, h + J_HDR, n) != get_le32(h + 32)) break;
+        if (out->n == out->cap) {
+            size_t c = out->cap ? out->cap * 2 : 256;
+            jrec_t *nr = realloc(out->r, c * sizeof *nr);
+            if (!nr) return -ENOMEM;
+            out->r = nr;
+            out->cap = c;
+        }
+        out->r[out->n++] = (jrec_t){seq, get_le64(h + 24), h + J_HDR, n, (flags & J_END) != 0};
+        prev = seq;
+        off += J_HDR + n;
+    }
+    /* A request whose last record did not make it is not put back at all. The seqs of its
+     * first records still count as written (max_seq): the segment is not reused for them. */
+    if (out->n) out->max_seq = out->r[out->n - 1].seq;
+    while (out->n && !out->r[out->n - 1].end) out->n--;
+    if (out->max_seq == 0) out->epoch = 0;
+    return 0;
+}
+
+static int read_range(int fd, uint64_t from, uint64_t to, uint8_t **out)
+{
+    size_t n = (size_t)(to - from);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) return -ENOMEM;
+    for (size_t got = 0; got < n;) {
+        ssize_t r = pread(fd, b + got, n - got, (off_t)(from + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = r < 0 ? -errno : -EIO;
+            free(b);
+            return e;
+        }
+        got += (size_t)r;
+    }
+    *out = b;
+    return 0;
+}
+
+/* Put the records of lists (each ascending) with seq > after into the log, in seq order,
+ * deleting the DLQ entries they came from. *n_put / *last get what was done. */
+static int apply(wal_t *w, MDB_txn *txn, jlist_t *l, size_t nl, uint64_t after, uint64_t *n_put,
+                 uint64_t *last)
+{
+    size_t pos[2] = {0, 0};
+    *n_put = 0;
+    *last = after;
+    for (;;) {
+        int best = -1;
+        for (size_t i = 0; i < nl; i++) {
+            while (pos[i] < l[i].n && l[i].r[pos[i]].seq <= *last) pos[i]++;
+            if (pos[i] < l[i].n &&
+                (best < 0 || l[i].r[pos[i]].seq < l[best].r[pos[best]].seq))
+                best = (int)i;
+        }
+        if (best < 0) return 0;
+        const jrec_t *r = &l[best].r[pos[best]++];
+        wal_env_view_t v;
+        if (wal_env_parse_record(r->p, r->n, &v)) return WAL_ECORRUPT;
+        uint8_t kb[8];
+        wal_put_be64(kb, r->seq);
+        MDB_val k = {8, kb}, val = {r->n, (void *)r->p};
+        int rc = mdb_put(txn, w->dbi_log, &k, &val, MDB_APPEND);
+        if (rc) return rc;
+        if (!w->n_records) w->first_seq = r->seq;
+        w->n_records++;
+        w->live_bytes += wal_rec_cost(w, r->n);
+        if (r->dlq_id) {
+            wal_put_be64(kb, r->dlq_id);
+            k = (MDB_val){8, kb};
+            rc = mdb_del(txn, w->dbi_dlq, &k, NULL);
+            if (rc && rc != MDB_NOTFOUND) return rc;
+        }
+        *last = r->seq;
+        (*n_put)++;
+    }
+}
+
+int wal_journal_reapply(wal_t *w, MDB_txn *txn)
+{
+    wal_journal_t *j = &w->j;
+    if (j->off <= j->txn_off) return 0;
+    uint8_t *img;
+    int rc = read_range(j->fd[j->cur], j->txn_off, j->off, &img);
+    if (rc) return rc;
+    jlist_t l = {0};
+    uint64_t n, last;
+    rc = parse(img, (size_t)(j->off - j->txn_off), &l);
+    /* parse() takes the first record's epoch: from txn_off on it is the active one. */
+    if (rc == 0) rc = apply(w, txn, &l, 1, w->next_seq - 1, &n, &last);
+    if (rc == 0 && n) w->next_seq = last + 1;
+    free(l.r);
+    free(img);
+    return rc;
+}
+
+/* ---- open: recovery and the two segments ---- */
+
+static int open_segment(const char *dir, int i, int create, int *fd_out, uint64_t *size,
+                        char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/journal.%d", dir, i);
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+    if (fd < 0) {
+        if (errno == ENOENT && !create) {
+            *fd_out = -1;
+            *size = 0;
+            return 0;
+        }
+        int e = errno;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file: refusing to use it", path);
+        close(fd);
+        return WAL_ECORRUPT;
+    }
+    *fd_out = fd;
+    *size = (uint64_t)sb.st_size;
+    return 0;
+}
+
+/* Zeros up to J_SEG_BYTES, flushed: a new segment (or one a crash left short). */
+static int fill_segment(int fd, uint64_t *size)
+{
+    static const char zeros[64 << 10];
+    int rc = 0;
+    while (rc == 0 && *size < J_SEG_BYTES) {
+        size_t n = J_SEG_BYTES - *size < sizeof zeros ? (size_t)(J_SEG_BYTES - *size) : sizeof zeros;
+        if ((rc = pwrite_all(fd, zeros, n, *size)) == 0) *size += n;
+    }
+    if (rc == 0 && fsync(fd) != 0) rc = -errno;
+    return rc;
+}
+
+static void sync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
+void wal_journal_close(wal_journal_t *j)
+{
+    for (int i = 0; i < 2; i++)
+        if (j->fd[i] >= 0) close(j->fd[i]);
+    j->fd[0] = j->fd[1] = -1;
+    free(j->buf);
+    j->buf = NULL;
+    j->len = j->cap = 0;
+}
+
+int wal_journal_open(wal_t *w, int use, char *err, size_t errlen)
+{
+    wal_journal_t *j = &w->j;
+    jlist_t l[2] = {{0}, {0}};
+    uint8_t *img[2] = {NULL, NULL};
+    MDB_txn *txn = NULL;
+    int rc = 0, created = 0;
+    j->fd[0] = j->fd[1] = -1;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        uint64_t sz = 0;
+        int existed = 1;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/journal.%d", w->dir, i);
+        if (access(p, F_OK) != 0) existed = 0;
+        rc = open_segment(w->dir, i, use, &j->fd[i], &sz, err, errlen);
+        if (rc || j->fd[i] < 0) continue;
+        created |= !existed;
+        j->size[i] = sz;
+        if ((rc = read_range(j->fd[i], 0, sz, &img[i]))) {
+            snprintf(err, errlen, "cannot read %s: %s", p, strerror(-rc));
+            break;
+        }
+        if ((rc = parse(img[i], (size_t)sz, &l[i]))) break;
+    }
+    if (rc) goto out;
+
+    /* What LMDB lost (or never got) of the acked appends: put it back, durably. */
+    uint64_t after = w->next_seq - 1, n = 0, last = after;
+    if ((rc = mdb_txn_begin(w->env, NULL, 0, &txn))) goto lmdb;
+    if ((rc = apply(w, txn, l, 2, after, &n, &last))) {
+        if (rc == WAL_ECORRUPT) {
+            snprintf(err, errlen, "%s/journal.*: a record checks but does not decode: journal "
+                     "damaged; move it away to start without it (acked rows above seq %" PRIu64
+                     " may be lost)", w->dir, after);
+            goto out;
+        }
+        goto lmdb;
+    }
+    if (n) {
+        /* seqs below the records' stay taken (trunc_seq): a sink may know them */
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+        if (rc == 0) rc = mdb_env_sync(w->env, 1);
+        if (rc) goto lmdb;
+        char a[24], b[24], c[24];
+        snprintf(a, sizeof a, "%" PRIu64, n);
+        snprintf(b, sizeof b, "%" PRIu64, after + 1);
+        snprintf(c, sizeof c, "%" PRIu64, last);
+        log_warn("wal: put acked records back from the journal (the last stop was not clean)",
+                 "dir", w->dir, "#records", a, "#from_seq", b, "#to_seq", c);
+        MDB_txn *rt;
+        if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &rt))) goto lmdb;
+        rc = wal_load_state(w, rt);
+        mdb_txn_abort(rt);
+        if (rc) goto lmdb;
+    } else {
+        mdb_txn_abort(txn);
+        txn = NULL;
+    }
+
+    if (!use) {
+        /* sync: interval / none: no journal; what it held is in the log now. */
+        for (int i = 0; i < 2; i++) {
+            if (j->fd[i] < 0) continue;
+            char p[PATH_MAX];
+            snprintf(p, sizeof p, "%s/journal.%d", w->dir, i);
+            unlink(p);
+        }
+        sync_dir(w->dir);
+        wal_journal_close(j);
+        goto out;
+    }
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if ((rc = fill_segment(j->fd[i], &j->size[i]))) {
+            snprintf(err, errlen, "cannot write %s/journal.%d: %s", w->dir, i, strerror(-rc));
+            goto out;
+        }
+        j->max_seq[i] = l[i].max_seq;
+        if (l[i].epoch > j->top_epoch) j->top_epoch = l[i].epoch;
+    }
+    if (created) sync_dir(w->dir);
+    /* Everything in both segments is in the log now: start segment 0 over, with an epoch two
+     * above the highest valid one. Only the active segment's first record can be torn, so no
+     * epoch on disk is higher than that plus one; reusing that one could let bytes of the torn
+     * group (same epoch, behind the new records) pass as valid. */
+    w->ckpt_seq = w->next_seq - 1;
+    j->top_epoch++;
+    j->cur = 1;
+    wal_journal_switch(j);
+    goto out;
+lmdb:
+    snprintf(err, errlen, "%s: replaying the journal: %s", w->dir, mdb_strerror(rc));
+    rc = wal_mdb_code(rc);
+out:
+    if (txn) mdb_txn_abort(txn);
+    for (int i = 0; i < 2; i++) {
+        free(l[i].r);
+        free(img[i]);
+    }
+    if (rc) wal_journal_close(j);
+    return rc;
+}
