@@ -105,9 +105,13 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
     buf_printf(b, "sluice_wal_group_commit_requests_sum %" PRIu64 "\n", approx_sum);
     buf_printf(b, "sluice_wal_group_commit_requests_count %" PRIu64 "\n", cum);
 
-    metric_u64(b, "sluice_wal_commits_total", "counter", "WAL write transactions committed.",
+    metric_u64(b, "sluice_wal_commits_total", "counter",
+               "WAL group commits (each acks its group; sync: always: one journal flush).",
                w->commits);
-    metric_u64(b, "sluice_wal_fsyncs_total", "counter", "fsyncs of the WAL.", w->fsyncs);
+    metric_u64(b, "sluice_wal_checkpoints_total", "counter",
+               "LMDB commits behind the append journal (sync: always).", w->checkpoints);
+    metric_u64(b, "sluice_wal_fsyncs_total", "counter",
+               "Device flushes of the WAL (journal and LMDB).", w->fsyncs);
     metric_u64(b, "sluice_wal_appends_total", "counter", "Append requests committed.", w->appends);
     metric_u64(b, "sluice_wal_rejected_full_total", "counter",
                "Append requests refused because the WAL was full.", w->rejected_full);

@@ -4,9 +4,10 @@
 # 64 connections to sluice with wal.sync: always and with wal.sync: none (a clickhouse sink
 # delivers to a Debian clickhouse-server 18.16 started on loopback, so the writer also commits
 # cursors and truncates). Prints req/s, p50/p99/p999/max, requests and device flushes per
-# commit (from /metrics; flushes also counted with strace on the live process: fdatasync/fsync
-# of data.mdb plus pwrites to its O_DSYNC descriptor), RSS, the ratio always/none, the disk's
-# own fdatasync rate, then wal_bench for 1/16/64/256 producers.
+# group commit (from /metrics; flushes also counted with strace on the live process:
+# fdatasync/fsync of data.mdb and of the journal segments, plus pwrites to an O_DSYNC
+# descriptor), LMDB checkpoints per second, RSS, the ratio always/none, the disk's own
+# fdatasync rate, then wal_bench for 1/16/64/256 producers.
 # With SLUICE_BIN_BEFORE (and WAL_BENCH_BEFORE) set, each figure is measured for both builds
 # in turn, before then after, in the same window, and the after/before ratio is printed: the
 # machine is shared, so only figures from one run compare.
@@ -62,7 +63,7 @@ def metrics(s):
     _, _, body = h.http_request(s.admin_url + "/metrics")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"(sluice_wal_(?:commits|fsyncs|appends)_total) (\d+)", line)
+        m = re.match(r"(sluice_wal_(?:commits|fsyncs|appends|checkpoints)_total) (\d+)", line)
         if m:
             out[m.group(1)] = int(m.group(2))
     return out
@@ -80,11 +81,12 @@ def wrk(url, conns, dur):
             "p999": p999 / 1e3, "max": mx / 1e3, "errors": non2xx + sockerr}
 
 def data_fds(pid):
-    """data.mdb descriptors of pid: (plain, O_DSYNC) sets."""
+    """Descriptors of data.mdb and the journal segments of pid: (plain, O_DSYNC) sets."""
     plain, dsync = set(), set()
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            if not os.readlink("/proc/%d/fd/%s" % (pid, fd)).endswith("/data.mdb"):
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            if not re.search(r"/(data\.mdb|journal\.[01])$", target):
                 continue
             flags = open("/proc/%d/fdinfo/%s" % (pid, fd)).read().split("flags:")[1].split()[0]
         except OSError:
@@ -150,9 +152,9 @@ try:
             procs.append(s)
             inst[(name, sync)] = s
     res = {}
-    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %11s" % (
+    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %11s" % (
         "conns", "sync", "build", "req/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors",
-        "req/commit", "flush/cmt", "RSS MiB"))
+        "req/commit", "flush/cmt", "ckpt/s", "RSS MiB"))
     for conns in (16, 64):
         for sync in ("always", "none"):
             for name, _, _ in builds:
@@ -165,11 +167,13 @@ try:
                 fsyncs = m1["sluice_wal_fsyncs_total"] - m0["sluice_wal_fsyncs_total"]
                 r["rpc"] = appends / commits if commits else 0
                 r["fpc"] = fsyncs / commits if commits and sync == "always" else 0
+                r["cps"] = (m1.get("sluice_wal_checkpoints_total", 0) -
+                            m0.get("sluice_wal_checkpoints_total", 0)) / secs
                 r["rss"] = status_kib(s.proc.pid, "VmRSS") / 1024.0
                 res[(conns, sync, name)] = r
-                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %11.1f" % (
+                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %11.1f" % (
                     conns, sync, name, r["rps"], r["p50"], r["p99"], r["p999"], r["max"],
-                    r["errors"], r["rpc"], r["fpc"], r["rss"]), flush=True)
+                    r["errors"], r["rpc"], r["fpc"], r["cps"], r["rss"]), flush=True)
     print("durable / sync: none (target >= 0.8 at 16 connections, >= 0.9 at 64):")
     for conns in (16, 64):
         print("  %d connections: " % conns + ", ".join(
