@@ -39,6 +39,7 @@ const cfg_field_t cfg_wal_fields[] = {
     F(cfg_wal_t, max_record_bytes, CFG_T_SIZE32, max_record_bytes, KiB, GiB),
     FE(cfg_wal_t, sync, sync, sync_names),
     F(cfg_wal_t, sync_interval_ms, CFG_T_U32, sync_interval_ms, 1, HOUR_MS),
+    F(cfg_wal_t, checkpoint_ms, CFG_T_U32, checkpoint_ms, 1, 60000),
     FE(cfg_wal_t, when_full, when_full, when_full_names),
     F(cfg_wal_t, block_timeout_ms, CFG_T_U32, block_timeout_ms, 0, HOUR_MS),
     F(cfg_wal_t, truncate_chunk, CFG_T_U32, truncate_chunk, 1, 1000000),
@@ -278,6 +279,7 @@ void cfg_defaults(sluice_cfg_t *cfg)
     cfg->wal.max_record_bytes = (uint32_t)MiB;
     cfg->wal.sync = CFG_SYNC_ALWAYS;
     cfg->wal.sync_interval_ms = 100;
+    cfg->wal.checkpoint_ms = 10;
     cfg->wal.when_full = CFG_FULL_REJECT;
     cfg->wal.block_timeout_ms = 5000;
     cfg->wal.truncate_chunk = 1000;

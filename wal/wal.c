@@ -567,6 +567,7 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     if (!w->cfg.max_bytes) w->cfg.max_bytes = 1ull << 30;
     if (!w->cfg.max_record_bytes) w->cfg.max_record_bytes = 1u << 20;
     if (!w->cfg.sync_interval_ms) w->cfg.sync_interval_ms = 100;
+    if (!w->cfg.checkpoint_ms) w->cfg.checkpoint_ms = 10;
     if (!w->cfg.truncate_chunk) w->cfg.truncate_chunk = 1000;
     int rc = take_lock(w, err, errlen);
     if (rc == 0) rc = open_env(w, err, errlen);

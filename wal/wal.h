@@ -123,7 +123,7 @@ int wal_wait(wal_t *w, uint64_t after, uint32_t timeout_ms);
 void wal_wake(wal_t *w);
 
 /* Highest readable seq (0 when the log never held a record). With sync: always an acked
- * record becomes readable at the writer's next checkpoint: within about 10 ms, one commit
+ * record becomes readable at the writer's next checkpoint: within wal.checkpoint_ms, one commit
  * after wal_wake, and before wal_flush returns. */
 uint64_t wal_last_seq(wal_t *w);
 

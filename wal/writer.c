@@ -732,7 +732,7 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
 /* ---- sync: always with the journal (journal.c): one flush per group ----
  * A group's records go into the LMDB txn the writer keeps open across groups and, in the same
  * step, into one journal write; the fdatasync of that write is the group's only flush before
- * its acks. Every CKPT_MS (sooner when a reader waits: wal_wake, or when a cursor, DLQ or meta
+ * its acks. Every wal.checkpoint_ms (default 10; sooner when a reader waits: wal_wake, or when a cursor, DLQ or meta
  * request needs its own commit) the txn is committed: a checkpoint, one flush of data.mdb
  * with MDB_NOMETASYNC, whose meta page is durable by the next commit's flush or an explicit
  * mdb_env_sync ("durability" above). A power cut loses at most the txn since the last durable
@@ -743,8 +743,6 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
  * - The journal's other segment is reused only when its records are in a durable checkpoint
  *   (ckpt_seq); a checkpoint always precedes the switch, so the open txn's records lie in
  *   [txn_off, off) of the active segment, from where an aborted txn is rebuilt. */
-#define CKPT_MS 10
-
 static void publish_visible(wal_t *w)
 {
     uint64_t v = w->commit_seq < w->jseq ? w->commit_seq : w->jseq;
@@ -933,7 +931,7 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
         else push(&otail, r);
     }
     int now = others || closing || atomic_load(&w->commit_now) ||
-              time_mono_ms() >= w->txn_t0 + CKPT_MS || w->j.off - w->j.txn_off > J_SEG_BYTES / 2;
+              time_mono_ms() >= w->txn_t0 + w->cfg.checkpoint_ms || w->j.off - w->j.txn_off > J_SEG_BYTES / 2;
     if (w->txn && now) {
         atomic_store(&w->commit_now, 0);
         int crc = checkpoint(w, 0);
@@ -1069,7 +1067,7 @@ static uint64_t next_wake(const wal_t *w)
         if (!t || s < t) t = s;
     }
     if (w->txn) { /* the journal's checkpoint */
-        uint64_t c = w->txn_t0 + CKPT_MS;
+        uint64_t c = w->txn_t0 + w->cfg.checkpoint_ms;
         if (!t || c < t) t = c;
     }
     return t;

@@ -1,0 +1,250 @@
+/* test_wal_journal.c — the append journal of sync: always (wal/journal.c): what a stop
+ * without wal_close leaves in the journal only is put back at the next open, whole requests
+ * only, damaged tails are cut at the first record that does not check, and a start with
+ * another sync mode still puts it back (then removes the journal). A child process appends
+ * with checkpoint_ms so large that no LMDB commit happens, then exits without closing: its
+ * acked records are in the journal and nowhere else (a read-only open sees none of them). */
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "wal/wal.h"
+
+#define N_REQ 40
+
+typedef struct {
+    char base[64];
+    char dir[128];
+} fx_t;
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->base, sizeof f->base, "/tmp/sluice-journal-XXXXXX");
+    if (!mkdtemp(f->base)) return -1;
+    snprintf(f->dir, sizeof f->dir, "%s/log", f->base);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    nftw(f->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static cfg_wal_t jcfg(const char *dir, cfg_sync_t sync)
+{
+    return (cfg_wal_t){.dir = (char *)dir, .max_bytes = 64u << 20, .max_record_bytes = 1024,
+                       .sync = sync, .sync_interval_ms = 100, .checkpoint_ms = 60000,
+                       .when_full = CFG_FULL_REJECT, .block_timeout_ms = 1000,
+                       .truncate_chunk = 1000};
+}
+
+/* Request i: its rows (request 7 and every 10th are several records: > max_record_bytes). */
+static size_t request_rows(int i, char *buf, size_t cap)
+{
+    int n = i % 10 == 7 ? 30 : 2;
+    size_t len = 0;
+    for (int r = 0; r < n; r++)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "{\"req\":%d,\"row\":%d,\"pad\":\"%060d\"}\n", i, r, r);
+    return len;
+}
+
+/* A child appends N_REQ requests (each acked) and stops without wal_close. */
+static void unclean_stop(const char *dir)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cfg_wal_t cfg = jcfg(dir, CFG_SYNC_ALWAYS);
+        char err[512];
+        wal_t *w;
+        if (wal_open(&w, &cfg, err, sizeof err)) _exit(2);
+        char buf[8192];
+        for (int i = 1; i <= N_REQ; i++) {
+            size_t len = request_rows(i, buf, sizeof buf);
+            wal_insert_t ins = {.db = "d", .table = "t", .rows = buf, .rows_len = len,
+                                .n_rows = i % 10 == 7 ? 30 : 2};
+            if (wal_append_wait(w, &ins, NULL, NULL)) _exit(3);
+        }
+        _exit(0); /* like kill -9 after the last ack: no checkpoint, no close */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Rows of every record in the log, concatenated, and the requests they hold. */
+static char *log_rows(wal_t *w, size_t *len)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *out = malloc(cap);
+    uint64_t after = 0;
+    for (;;) {
+        wal_batch_t b;
+        assert_int_equal(wal_read(w, after, 1000, 1 << 20, &b), 0);
+        if (b.n == 0) break;
+        for (size_t i = 0; i < b.n; i++) {
+            assert_true(n + b.recs[i].rows_len <= cap);
+            memcpy(out + n, b.recs[i].rows, b.recs[i].rows_len);
+            n += b.recs[i].rows_len;
+            after = b.recs[i].seq;
+        }
+        wal_batch_free(&b);
+    }
+    *len = n;
+    return out;
+}
+
+/* The log holds requests 1..upto exactly, in order. */
+static void expect_requests(wal_t *w, int upto)
+{
+    size_t len, elen = 0;
+    char *got = log_rows(w, &len), *want = malloc(1 << 20);
+    for (int i = 1; i <= upto; i++) elen += request_rows(i, want + elen, (1 << 20) - elen);
+    assert_int_equal(len, elen);
+    assert_memory_equal(got, want, len);
+    free(got);
+    free(want);
+}
+
+static uint64_t readonly_last_seq(const char *dir)
+{
+    wal_t *ro;
+    char err[512];
+    assert_int_equal(wal_open_readonly(&ro, dir, err, sizeof err), 0);
+    uint64_t s = wal_last_seq(ro);
+    wal_close(ro);
+    return s;
+}
+
+static void test_unclean_stop_is_put_back(void **state)
+{
+    fx_t *f = *state;
+    unclean_stop(f->dir);
+    assert_int_equal(readonly_last_seq(f->dir), 0); /* acked, yet only in the journal */
+    cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_ALWAYS);
+    char err[512];
+    wal_t *w;
+    assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
+    expect_requests(w, N_REQ);
+    /* Going on after the replay: new appends follow, and survive a clean close. */
+    uint64_t a, b;
+    wal_insert_t ins = {.db = "d", .table = "t", .rows = "{}\n", .rows_len = 3, .n_rows = 1};
+    uint64_t last = wal_last_seq(w);
+    assert_int_equal(wal_append_wait(w, &ins, &a, &b), 0);
+    assert_int_equal(a, last + 1);
+    wal_close(w);
+    assert_int_equal(readonly_last_seq(f->dir), last + 1);
+}
+
+static void test_other_sync_mode_still_puts_back(void **state)
+{
+    fx_t *f = *state;
+    unclean_stop(f->dir);
+    cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_NONE);
+    char err[512], path[256];
+    wal_t *w;
+    assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
+    expect_requests(w, N_REQ);
+    snprintf(path, sizeof path, "%s/journal.0", f->dir);
+    assert_int_not_equal(access(path, F_OK), 0); /* no journal without sync: always */
+    wal_close(w);
+}
+
+/* Offsets of the journal records in a segment (header: magic u32, len u32, epoch u64,
+ * seq u64, dlq u64, crc u32, flags u32). */
+static size_t record_offsets(const char *path, size_t *offs, uint32_t *flags, size_t max)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat sb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    unsigned char *img = malloc((size_t)sb.st_size);
+    assert_int_equal(pread(fd, img, (size_t)sb.st_size, 0), sb.st_size);
+    close(fd);
+    size_t n = 0, off = 0;
+    while (off + 40 <= (size_t)sb.st_size && n < max && memcmp(img + off, "SLJ1", 4) == 0) {
+        uint32_t len = img[off + 4] | img[off + 5] << 8 | img[off + 6] << 16 |
+                       (uint32_t)img[off + 7] << 24;
+        flags[n] = img[off + 36];
+        offs[n++] = off;
+        off += 40 + len;
+    }
+    free(img);
+    return n;
+}
+
+static void flip_byte(const char *path, size_t off)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= 0x5a;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+/* A record that does not check ends the journal there: the requests before it come back
+ * whole, the one it belongs to (all its records) and everything after do not. */
+static void test_damaged_tail_is_cut_whole_requests_only(void **state)
+{
+    fx_t *f = *state;
+    unclean_stop(f->dir);
+    char path[256];
+    snprintf(path, sizeof path, "%s/journal.0", f->dir);
+    size_t offs[4096];
+    uint32_t flags[4096];
+    size_t n = record_offsets(path, offs, flags, 4096);
+    assert_true(n > N_REQ); /* several requests are several records */
+    /* Find the records of request 37 (several records): damage its second one. */
+    size_t req = 0, target = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (req == 36 && i > 0 && !(flags[i - 1] & 1) && (flags[i - 2] & 1)) {
+            target = i;
+            break;
+        }
+        if (flags[i] & 1) req++;
+    }
+    assert_true(target > 0);
+    flip_byte(path, offs[target] + 40 + 3); /* in its payload: the crc fails */
+    cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_ALWAYS);
+    char err[512];
+    wal_t *w;
+    assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
+    expect_requests(w, 36);
+    wal_close(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unclean_stop_is_put_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_sync_mode_still_puts_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_tail_is_cut_whole_requests_only, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
