@@ -10,27 +10,36 @@
  *
  * Files: DIR/journal.0 and DIR/journal.1, two segments, each J_SEG_BYTES of zeros written at
  * creation (so that later writes overwrite allocated blocks and fdatasync has no file
- * metadata to flush). Writes go to the active segment, sequentially from offset 0. A record:
+ * metadata to flush). Writes go to the active segment, sequentially from offset 0. An entry:
  *
- *   u32 magic "SLJ1" | u32 len | u64 epoch | u64 seq | u64 dlq_id | u32 crc | u32 flags | payload
+ *   u32 magic "SLJ2" | u32 len | u64 epoch | u64 lsn | u64 key | u64 aux | u32 crc |
+ *   u32 flags | payload (len bytes)
  *
- * little-endian; payload = the log record's envelope as stored in LMDB under seq; flags bit 0
- * (J_END) marks the last record of a request (a request larger than max_record_bytes is
- * several records, put back all or none); dlq_id (on the last record only) = the DLQ entry
- * the request was moved back from (wal_dlq_replay; 0 = none), deleted when it is put back;
+ * little-endian. lsn: the journal's own sequence, one per entry, growing forever (across
+ * segments and restarts). flags: bit 0 (J_END) ends a unit, bits 8-15 the type:
+ * - J_LOG: a log record, key = its seq, payload = its envelope as stored in LMDB; a unit is
+ *   one request (a request larger than max_record_bytes is several records, put back all or
+ *   none); aux on the unit's last record = the DLQ entry it was moved back from
+ *   (wal_dlq_replay; 0 = none), deleted when it is put back;
+ * - J_DLQ: a DLQ entry, key = its id, payload = its envelope;
+ * - J_CURSOR: a sink's cursor, payload = acked, inflight_first, inflight_last (u64 big-endian
+ *   as in LMDB) then the sink's name; it ends the unit of a cursor commit (its DLQ entries
+ *   first: rows are never neither delivered nor dead-lettered).
  * crc = zlib crc32 of the header (crc field 0) and the payload. Every time a segment is
  * started again from offset 0 it gets a new epoch, higher than any on disk.
  *
- * What a segment holds after a power cut: the records of its epoch, from offset 0, up to the
- * first one that does not check (bad magic, other epoch, bad crc, seq not above the previous
+ * What a segment holds after a power cut: the entries of its epoch, from offset 0, up to the
+ * first one that does not check (bad magic, other epoch, bad crc, lsn not above the previous
  * one): a group is written only after the previous group's fdatasync returned, so only the
- * last group can be torn, and no acked record lies behind a torn one. Older bytes further on
- * belong to an older epoch (or are zeros).
+ * last group can be torn, and no acked entry lies behind a torn one. Older bytes further on
+ * belong to an older epoch (or are zeros). A unit whose last entry is missing is dropped.
  *
- * Invariant: a segment is restarted only when each of its records is in a durable LMDB
- * commit (ckpt_seq), so the two segments together hold every acked record above ckpt_seq.
- * Recovery puts every valid record with seq above LMDB's last seq back into the log (gaps are
- * fine: a seq taken by a txn that was lost with its unacked requests is simply skipped). */
+ * Each checkpoint stores, in the same LMDB txn, meta "journal_lsn": the last lsn whose effect
+ * the txn holds. Recovery applies, in lsn order, every whole unit above the journal_lsn of
+ * the durable LMDB state (a log record whose seq LMDB already has is skipped: a checkpoint
+ * can precede the journal write of its group). A segment is restarted only when all its
+ * entries are at or below a durable journal_lsn, so the two segments together hold every
+ * acked change LMDB may have lost. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,9 +54,10 @@
 #include "common/log.h"
 #include "wal/wal_internal.h"
 
-#define J_MAGIC 0x314a4c53u /* "SLJ1" */
-#define J_HDR 40
+#define J_MAGIC 0x324a4c53u /* "SLJ2" */
+#define J_HDR 48
 #define J_END 1u
+#define J_CRC 40 /* offset of the crc field */
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -73,7 +83,7 @@ static uint32_t rec_crc(const uint8_t *hdr, const void *payload, size_t len)
 {
     uint8_t h[J_HDR];
     memcpy(h, hdr, J_HDR);
-    memset(h + 32, 0, 4);
+    memset(h + J_CRC, 0, 4);
     uLong c = crc32(0L, Z_NULL, 0);
     c = crc32(c, h, J_HDR);
     /* zlib takes uInt lengths: feed large payloads in pieces */
@@ -89,9 +99,10 @@ static uint32_t rec_crc(const uint8_t *hdr, const void *payload, size_t len)
 
 /* ---- gathering and writing a group ---- */
 
-int wal_journal_add(wal_journal_t *j, uint64_t seq, uint64_t dlq_id, int end, const void *p,
-                    size_t n)
+int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end,
+                    const void *p1, size_t n1, const void *p2, size_t n2)
 {
+    size_t n = n1 + n2;
     if (n > UINT32_MAX) return WAL_EINVAL;
     size_t need = j->len + J_HDR + n;
     if (need > j->cap) {
@@ -106,21 +117,23 @@ int wal_journal_add(wal_journal_t *j, uint64_t seq, uint64_t dlq_id, int end, co
     put_le32(h, J_MAGIC);
     put_le32(h + 4, (uint32_t)n);
     put_le64(h + 8, j->epoch);
-    put_le64(h + 16, seq);
-    put_le64(h + 24, dlq_id);
-    put_le32(h + 32, 0);
-    put_le32(h + 36, end ? J_END : 0);
-    memcpy(h + J_HDR, p, n);
-    put_le32(h + 32, rec_crc(h, h + J_HDR, n));
+    put_le64(h + 16, j->next_lsn);
+    put_le64(h + 24, key);
+    put_le64(h + 32, aux);
+    put_le32(h + J_CRC, 0);
+    put_le32(h + 44, (end ? J_END : 0) | (uint32_t)type << 8);
+    if (n1) memcpy(h + J_HDR, p1, n1);
+    if (n2) memcpy(h + J_HDR + n1, p2, n2);
+    put_le32(h + J_CRC, rec_crc(h, h + J_HDR, n));
     j->len += J_HDR + n;
-    if (seq > j->buf_max_seq) j->buf_max_seq = seq;
+    j->buf_max_lsn = j->next_lsn++;
     return 0;
 }
 
 void wal_journal_drop(wal_journal_t *j)
 {
     j->len = 0;
-    j->buf_max_seq = 0;
+    j->buf_max_lsn = 0;
 }
 
 int wal_journal_fits(const wal_journal_t *j)
@@ -128,9 +141,9 @@ int wal_journal_fits(const wal_journal_t *j)
     return j->off == 0 || j->off + j->len <= j->size[j->cur];
 }
 
-int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_seq)
+int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_lsn)
 {
-    return j->max_seq[1 - j->cur] <= ckpt_seq;
+    return j->max_lsn[1 - j->cur] <= ckpt_lsn;
 }
 
 /* The epoch in the gathered records is the active segment's: rewrite it after a switch. */
@@ -140,8 +153,8 @@ static void restamp(wal_journal_t *j)
         uint8_t *h = (uint8_t *)j->buf + off;
         size_t n = get_le32(h + 4);
         put_le64(h + 8, j->epoch);
-        put_le32(h + 32, 0);
-        put_le32(h + 32, rec_crc(h, h + J_HDR, n));
+        put_le32(h + J_CRC, 0);
+        put_le32(h + J_CRC, rec_crc(h, h + J_HDR, n));
         off += J_HDR + n;
     }
 }
@@ -152,7 +165,7 @@ void wal_journal_switch(wal_journal_t *j)
     j->off = 0;
     j->txn_off = 0;
     j->epoch = ++j->top_epoch;
-    j->max_seq[j->cur] = 0;
+    j->max_lsn[j->cur] = 0;
     restamp(j);
 }
 
@@ -185,7 +198,7 @@ int wal_journal_sync(wal_journal_t *j)
 #endif
     j->off += j->len;
     if (j->off > j->size[j->cur]) j->size[j->cur] = j->off;
-    if (j->buf_max_seq > j->max_seq[j->cur]) j->max_seq[j->cur] = j->buf_max_seq;
+    if (j->buf_max_lsn > j->max_lsn[j->cur]) j->max_lsn[j->cur] = j->buf_max_lsn;
     wal_journal_drop(j);
     return 0;
 }
@@ -193,19 +206,19 @@ int wal_journal_sync(wal_journal_t *j)
 /* ---- reading back ---- */
 
 typedef struct {
-    uint64_t seq, dlq_id;
+    uint64_t lsn, key, aux;
+    int type, end;
     const uint8_t *p;
     size_t n;
-    int end;
 } jrec_t;
 
 typedef struct {
     jrec_t *r;
     size_t n, cap;
-    uint64_t epoch, max_seq;
+    uint64_t epoch, max_lsn;
 } jlist_t;
 
-/* The valid records of one segment image (see the top of this file). */
+/* The valid entries of one segment image (see the top of this file). */
 static int parse(const uint8_t *img, size_t len, jlist_t *out)
 {
     uint64_t prev = 0;
@@ -214,13 +227,14 @@ static int parse(const uint8_t *img, size_t len, jlist_t *out)
         const uint8_t *h = img + off;
         if (get_le32(h) != J_MAGIC) break;
         size_t n = get_le32(h + 4);
-        uint64_t epoch = get_le64(h + 8), seq = get_le64(h + 16);
+        uint64_t epoch = get_le64(h + 8), lsn = get_le64(h + 16);
         if (n > len - off - J_HDR) break;
         if (off == 0) out->epoch = epoch;
         else if (epoch != out->epoch) break;
-        uint32_t flags = get_le32(h + 36);
-        if (seq <= prev || (flags & ~J_END)) break;
-        if (rec_crc(h, h + J_HDR, n) != get_le32(h + 32)) break;
+        uint32_t flags = get_le32(h + 44);
+        int type = (int)(flags >> 8);
+        if (lsn <= prev || (flags & ~(J_END | 0xff00u)) || type < J_LOG || type > J_CURSOR) break;
+        if (rec_crc(h, h + J_HDR, n) != get_le32(h + J_CRC)) break;
         if (out->n == out->cap) {
             size_t c = out->cap ? out->cap * 2 : 256;
             jrec_t *nr = realloc(out->r, c * sizeof *nr);
@@ -228,15 +242,16 @@ static int parse(const uint8_t *img, size_t len, jlist_t *out)
             out->r = nr;
             out->cap = c;
         }
-        out->r[out->n++] = (jrec_t){seq, get_le64(h + 24), h + J_HDR, n, (flags & J_END) != 0};
-        prev = seq;
+        out->r[out->n++] = (jrec_t){lsn, get_le64(h + 24), get_le64(h + 32), type,
+                                    (flags & J_END) != 0, h + J_HDR, n};
+        prev = lsn;
         off += J_HDR + n;
     }
-    /* A request whose last record did not make it is not put back at all. The seqs of its
-     * first records still count as written (max_seq): the segment is not reused for them. */
-    if (out->n) out->max_seq = out->r[out->n - 1].seq;
+    /* A unit whose last entry did not make it is not applied at all. Its lsns still count
+     * as written (max_lsn): the segment is not reused for them, nor are the lsns. */
+    if (out->n) out->max_lsn = out->r[out->n - 1].lsn;
     while (out->n && !out->r[out->n - 1].end) out->n--;
-    if (out->max_seq == 0) out->epoch = 0;
+    if (out->max_lsn == 0) out->epoch = 0;
     return 0;
 }
 
@@ -259,42 +274,82 @@ static int read_range(int fd, uint64_t from, uint64_t to, uint8_t **out)
     return 0;
 }
 
-/* Put the records of lists (each ascending) with seq > after into the log, in seq order,
- * deleting the DLQ entries they came from. *n_put / *last get what was done. */
-static int apply(wal_t *w, MDB_txn *txn, jlist_t *l, size_t nl, uint64_t after, uint64_t *n_put,
-                 uint64_t *last)
+/* Apply one entry to txn and to the writer state. */
+static int apply_one(wal_t *w, MDB_txn *txn, const jrec_t *r)
+{
+    uint8_t kb[8];
+    int rc;
+    if (r->type == J_LOG) {
+        if (r->key < w->next_seq) return 0; /* LMDB has it (a checkpoint came first) */
+        wal_env_view_t v;
+        if (wal_env_parse_record(r->p, r->n, &v)) return WAL_ECORRUPT;
+        wal_put_be64(kb, r->key);
+        MDB_val k = {8, kb}, val = {r->n, (void *)r->p};
+        if ((rc = mdb_put(txn, w->dbi_log, &k, &val, MDB_APPEND))) return rc;
+        if (!w->n_records) w->first_seq = r->key;
+        w->n_records++;
+        w->live_bytes += wal_rec_cost(w, r->n);
+        w->next_seq = r->key + 1;
+        if (r->end && r->aux) {
+            wal_put_be64(kb, r->aux);
+            k = (MDB_val){8, kb};
+            rc = mdb_del(txn, w->dbi_dlq, &k, NULL);
+            if (rc == 0) w->n_dlq--;
+            else if (rc != MDB_NOTFOUND) return rc;
+        }
+        return 0;
+    }
+    if (r->type == J_DLQ) {
+        wal_env_view_t v;
+        if (wal_env_parse_dlq(r->p, r->n, &v)) return WAL_ECORRUPT;
+        wal_put_be64(kb, r->key);
+        MDB_val k = {8, kb}, val = {r->n, (void *)r->p};
+        rc = mdb_put(txn, w->dbi_dlq, &k, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) return 0;
+        if (rc) return rc;
+        w->n_dlq++;
+        if (r->key >= w->next_dlq_id) w->next_dlq_id = r->key + 1;
+        return 0;
+    }
+    /* J_CURSOR: acked never moves back */
+    if (r->n <= 24 || r->n - 24 > WAL_MAX_NAME) return WAL_ECORRUPT;
+    MDB_val k = {r->n - 24, (void *)(r->p + 24)}, old;
+    uint8_t b[24];
+    memcpy(b, r->p, 24);
+    rc = mdb_get(txn, w->dbi_cur, &k, &old);
+    if (rc == 0 && old.mv_size == 24 && wal_get_be64(old.mv_data) > wal_get_be64(b))
+        memcpy(b, old.mv_data, 8);
+    else if (rc && rc != MDB_NOTFOUND) return rc;
+    MDB_val val = {24, b};
+    if ((rc = mdb_put(txn, w->dbi_cur, &k, &val, 0))) return rc;
+    for (size_t i = 0; i < w->n_cons; i++)
+        if (strlen(w->cons[i].name) == k.mv_size && memcmp(w->cons[i].name, k.mv_data, k.mv_size) == 0)
+            w->cons[i].acked = wal_get_be64(b);
+    return 0;
+}
+
+/* Apply the entries of lists (each in lsn order) with lsn > after, merged in lsn order.
+ * *n_applied / *last_lsn get what was done. */
+static int apply(wal_t *w, MDB_txn *txn, jlist_t *l, size_t nl, uint64_t after,
+                 uint64_t *n_applied, uint64_t *last_lsn)
 {
     size_t pos[2] = {0, 0};
-    *n_put = 0;
-    *last = after;
+    *n_applied = 0;
+    *last_lsn = after;
     for (;;) {
         int best = -1;
         for (size_t i = 0; i < nl; i++) {
-            while (pos[i] < l[i].n && l[i].r[pos[i]].seq <= *last) pos[i]++;
+            while (pos[i] < l[i].n && l[i].r[pos[i]].lsn <= *last_lsn) pos[i]++;
             if (pos[i] < l[i].n &&
-                (best < 0 || l[i].r[pos[i]].seq < l[best].r[pos[best]].seq))
+                (best < 0 || l[i].r[pos[i]].lsn < l[best].r[pos[best]].lsn))
                 best = (int)i;
         }
         if (best < 0) return 0;
         const jrec_t *r = &l[best].r[pos[best]++];
-        wal_env_view_t v;
-        if (wal_env_parse_record(r->p, r->n, &v)) return WAL_ECORRUPT;
-        uint8_t kb[8];
-        wal_put_be64(kb, r->seq);
-        MDB_val k = {8, kb}, val = {r->n, (void *)r->p};
-        int rc = mdb_put(txn, w->dbi_log, &k, &val, MDB_APPEND);
+        int rc = apply_one(w, txn, r);
         if (rc) return rc;
-        if (!w->n_records) w->first_seq = r->seq;
-        w->n_records++;
-        w->live_bytes += wal_rec_cost(w, r->n);
-        if (r->dlq_id) {
-            wal_put_be64(kb, r->dlq_id);
-            k = (MDB_val){8, kb};
-            rc = mdb_del(txn, w->dbi_dlq, &k, NULL);
-            if (rc && rc != MDB_NOTFOUND) return rc;
-        }
-        *last = r->seq;
-        (*n_put)++;
+        *last_lsn = r->lsn;
+        (*n_applied)++;
     }
 }
 
@@ -308,12 +363,31 @@ int wal_journal_reapply(wal_t *w, MDB_txn *txn)
     jlist_t l = {0};
     uint64_t n, last;
     rc = parse(img, (size_t)(j->off - j->txn_off), &l);
-    /* parse() takes the first record's epoch: from txn_off on it is the active one. */
-    if (rc == 0) rc = apply(w, txn, &l, 1, w->next_seq - 1, &n, &last);
-    if (rc == 0 && n) w->next_seq = last + 1;
+    /* parse() takes the first entry's epoch: from txn_off on it is the active one. */
+    if (rc == 0) rc = apply(w, txn, &l, 1, w->commit_lsn, &n, &last);
     free(l.r);
     free(img);
     return rc;
+}
+
+static int meta_lsn(wal_t *w, MDB_txn *txn, uint64_t *out)
+{
+    MDB_val k = {11, "journal_lsn"}, v;
+    *out = 0;
+    int rc = mdb_get(txn, w->dbi_meta, &k, &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.mv_size != 8) return MDB_CORRUPTED;
+    *out = wal_get_be64(v.mv_data);
+    return 0;
+}
+
+int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn)
+{
+    uint8_t b[8];
+    wal_put_be64(b, lsn);
+    MDB_val k = {11, "journal_lsn"}, v = {8, b};
+    return mdb_put(txn, w->dbi_meta, &k, &v, 0);
 }
 
 /* ---- open: recovery and the two segments ---- */
@@ -403,30 +477,34 @@ int wal_journal_open(wal_t *w, int use, char *err, size_t errlen)
     }
     if (rc) goto out;
 
-    /* What LMDB lost (or never got) of the acked appends: put it back, durably. */
-    uint64_t after = w->next_seq - 1, n = 0, last = after;
+    /* What LMDB lost (or never got) of the acked changes: put it back, durably. */
+    uint64_t after = 0, n = 0, last = 0, seq0 = w->next_seq;
     if ((rc = mdb_txn_begin(w->env, NULL, 0, &txn))) goto lmdb;
+    if ((rc = meta_lsn(w, txn, &after))) goto lmdb;
     if ((rc = apply(w, txn, l, 2, after, &n, &last))) {
         if (rc == WAL_ECORRUPT) {
-            snprintf(err, errlen, "%s/journal.*: a record checks but does not decode: journal "
-                     "damaged; move it away to start without it (acked rows above seq %" PRIu64
-                     " may be lost)", w->dir, after);
+            snprintf(err, errlen, "%s/journal.*: an entry checks but does not decode: journal "
+                     "damaged; move it away to start without it (acked changes after journal "
+                     "lsn %" PRIu64 " may be lost)", w->dir, after);
             goto out;
         }
         goto lmdb;
     }
+    j->next_lsn = after + 1;
+    for (int i = 0; i < 2; i++)
+        if (l[i].max_lsn >= j->next_lsn) j->next_lsn = l[i].max_lsn + 1;
     if (n) {
-        /* seqs below the records' stay taken (trunc_seq): a sink may know them */
+        if ((rc = wal_journal_put_lsn(w, txn, last))) goto lmdb;
         rc = mdb_txn_commit(txn);
         txn = NULL;
         if (rc == 0) rc = mdb_env_sync(w->env, 1);
         if (rc) goto lmdb;
         char a[24], b[24], c[24];
         snprintf(a, sizeof a, "%" PRIu64, n);
-        snprintf(b, sizeof b, "%" PRIu64, after + 1);
-        snprintf(c, sizeof c, "%" PRIu64, last);
-        log_warn("wal: put acked records back from the journal (the last stop was not clean)",
-                 "dir", w->dir, "#records", a, "#from_seq", b, "#to_seq", c);
+        snprintf(b, sizeof b, "%" PRIu64, seq0);
+        snprintf(c, sizeof c, "%" PRIu64, w->next_seq - 1);
+        log_warn("wal: put acked changes back from the journal (the last stop was not clean)",
+                 "dir", w->dir, "#entries", a, "#from_seq", b, "#to_seq", c);
         MDB_txn *rt;
         if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &rt))) goto lmdb;
         rc = wal_load_state(w, rt);
@@ -454,7 +532,7 @@ int wal_journal_open(wal_t *w, int use, char *err, size_t errlen)
             snprintf(err, errlen, "cannot write %s/journal.%d: %s", w->dir, i, strerror(-rc));
             goto out;
         }
-        j->max_seq[i] = l[i].max_seq;
+        j->max_lsn[i] = l[i].max_lsn;
         if (l[i].epoch > j->top_epoch) j->top_epoch = l[i].epoch;
     }
     if (created) sync_dir(w->dir);
@@ -462,7 +540,7 @@ int wal_journal_open(wal_t *w, int use, char *err, size_t errlen)
      * above the highest valid one. Only the active segment's first record can be torn, so no
      * epoch on disk is higher than that plus one; reusing that one could let bytes of the torn
      * group (same epoch, behind the new records) pass as valid. */
-    w->ckpt_seq = w->next_seq - 1;
+    w->commit_lsn = w->ckpt_lsn = j->next_lsn - 1;
     j->top_epoch++;
     j->cur = 1;
     wal_journal_switch(j);

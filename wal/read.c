@@ -183,10 +183,18 @@ uint64_t wal_log_id(wal_t *w)
     return w->log_id;
 }
 
+/* Cursor commits (and their DLQ entries) are acked once journaled, before the checkpoint
+ * that lets a read txn see them: a reader of cursors or the DLQ asks for it first. */
+static void catch_up(wal_t *w)
+{
+    if (!w->readonly && atomic_load(&w->unckpt)) wal_flush(w);
+}
+
 int wal_cursor_get(wal_t *w, const char *sink, wal_cursor_t *out)
 {
     MDB_txn *txn;
     if (!sink || !*sink || strlen(sink) > WAL_MAX_NAME) return WAL_EINVAL;
+    catch_up(w);
     int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
     if (rc) return wal_mdb_code(rc);
     MDB_val k = {strlen(sink), (void *)sink}, v;
@@ -206,6 +214,7 @@ int wal_dlq_list(wal_t *w, const char *sink, uint64_t after_id, size_t max, wal_
     MDB_txn *txn;
     views_t vs = {0};
     memset(out, 0, sizeof *out);
+    catch_up(w);
     int rc = gather(w, w->dbi_dlq, wal_env_parse_dlq, after_id, UINT64_MAX, max, 0, sink, &txn,
                     &vs);
     if (rc == 0 && vs.n) {

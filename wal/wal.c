@@ -579,7 +579,7 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     /* Also without a journal: put back what one left (sync was always before this start). */
     if (rc == 0) rc = wal_journal_open(w, journal, err, errlen);
     if (rc) goto fail;
-    w->commit_seq = w->jseq = w->ckpt_seq = w->next_seq - 1;
+    w->commit_seq = w->jseq = w->next_seq - 1;
     publish_state(w);
     w->last_sync_ms = time_mono_ms();
     if ((rc = wal_writer_start(w))) {

@@ -88,31 +88,37 @@ wal_slice_t wal_slice(const char *s);
 typedef struct {
     int fd[2];             /* DIR/journal.0, DIR/journal.1; -1 when there is no journal */
     uint64_t size[2];      /* bytes in the file */
-    uint64_t max_seq[2];   /* highest seq written in the segment's current epoch (0: none) */
+    uint64_t max_lsn[2];   /* highest lsn written in the segment's current epoch (0: none) */
     int cur;               /* the active segment */
     uint64_t off;          /* its write position */
     uint64_t txn_off;      /* where the records of the writer's open LMDB txn begin */
     uint64_t epoch, top_epoch;
-    char *buf;             /* the group being gathered (records, headers included) */
+    uint64_t next_lsn;     /* the next entry's lsn */
+    char *buf;             /* the group being gathered (entries, headers included) */
     size_t len, cap;
-    uint64_t buf_max_seq;
+    uint64_t buf_max_lsn;
 } wal_journal_t;
+
+enum { J_LOG = 1, J_DLQ = 2, J_CURSOR = 3 }; /* entry types (journal.c) */
 
 /* Recover: put every valid journal record above LMDB's last seq back into the log (one txn,
  * synced) and reload the writer state. use: keep (creating) the two segments for appends;
  * else remove them. Before the writer starts. */
 int wal_journal_open(wal_t *w, int use, char *err, size_t errlen);
 void wal_journal_close(wal_journal_t *j);
-/* Gather one record (end: the last of its request; dlq_id only on that one). */
-int wal_journal_add(wal_journal_t *j, uint64_t seq, uint64_t dlq_id, int end, const void *p,
-                    size_t n);
+/* Gather one entry of type J_*: key (seq, DLQ id), aux (J_LOG: the DLQ id it came from, on
+ * the unit's last entry), end: the last entry of its unit; payload = p1 then p2. */
+int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end,
+                    const void *p1, size_t n1, const void *p2, size_t n2);
+/* meta "journal_lsn" = lsn, in txn (each checkpoint: what the txn holds). */
+int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn);
 void wal_journal_drop(wal_journal_t *j);   /* forget the gathered records */
 int wal_journal_fits(const wal_journal_t *j); /* the gathered group fits the active segment */
-int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_seq);
+int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_lsn);
 void wal_journal_switch(wal_journal_t *j); /* start the other segment (caller checked it) */
 int wal_journal_write(wal_journal_t *j);   /* pwrite the group at the write position */
 int wal_journal_sync(wal_journal_t *j);    /* fdatasync it: durable, position moves on */
-/* Put the records of [txn_off, off) back into txn (after the open txn was aborted). */
+/* Apply the entries of [txn_off, off) to txn again (after the open txn was aborted). */
 int wal_journal_reapply(wal_t *w, MDB_txn *txn);
 
 /* ---- the wal ---- */
@@ -206,10 +212,12 @@ struct wal {
     MDB_txn *txn;
     uint64_t txn_t0;      /* monotonic ms when txn began */
     uint64_t commit_seq;  /* highest seq in a committed txn */
-    uint64_t ckpt_seq;    /* highest seq in a durable LMDB commit (journal space below it frees) */
+    uint64_t commit_lsn;  /* journal_lsn of the last committed txn */
+    uint64_t ckpt_lsn;    /* journal_lsn of a durable commit (journal space below it frees) */
     uint64_t jseq;        /* highest seq durable in the journal (or in LMDB) */
     int jbroken;          /* an aborted txn could not be rebuilt: refuse until restart */
     _Atomic int commit_now; /* wal_wake: a reader waits, checkpoint at once */
+    _Atomic int unckpt;     /* acked cursor/DLQ changes wait for the next checkpoint */
 
     /* Published counters: slock. */
     pthread_mutex_t slock;

@@ -250,8 +250,8 @@ static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r, uint64_t dlq_id)
         int rc = mdb_put(txn, w->dbi_log, &k, &v, MDB_APPEND);
         if (rc) return rc;
         int end = i + 1 == r->n_items;
-        if (jmode(w) && (rc = wal_journal_add(&w->j, w->next_seq, end ? dlq_id : 0, end,
-                                              r->buf + off, r->lens[i])))
+        if (jmode(w) && (rc = wal_journal_add(&w->j, J_LOG, w->next_seq, end ? dlq_id : 0, end,
+                                              r->buf + off, r->lens[i], NULL, 0)))
             return rc;
         off += r->lens[i];
         w->next_seq++;
@@ -308,9 +308,20 @@ static int apply_cursor(wal_t *w, MDB_txn *txn, wal_req_t *r)
         wal_put_be64(kb, w->next_dlq_id);
         MDB_val k = {8, kb}, v = {r->lens[i], r->buf + off};
         if ((rc = mdb_put(txn, w->dbi_dlq, &k, &v, MDB_APPEND))) return rc;
+        if (jmode(w) && (rc = wal_journal_add(&w->j, J_DLQ, w->next_dlq_id, 0, 0, v.mv_data,
+                                              v.mv_size, NULL, 0)))
+            return rc;
         off += r->lens[i];
         w->next_dlq_id++;
         w->n_dlq++;
+    }
+    if (jmode(w)) { /* the unit ends with the cursor: DLQ entries and cursor, all or none */
+        uint8_t b[24];
+        wal_put_be64(b, c.acked);
+        wal_put_be64(b + 8, c.inflight_first);
+        wal_put_be64(b + 16, c.inflight_last);
+        if ((rc = wal_journal_add(&w->j, J_CURSOR, 0, 0, 1, b, 24, r->name, strlen(r->name))))
+            return rc;
     }
     wal_cons_t *cs = find_cons(w, r->name);
     if (cs) cs->acked = c.acked;
@@ -669,7 +680,7 @@ static void flush_pending(wal_t *w)
         pthread_mutex_lock(&w->slock);
         w->st.fsyncs++;
         pthread_mutex_unlock(&w->slock);
-        if (rc == 0) w->ckpt_seq = w->commit_seq; /* its meta page is on disk now */
+        if (rc == 0) w->ckpt_lsn = w->commit_lsn; /* its meta page is on disk now */
     }
     if (rc) {
         /* Not known durable: answer an error (a retry may duplicate, never lose). */
@@ -732,14 +743,16 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
 /* ---- sync: always with the journal (journal.c): one flush per group ----
  * A group's records go into the LMDB txn the writer keeps open across groups and, in the same
  * step, into one journal write; the fdatasync of that write is the group's only flush before
- * its acks. Every wal.checkpoint_ms (default 10; sooner when a reader waits: wal_wake, or when a cursor, DLQ or meta
- * request needs its own commit) the txn is committed: a checkpoint, one flush of data.mdb
+ * its acks. Every wal.checkpoint_ms (default 10; sooner when a reader waits: wal_wake, or when a
+ * DLQ, meta or flush request needs its own commit) the txn is committed: a checkpoint, one flush of data.mdb
  * with MDB_NOMETASYNC, whose meta page is durable by the next commit's flush or an explicit
  * mdb_env_sync ("durability" above). A power cut loses at most the txn since the last durable
  * checkpoint; every acked record in it is in the journal, which wal_open puts back.
  * - last_seq (what sinks read) = min(committed seq, journaled seq): a sink never sees a record
  *   that is in neither durable place, so no seq a sink delivered is ever given again.
- * - A cursor/DLQ/meta request is acked as before: after its commit and a later flush.
+ * - A sink's cursor commit (with its DLQ entries) is journaled too and acked with the group;
+ *   the rarer requests (DLQ drop/replay, meta, consumers, wal_flush) force a checkpoint and
+ *   are acked as before: after their commit and a later flush.
  * - The journal's other segment is reused only when its records are in a durable checkpoint
  *   (ckpt_seq); a checkpoint always precedes the switch, so the open txn's records lie in
  *   [txn_off, off) of the active segment, from where an aborted txn is rebuilt. */
@@ -785,6 +798,12 @@ static int checkpoint(wal_t *w, int sync)
 {
     int rc = 0;
     if (w->txn) {
+        uint64_t lsn = w->j.next_lsn - 1; /* every entry gathered so far is in this txn */
+        if (lsn != w->commit_lsn && (rc = wal_journal_put_lsn(w, w->txn, lsn))) {
+            log_error("wal: checkpoint failed", "error", mdb_strerror(rc));
+            rebuild_txn(w);
+            return wal_mdb_code(rc);
+        }
         uint64_t t0 = time_mono_us();
         rc = mdb_txn_commit(w->txn);
         w->txn = NULL;
@@ -794,7 +813,9 @@ static int checkpoint(wal_t *w, int sync)
             rebuild_txn(w);
             return wal_mdb_code(rc);
         }
-        w->ckpt_seq = w->commit_seq; /* its meta page went out with this flush */
+        w->ckpt_lsn = w->commit_lsn; /* its meta page went out with this flush */
+        w->commit_lsn = lsn;
+        atomic_store(&w->unckpt, 0);
         w->commit_seq = w->next_seq - 1;
         w->j.txn_off = w->j.off;
         w->pend_commit = 1;
@@ -812,7 +833,7 @@ static int checkpoint(wal_t *w, int sync)
     }
     if (sync) {
         w->pend_commit = 1;
-        flush_pending(w); /* mdb_env_sync: ckpt_seq = commit_seq */
+        flush_pending(w); /* mdb_env_sync: ckpt_lsn = commit_lsn */
     }
     return 0;
 }
@@ -890,8 +911,8 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
         if (!wal_journal_fits(&w->j)) {
             /* Active segment full: checkpoint first (with its meta flush unless the other
              * segment's records are durable in LMDB already), then go on in the other one. */
-            jrc = checkpoint(w, !wal_journal_other_free(&w->j, w->ckpt_seq));
-            if (jrc == 0 && !wal_journal_other_free(&w->j, w->ckpt_seq)) jrc = -EIO;
+            jrc = checkpoint(w, !wal_journal_other_free(&w->j, w->ckpt_lsn));
+            if (jrc == 0 && !wal_journal_other_free(&w->j, w->ckpt_lsn)) jrc = -EIO;
             if (jrc == 0) wal_journal_switch(&w->j);
         }
         if (jrc == 0) jrc = wal_journal_write(&w->j);
@@ -902,12 +923,14 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
             if (w->txn) rebuild_txn(w);
             else wal_journal_drop(&w->j);
             for (wal_req_t *r = done; r; r = r->next)
-                if ((r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_DLQ_REPLAY) && !r->status)
+                if ((r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_DLQ_REPLAY ||
+                     r->kind == WAL_REQ_CURSOR) && !r->status)
                     r->status = jrc;
             g.appends = g.rows = 0;
         } else {
             w->jseq = w->next_seq - 1;
             journaled = 1;
+            atomic_store(&w->unckpt, 1);
             publish_visible(w);
         }
     }
@@ -923,12 +946,15 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
     pthread_mutex_unlock(&w->slock);
 
     wal_publish_state(w); /* before the acks: a caller's next wal_stats sees its append */
-    /* Appends (and every failure) are answered now; the others once their commit is durable. */
+    /* Appends and cursor commits (journaled) and every failure are answered now; the others
+     * once their commit is durable. */
     wal_req_t *others = NULL, **otail = &others;
     for (wal_req_t *r = done, *nx; r; r = nx) {
         nx = r->next;
-        if (r->kind == WAL_REQ_APPEND || r->status) complete(r, r->status);
-        else push(&otail, r);
+        if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_CURSOR || r->status)
+            complete(r, r->status);
+        else
+            push(&otail, r);
     }
     int now = others || closing || atomic_load(&w->commit_now) ||
               time_mono_ms() >= w->txn_t0 + w->cfg.checkpoint_ms || w->j.off - w->j.txn_off > J_SEG_BYTES / 2;

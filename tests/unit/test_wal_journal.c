@@ -82,6 +82,8 @@ static void unclean_stop(const char *dir)
         char err[512];
         wal_t *w;
         if (wal_open(&w, &cfg, err, sizeof err)) _exit(2);
+        wal_consumer_t cons = {"s", 0, 0};
+        if (wal_set_consumers(w, &cons, 1)) _exit(4); /* committed at once (not journaled) */
         char buf[8192];
         for (int i = 1; i <= N_REQ; i++) {
             size_t len = request_rows(i, buf, sizeof buf);
@@ -89,6 +91,11 @@ static void unclean_stop(const char *dir)
                                 .n_rows = i % 10 == 7 ? 30 : 2};
             if (wal_append_wait(w, &ins, NULL, NULL)) _exit(3);
         }
+        /* A sink's cursor commit with a dead-lettered row: journaled, acked, not in LMDB. */
+        wal_cursor_t c = {5, 6, 8};
+        wal_dlq_entry_t e = {.db = "d", .table = "t", .error = "refused", .rows = "{\"x\":1}\n",
+                             .rows_len = 8, .n_rows = 1};
+        if (wal_cursor_commit(w, "s", &c, &e, 1)) _exit(5);
         _exit(0); /* like kill -9 after the last ack: no checkpoint, no close */
     }
     int st;
@@ -136,6 +143,11 @@ static uint64_t readonly_last_seq(const char *dir)
     char err[512];
     assert_int_equal(wal_open_readonly(&ro, dir, err, sizeof err), 0);
     uint64_t s = wal_last_seq(ro);
+    wal_cursor_t c;
+    if (s == 0) { /* the journal-only state: the cursor commit is not in LMDB either */
+        assert_int_equal(wal_cursor_get(ro, "s", &c), 0);
+        assert_int_equal(c.acked, 0);
+    }
     wal_close(ro);
     return s;
 }
@@ -150,6 +162,16 @@ static void test_unclean_stop_is_put_back(void **state)
     wal_t *w;
     assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
     expect_requests(w, N_REQ);
+    wal_cursor_t c;
+    assert_int_equal(wal_cursor_get(w, "s", &c), 0);
+    assert_int_equal(c.acked, 5);
+    assert_int_equal(c.inflight_first, 6);
+    assert_int_equal(c.inflight_last, 8);
+    wal_dlq_list_t l;
+    assert_int_equal(wal_dlq_list(w, "s", 0, 10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.e[0].error, "refused");
+    wal_dlq_free(&l);
     /* Going on after the replay: new appends follow, and survive a clean close. */
     uint64_t a, b;
     wal_insert_t ins = {.db = "d", .table = "t", .rows = "{}\n", .rows_len = 3, .n_rows = 1};
@@ -174,8 +196,8 @@ static void test_other_sync_mode_still_puts_back(void **state)
     wal_close(w);
 }
 
-/* Offsets of the journal records in a segment (header: magic u32, len u32, epoch u64,
- * seq u64, dlq u64, crc u32, flags u32). */
+/* Offsets of the journal entries in a segment (wal/journal.c: magic u32, len u32, epoch u64,
+ * lsn u64, key u64, aux u64, crc u32, flags u32; flags bit 0 ends a unit). */
 static size_t record_offsets(const char *path, size_t *offs, uint32_t *flags, size_t max)
 {
     int fd = open(path, O_RDONLY);
@@ -186,12 +208,12 @@ static size_t record_offsets(const char *path, size_t *offs, uint32_t *flags, si
     assert_int_equal(pread(fd, img, (size_t)sb.st_size, 0), sb.st_size);
     close(fd);
     size_t n = 0, off = 0;
-    while (off + 40 <= (size_t)sb.st_size && n < max && memcmp(img + off, "SLJ1", 4) == 0) {
+    while (off + 48 <= (size_t)sb.st_size && n < max && memcmp(img + off, "SLJ2", 4) == 0) {
         uint32_t len = img[off + 4] | img[off + 5] << 8 | img[off + 6] << 16 |
                        (uint32_t)img[off + 7] << 24;
-        flags[n] = img[off + 36];
+        flags[n] = img[off + 44];
         offs[n++] = off;
-        off += 40 + len;
+        off += 48 + len;
     }
     free(img);
     return n;
@@ -229,7 +251,7 @@ static void test_damaged_tail_is_cut_whole_requests_only(void **state)
         if (flags[i] & 1) req++;
     }
     assert_true(target > 0);
-    flip_byte(path, offs[target] + 40 + 3); /* in its payload: the crc fails */
+    flip_byte(path, offs[target] + 48 + 3); /* in its payload: the crc fails */
     cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_ALWAYS);
     char err[512];
     wal_t *w;
