@@ -743,10 +743,10 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
 /* ---- sync: always with the journal (journal.c): one flush per group ----
  * A group's records go into the LMDB txn the writer keeps open across groups and, in the same
  * step, into one journal write; the fdatasync of that write is the group's only flush before
- * its acks. Every wal.checkpoint_ms (default 10; sooner when a reader waits: wal_wake, or when a
- * DLQ, meta or flush request needs its own commit) the txn is committed: a checkpoint, one flush of data.mdb
- * with MDB_NOMETASYNC, whose meta page is durable by the next commit's flush or an explicit
- * mdb_env_sync ("durability" above). A power cut loses at most the txn since the last durable
+ * its acks. Every wal.checkpoint_ms (default 10; sooner when a reader waits: wal_wake, or
+ * when a DLQ, meta or flush request needs its own commit) the txn is committed: a checkpoint,
+ * one flush of data.mdb with MDB_NOMETASYNC, whose meta page is durable by the next commit's
+ * flush or an explicit mdb_env_sync ("durability" above). A power cut loses at most the txn since the last durable
  * checkpoint; every acked record in it is in the journal, which wal_open puts back.
  * - last_seq (what sinks read) = min(committed seq, journaled seq): a sink never sees a record
  *   that is in neither durable place, so no seq a sink delivered is ever given again.
