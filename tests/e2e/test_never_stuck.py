@@ -280,6 +280,10 @@ def test_two_fe_urls_first_down_rows_arrive_admin_shows_it():
         s = H.Sluice(tmp.sub("sluice"), config(sr='["%s", "%s"]' % (dead, sr.url)))
         insert(s, body_of(rows_of(0, 100)))
         H.wait_until(lambda: sr.count(DB + ".events") >= 100, timeout=30, what="rows via FE 2")
+        # The sink notes its endpoints once FE 2's answer is back, which may be just after
+        # the emulator counted the rows.
+        H.wait_until(lambda: sinks(s)["sr"]["endpoints"][0]["failures"] >= 1, timeout=10,
+                     what="FE 1 noted down")
         eps = sinks(s)["sr"]["endpoints"]
         assert [e["url"] for e in eps] == [dead, sr.url], eps
         assert eps[0]["state"] == "down" and eps[0]["failures"] >= 1 and eps[0]["last_error"], eps
