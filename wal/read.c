@@ -2,9 +2,13 @@
  * listing, meta and stats. Every read is its own read-only LMDB transaction (MDB_NOTLS, so
  * any thread may read), and everything returned is copied out before it ends. */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wal/wal_internal.h"
 
@@ -99,6 +103,47 @@ out:
     return wal_mdb_code(rc);
 }
 
+/* Records are copied out of LMDB's map (sinks' reads, the writer's truncation), yet the pages
+ * read stay mapped into the process (RssFile): over a day the whole file passes through the
+ * map. Every MAP_RELEASE bytes read, drop the map's page table entries (MADV_DONTNEED on a read-only shared file mapping
+ * only unmaps: the next access maps the page cache page again, the data is the file's). */
+#define MAP_RELEASE (2u << 20)
+void wal_map_touched(wal_t *w, size_t bytes)
+{
+    if (atomic_fetch_add(&w->map_read, bytes) + bytes < MAP_RELEASE) return;
+    atomic_store(&w->map_read, 0);
+    MDB_envinfo info;
+    if (!w->map_base || mdb_env_info(w->env, &info)) return;
+    size_t used = ((size_t)info.me_last_pgno + 1) * w->psize, pg = (size_t)sysconf(_SC_PAGESIZE);
+    if (used > w->map_len) used = w->map_len;
+    madvise(w->map_base, (used + pg - 1) / pg * pg, MADV_DONTNEED);
+}
+
+/* LMDB does not tell where it mapped the file (me_mapaddr is set only with MDB_FIXEDMAP):
+ * the process's own map list does. Without it nothing is released. */
+void wal_find_map(wal_t *w)
+{
+    char path[PATH_MAX], real[PATH_MAX], line[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/data.mdb", w->dir);
+    if (!realpath(path, real)) return;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        int n = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &n) < 3 || !n) continue;
+        char *name = line + n;
+        name[strcspn(name, "\n")] = '\0';
+        if (strcmp(name, real) == 0 && perms[0] == 'r' && perms[1] == '-' && perms[3] == 's' &&
+            hi - lo > w->map_len) {
+            w->map_base = (void *)lo;
+            w->map_len = hi - lo;
+        }
+    }
+    fclose(f);
+}
+
 int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal_batch_t *out)
 {
     MDB_txn *txn;
@@ -125,6 +170,7 @@ int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal
     }
     if (txn) mdb_txn_abort(txn);
     views_free(&vs);
+    for (size_t i = 0; rc == 0 && i < out->n; i++) wal_map_touched(w, out->recs[i].raw_bytes);
     return rc;
 }
 

@@ -427,6 +427,7 @@ static int open_env(wal_t *w, char *err, size_t errlen)
         return wal_mdb_code(rc);
     }
     if ((rc = check_file_size(w, path, err, errlen))) return rc;
+    wal_find_map(w);
     if (!w->readonly) {
         int dead = 0;
         mdb_reader_check(w->env, &dead); /* slots of killed readers would pin old pages */

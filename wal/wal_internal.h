@@ -218,6 +218,9 @@ struct wal {
     int jbroken;          /* an aborted txn could not be rebuilt: refuse until restart */
     _Atomic int commit_now; /* wal_wake: a reader waits, checkpoint at once */
     _Atomic int unckpt;     /* acked cursor/DLQ changes wait for the next checkpoint */
+    _Atomic size_t map_read; /* bytes wal_read copied out of the map since the last release */
+    void *map_base;          /* LMDB's map of data.mdb (wal_find_map), NULL if not found */
+    size_t map_len;
 
     /* Published counters: slock. */
     pthread_mutex_t slock;
@@ -233,6 +236,10 @@ uint64_t wal_rec_cost(const wal_t *w, size_t len);
 
 /* Recompute the writer state (seqs, live bytes, counts, consumer acks) from txn. */
 int wal_load_state(wal_t *w, MDB_txn *txn);
+
+/* bytes of records were read through LMDB's map: now and then unmap what was read (read.c). */
+void wal_map_touched(wal_t *w, size_t bytes);
+void wal_find_map(wal_t *w); /* after the env is open */
 
 /* Copy the writer's state into the stats snapshot (under slock). */
 void wal_publish_state(wal_t *w);

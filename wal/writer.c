@@ -108,6 +108,7 @@ static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count
         uint64_t cost = wal_rec_cost(w, v.mv_size);
         if ((rc = mdb_cursor_del(c, 0))) break;
         freed += cost;
+        wal_map_touched(w, v.mv_size);
         w->live_bytes -= cost < w->live_bytes ? cost : w->live_bytes;
         w->n_records--;
         last = seq;
