@@ -493,6 +493,10 @@ static wal_t *wal_new(const char *dir)
     pthread_cond_init(&w->qcond, NULL);
     pthread_mutex_init(&w->slock, NULL);
     pthread_mutex_init(&w->clock, NULL);
+    pthread_mutex_init(&w->smu, NULL);
+    pthread_mutex_init(&w->vlock, NULL);
+    pthread_cond_init(&w->scond, NULL);
+    pthread_cond_init(&w->sdone, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -513,6 +517,10 @@ static void wal_free(wal_t *w)
     pthread_cond_destroy(&w->qcond);
     pthread_mutex_destroy(&w->slock);
     pthread_mutex_destroy(&w->clock);
+    pthread_mutex_destroy(&w->smu);
+    pthread_mutex_destroy(&w->vlock);
+    pthread_cond_destroy(&w->scond);
+    pthread_cond_destroy(&w->sdone);
     pthread_cond_destroy(&w->ccond);
     free(w->dir);
     free(w);

@@ -116,8 +116,9 @@ void wal_journal_drop(wal_journal_t *j);   /* forget the gathered records */
 int wal_journal_fits(const wal_journal_t *j); /* the gathered group fits the active segment */
 int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_lsn);
 void wal_journal_switch(wal_journal_t *j); /* start the other segment (caller checked it) */
-int wal_journal_write(wal_journal_t *j);   /* pwrite the group at the write position */
-int wal_journal_sync(wal_journal_t *j);    /* fdatasync it: durable, position moves on */
+/* pwrite the group at the write position, which moves on; *fd: the segment to fdatasync
+ * before the group is durable (the writer's syncer thread does). */
+int wal_journal_write(wal_journal_t *j, int *fd);
 /* Apply the entries of [txn_off, off) to txn again (after the open txn was aborted). */
 int wal_journal_reapply(wal_t *w, MDB_txn *txn);
 
@@ -218,6 +219,14 @@ struct wal {
     int jbroken;          /* an aborted txn could not be rebuilt: refuse until restart */
     _Atomic int commit_now; /* wal_wake: a reader waits, checkpoint at once */
     _Atomic int unckpt;     /* acked cursor/DLQ changes wait for the next checkpoint */
+    /* The syncer (writer.c): fdatasyncs written groups and answers them, while the writer
+     * gathers and writes the next. Jobs under smu; jseq and commit_seq under vlock. */
+    pthread_t syncer;
+    int syncer_started, sstop, sbusy;
+    pthread_mutex_t smu, vlock;
+    pthread_cond_t scond, sdone;
+    struct wal_sync_job *sjob_head, *sjob_tail;
+    _Atomic int jfailed;    /* an fdatasync failed: every later group fails too */
     _Atomic size_t map_read; /* bytes wal_read copied out of the map since the last release */
     void *map_base;          /* LMDB's map of data.mdb (wal_find_map), NULL if not found */
     size_t map_len;

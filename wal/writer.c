@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "wal/wal_internal.h"
@@ -757,14 +758,115 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
  * - The journal's other segment is reused only when its records are in a durable checkpoint
  *   (ckpt_seq); a checkpoint always precedes the switch, so the open txn's records lie in
  *   [txn_off, off) of the active segment, from where an aborted txn is rebuilt. */
-static void publish_visible(wal_t *w)
+/* Raise commit_seq (writer) or jseq (syncer), then publish their minimum. */
+static void publish_visible(wal_t *w, uint64_t commit_seq, uint64_t jseq)
 {
+    pthread_mutex_lock(&w->vlock);
+    if (commit_seq > w->commit_seq) w->commit_seq = commit_seq;
+    if (jseq > w->jseq) w->jseq = jseq;
     uint64_t v = w->commit_seq < w->jseq ? w->commit_seq : w->jseq;
-    if (v <= atomic_load(&w->last_seq)) return;
-    atomic_store(&w->last_seq, v);
+    int moved = v > atomic_load(&w->last_seq);
+    if (moved) atomic_store(&w->last_seq, v);
+    pthread_mutex_unlock(&w->vlock);
+    if (!moved) return;
     pthread_mutex_lock(&w->clock);
     pthread_cond_broadcast(&w->ccond);
     pthread_mutex_unlock(&w->clock);
+}
+
+/* ---- the syncer: one fdatasync answers every group written before it began ----
+ * The writer pwrites group k and hands it over here, then gathers and writes group k+1 while
+ * this thread flushes; groups that queued up meanwhile share the next flush. Still "acked
+ * means durable", and no acked entry ever lies behind a torn one: a group is answered only
+ * after a flush that began after it and every earlier group of its segment were written
+ * (jobs are flushed and answered in order, the older segment first after a switch). After a
+ * failed fdatasync the pages may be gone while later ones are not: every group from then on
+ * fails (jfailed) until restart, whose recovery stops at the hole. */
+typedef struct wal_sync_job {
+    struct wal_sync_job *next;
+    int fd;
+    uint64_t seq;   /* jseq once durable */
+    wal_req_t *reqs; /* answered once durable */
+} wal_sync_job_t;
+
+static void *syncer_main(void *arg)
+{
+    wal_t *w = arg;
+    pthread_mutex_lock(&w->smu);
+    for (;;) {
+        while (!w->sjob_head && !w->sstop) pthread_cond_wait(&w->scond, &w->smu);
+        wal_sync_job_t *jl = w->sjob_head;
+        if (!jl) break;
+        w->sjob_head = w->sjob_tail = NULL;
+        w->sbusy = 1;
+        pthread_mutex_unlock(&w->smu);
+        int rc = atomic_load(&w->jfailed);
+        uint64_t flushes = 0, seq = 0;
+        for (wal_sync_job_t *j = jl; j && !rc; j = j->next) {
+            if (j->next && j->next->fd == j->fd) continue; /* one flush per run of a segment */
+#ifndef SLUICE_WAL_CRASH_BROKEN_ACK /* that build acks unflushed writes: the harness must see it */
+            if (fdatasync(j->fd) != 0) rc = -errno;
+#endif
+            flushes++;
+        }
+        if (rc) {
+            if (!atomic_exchange(&w->jfailed, rc))
+                log_error("wal: journal fdatasync failed; refusing writes until restart",
+                          "error", wal_strerror(rc));
+        } else {
+            for (wal_sync_job_t *j = jl; j; j = j->next) seq = j->seq > seq ? j->seq : seq;
+            publish_visible(w, 0, seq);
+        }
+        pthread_mutex_lock(&w->slock);
+        w->st.fsyncs += flushes;
+        w->st.commits += rc == 0;
+        pthread_mutex_unlock(&w->slock);
+        for (wal_sync_job_t *j = jl, *nj; j; j = nj) {
+            nj = j->next;
+            for (wal_req_t *r = j->reqs, *nx; r; r = nx) {
+                nx = r->next;
+                complete(r, rc ? rc : r->status);
+            }
+            free(j);
+        }
+        pthread_mutex_lock(&w->smu);
+        w->sbusy = 0;
+        pthread_cond_broadcast(&w->sdone);
+    }
+    pthread_mutex_unlock(&w->smu);
+    return NULL;
+}
+
+/* Hand a written group to the syncer (or, out of memory, flush and answer it here). */
+static void sync_submit(wal_t *w, int fd, uint64_t seq, wal_req_t *reqs)
+{
+    wal_sync_job_t *j = malloc(sizeof *j);
+    if (!j) {
+        int rc = atomic_load(&w->jfailed);
+        if (!rc && fdatasync(fd) != 0) rc = -errno;
+        if (rc) atomic_store(&w->jfailed, rc);
+        else publish_visible(w, 0, seq);
+        for (wal_req_t *r = reqs, *nx; r; r = nx) {
+            nx = r->next;
+            complete(r, rc ? rc : r->status);
+        }
+        return;
+    }
+    *j = (wal_sync_job_t){NULL, fd, seq, reqs};
+    pthread_mutex_lock(&w->smu);
+    if (w->sjob_tail) w->sjob_tail->next = j;
+    else w->sjob_head = j;
+    w->sjob_tail = j;
+    pthread_cond_signal(&w->scond);
+    pthread_mutex_unlock(&w->smu);
+}
+
+/* Wait until every handed-over group is answered. */
+static void sync_drain(wal_t *w)
+{
+    pthread_mutex_lock(&w->smu);
+    while (w->sjob_head || w->sbusy) pthread_cond_wait(&w->sdone, &w->smu);
+    pthread_mutex_unlock(&w->smu);
 }
 
 /* The open txn is gone or must go (aborted; a failed commit): make it again from LMDB and the
@@ -817,14 +919,13 @@ static int checkpoint(wal_t *w, int sync)
         w->ckpt_lsn = w->commit_lsn; /* its meta page went out with this flush */
         w->commit_lsn = lsn;
         atomic_store(&w->unckpt, 0);
-        w->commit_seq = w->next_seq - 1;
         w->j.txn_off = w->j.off;
         w->pend_commit = 1;
         pthread_mutex_lock(&w->slock);
         w->st.checkpoints++;
         w->st.fsyncs++;
         pthread_mutex_unlock(&w->slock);
-        publish_visible(w);
+        publish_visible(w, w->next_seq - 1, 0);
         if (!sync) {
             wal_req_t *older = w->pend_head; /* committed before this one: durable now */
             if (older) ack_pending(w, 1);
@@ -851,6 +952,7 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
 {
     wal_req_t *done = NULL, **tail = &done;
     group_t g = {0};
+    if (!w->jbroken && atomic_load(&w->jfailed)) w->jbroken = atomic_load(&w->jfailed);
     int rc = w->jbroken;
     if (rc == 0 && !w->txn) {
         if ((rc = mdb_txn_begin(w->env, NULL, 0, &w->txn))) {
@@ -905,8 +1007,8 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
         g = (group_t){0};
     }
 
-    /* One journal write and one fdatasync make the group's records durable. */
-    int journaled = 0;
+    /* One journal write, and the syncer's next fdatasync, make the group's records durable. */
+    int journaled = 0, jfd = -1;
     if (w->j.len) {
         int jrc = 0;
         if (!wal_journal_fits(&w->j)) {
@@ -916,8 +1018,7 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
             if (jrc == 0 && !wal_journal_other_free(&w->j, w->ckpt_lsn)) jrc = -EIO;
             if (jrc == 0) wal_journal_switch(&w->j);
         }
-        if (jrc == 0) jrc = wal_journal_write(&w->j);
-        if (jrc == 0) jrc = wal_journal_sync(&w->j);
+        if (jrc == 0) jrc = wal_journal_write(&w->j, &jfd);
         if (jrc) {
             /* Not durable: answer an error (a retry may duplicate, never lose). */
             log_error("wal: journal write failed", "error", wal_strerror(jrc));
@@ -929,17 +1030,11 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
                     r->status = jrc;
             g.appends = g.rows = 0;
         } else {
-            w->jseq = w->next_seq - 1;
             journaled = 1;
             atomic_store(&w->unckpt, 1);
-            publish_visible(w);
         }
     }
     pthread_mutex_lock(&w->slock);
-    if (journaled) {
-        w->st.commits++;
-        w->st.fsyncs++;
-    }
     w->st.appends += g.appends;
     w->st.appended_rows += g.rows;
     w->st.rejected_full += g.rejected;
@@ -947,16 +1042,17 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
     pthread_mutex_unlock(&w->slock);
 
     wal_publish_state(w); /* before the acks: a caller's next wal_stats sees its append */
-    /* Appends and cursor commits (journaled) and every failure are answered now; the others
-     * once their commit is durable. */
-    wal_req_t *others = NULL, **otail = &others;
+    /* Failures are answered now; appends and cursor commits (journaled) by the syncer once
+     * flushed; the others once their commit is durable. */
+    wal_req_t *others = NULL, **otail = &others, *jdone = NULL, **jtail = &jdone;
     for (wal_req_t *r = done, *nx; r; r = nx) {
         nx = r->next;
-        if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_CURSOR || r->status)
-            complete(r, r->status);
-        else
-            push(&otail, r);
+        if (r->status) complete(r, r->status);
+        else if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_CURSOR) push(&jtail, r);
+        else push(&otail, r);
     }
+    if (journaled) sync_submit(w, jfd, w->next_seq - 1, jdone);
+    else complete_list(jdone); /* nothing to write (e.g. a group of held appends): none */
     int now = others || closing || atomic_load(&w->commit_now) ||
               time_mono_ms() >= w->txn_t0 + w->cfg.checkpoint_ms || w->j.off - w->j.txn_off > J_SEG_BYTES / 2;
     if (w->txn && now) {
@@ -1139,9 +1235,21 @@ static void *writer_main(void *arg)
         complete(r, WAL_ECLOSED);
     }
     maybe_sync(w, 1);
+    if (jmode(w)) sync_drain(w);
     if (jmode(w) && !w->jbroken) checkpoint(w, 1); /* clean stop: all in LMDB, durable */
     else if (w->pend_head) flush_pending(w);
     return NULL;
+}
+
+static void wal_syncer_stop(wal_t *w)
+{
+    if (!w->syncer_started) return;
+    pthread_mutex_lock(&w->smu);
+    w->sstop = 1;
+    pthread_cond_signal(&w->scond);
+    pthread_mutex_unlock(&w->smu);
+    pthread_join(w->syncer, NULL);
+    w->syncer_started = 0;
 }
 
 int wal_writer_start(wal_t *w)
@@ -1154,8 +1262,16 @@ int wal_writer_start(wal_t *w)
     pthread_condattr_destroy(&ca);
     w->pend_seq = atomic_load(&w->last_seq);
     w->linger = 1;
-    int rc = pthread_create(&w->writer, NULL, writer_main, w);
-    if (rc) return -rc;
+    int rc;
+    if (jmode(w)) {
+        if ((rc = pthread_create(&w->syncer, NULL, syncer_main, w))) return -rc;
+        w->syncer_started = 1;
+    }
+    rc = pthread_create(&w->writer, NULL, writer_main, w);
+    if (rc) {
+        wal_syncer_stop(w);
+        return -rc;
+    }
     w->writer_started = 1;
     return 0;
 }
@@ -1168,4 +1284,5 @@ void wal_writer_stop(wal_t *w)
     pthread_mutex_unlock(&w->qlock);
     pthread_join(w->writer, NULL);
     w->writer_started = 0;
+    wal_syncer_stop(w);
 }
