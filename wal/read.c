@@ -103,7 +103,8 @@ out:
     return wal_mdb_code(rc);
 }
 
-/* Records are copied out of LMDB's map (sinks' reads, the writer's truncation), yet the pages
+/* LMDB maps data.mdb PROT_READ, MAP_SHARED (mdb.c, mdb_env_map; no MDB_WRITEMAP here).
+ * Records are copied out of LMDB's map (sinks' reads, the writer's truncation), yet the pages
  * read stay mapped into the process (RssFile): over a day the whole file passes through the
  * map. Every MAP_RELEASE bytes read, drop the map's page table entries (MADV_DONTNEED on a read-only shared file mapping
  * only unmaps: the next access maps the page cache page again, the data is the file's). */
@@ -170,7 +171,9 @@ int wal_read(wal_t *w, uint64_t after, size_t max_records, size_t max_bytes, wal
     }
     if (txn) mdb_txn_abort(txn);
     views_free(&vs);
-    for (size_t i = 0; rc == 0 && i < out->n; i++) wal_map_touched(w, out->recs[i].raw_bytes);
+    size_t read = 0;
+    for (size_t i = 0; rc == 0 && i < out->n; i++) read += out->recs[i].raw_bytes;
+    if (read) wal_map_touched(w, read);
     return rc;
 }
 

@@ -94,7 +94,7 @@ static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count
 {
     MDB_cursor *c;
     MDB_val k, v;
-    uint64_t n = 0, freed = 0, last = 0;
+    uint64_t n = 0, freed = 0, last = 0, touched = 0;
     int rc = mdb_cursor_open(txn, w->dbi_log, &c);
     if (rc) return rc;
     while (n < max_count && (!want_bytes || freed < want_bytes)) {
@@ -109,7 +109,7 @@ static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count
         uint64_t cost = wal_rec_cost(w, v.mv_size);
         if ((rc = mdb_cursor_del(c, 0))) break;
         freed += cost;
-        wal_map_touched(w, v.mv_size);
+        touched += v.mv_size;
         w->live_bytes -= cost < w->live_bytes ? cost : w->live_bytes;
         w->n_records--;
         last = seq;
@@ -121,6 +121,7 @@ static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count
         rc = rc == MDB_NOTFOUND ? 0 : rc;
     }
     mdb_cursor_close(c);
+    if (touched) wal_map_touched(w, touched);
     if (rc || n == 0) return rc;
     g->deleted += n;
     g->dirty = 1;
@@ -1051,8 +1052,12 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
         else if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_CURSOR) push(&jtail, r);
         else push(&otail, r);
     }
-    if (journaled) sync_submit(w, jfd, w->next_seq - 1, jdone);
-    else complete_list(jdone); /* nothing to write (e.g. a group of held appends): none */
+    if (journaled) {
+        sync_submit(w, jfd, w->next_seq - 1, jdone);
+    } else if (jdone) { /* cannot happen: each of them gathered a journal entry */
+        fail_list(jdone, -EIO);
+        complete_list(jdone);
+    }
     int now = others || closing || atomic_load(&w->commit_now) ||
               time_mono_ms() >= w->txn_t0 + w->cfg.checkpoint_ms || w->j.off - w->j.txn_off > J_SEG_BYTES / 2;
     if (w->txn && now) {

@@ -10,15 +10,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-CONFIG = """wal:
-  dir: {wal_dir}
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-sinks:
-  - {{name: ch, type: clickhouse, url: "http://127.0.0.1:%d"}}
-"""
 
 
 def sluice(*args):
@@ -91,7 +82,7 @@ def test_option_value_is_not_read_as_an_option():
 def test_second_writer_on_one_log_is_refused():
     tmp = H.TempDir()
     try:
-        s = H.Sluice(tmp.sub("a"), CONFIG % H.free_port())
+        s = H.Sluice(tmp.sub("a"), H.CH_SINK_CONFIG % ("http://127.0.0.1:%d" % H.free_port()))
         rc, _, err = s.cli("dlq", "replay", "--config", s.config_path, check=False)
         assert rc == 4 and "in use" in err, (rc, err)
         # a second `run` on the same wal.dir: refused by the log, exit 4 (README: WAL refused)
