@@ -30,27 +30,6 @@ builds = [("after", os.environ["SLUICE_BIN"], os.environ["WAL_BENCH"])]
 if os.environ["SLUICE_BIN_BEFORE"]:
     builds.insert(0, ("before", os.environ["SLUICE_BIN_BEFORE"],
                       os.environ["WAL_BENCH_BEFORE"] or ""))
-SCHEMA = ("CREATE TABLE IF NOT EXISTS bench.ChatInference (id String, function_name String, "
-          "variant_name String, episode_id String, input String, output String, tool_params String, "
-          "inference_params String, processing_time_ms UInt32, tags String, ttft_ms Nullable(UInt32)) "
-          "ENGINE = MergeTree ORDER BY id")
-CONFIG = """wal:
-  dir: {wal_dir}
-  max_bytes: 4GiB
-  sync: %(sync)s
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-shutdown:
-  drain_timeout_s: 1
-log:
-  level: warn
-sinks:
-  - name: ch
-    type: clickhouse
-    url: %(ch)s
-"""
 
 def status_kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
@@ -139,7 +118,7 @@ procs = []
 try:
     ch = h.ClickHouse18(td.sub("ch"))
     ch.query("CREATE DATABASE IF NOT EXISTS bench")
-    ch.query(SCHEMA)
+    ch.query(h.BENCH_SCHEMA)
     print("%d s per run; load average at start %s (a shared 2-core machine: compare figures of "
           "this run only)" % (secs, open("/proc/loadavg").read().split()[0]))
     print("disk fdatasync rate (4 KiB pwrite + fdatasync, wal directory's file system): %.0f/s"
@@ -148,7 +127,7 @@ try:
     for name, binpath, _ in builds:
         h.SLUICE_BIN = binpath
         for sync in ("always", "none"):
-            s = h.Sluice(td.sub("%s-%s" % (name, sync)), CONFIG % {"ch": ch.url, "sync": sync})
+            s = h.Sluice(td.sub("%s-%s" % (name, sync)), h.bench_config(ch.url, sync))
             procs.append(s)
             inst[(name, sync)] = s
     res = {}

@@ -21,22 +21,6 @@ ROWS = 1000
 FORMATS = ["JSONEachRow", "JSONCompactEachRow", "JSONCompactEachRowWithNames",
            "JSONStringsEachRow", "JSONObjectEachRow", "CSV", "CSVWithNames", "TabSeparated",
            "TSVWithNamesAndTypes", "TabSeparatedRaw", "Values", "RowBinary", "Native"]
-CONFIG = """wal:
-  dir: {wal_dir}
-  max_bytes: 8GiB
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-shutdown:
-  drain_timeout_s: 1
-log:
-  level: warn
-sinks:
-  - name: ch
-    type: clickhouse
-    url: http://127.0.0.1:%d
-"""
 LUA = """wrk.method = "POST"
 local f = io.open(os.getenv("BENCH_BODY"), "rb")
 wrk.body = f:read("*a")
@@ -64,7 +48,7 @@ def main():
             path = os.path.join(tmp.path, fmt + ".body")
             with open(path, "wb") as f:
                 f.write(body)
-            s = H.Sluice(tmp.sub("sluice-" + fmt), CONFIG % H.free_port())
+            s = H.Sluice(tmp.sub("sluice-" + fmt), H.bench_config("http://127.0.0.1:%d" % H.free_port(), max_bytes="8GiB"))
             url = s.url + "/?" + urllib.parse.urlencode(
                 {"query": "INSERT INTO bench.t FORMAT " + fmt})
             env = dict(os.environ, BENCH_BODY=path)

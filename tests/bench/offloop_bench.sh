@@ -30,28 +30,6 @@ builds = [("after", os.environ["SLUICE_BIN"])]
 if os.environ["SLUICE_BIN_BEFORE"]:
     builds.insert(0, ("before", os.environ["SLUICE_BIN_BEFORE"]))
 syncs = [s for s in os.environ["BENCH_SYNC"].split(",") if s]
-SCHEMA = ("CREATE TABLE IF NOT EXISTS bench.ChatInference (id String, function_name String, "
-          "variant_name String, episode_id String, input String, output String, tool_params String, "
-          "inference_params String, processing_time_ms UInt32, tags String, ttft_ms Nullable(UInt32)) "
-          "ENGINE = MergeTree ORDER BY id")
-CONFIG = """wal:
-  dir: {wal_dir}
-  max_bytes: 16GiB
-  sync: %(sync)s
-proxy:
-  listen: {listen}
-  max_body_bytes: 80MiB
-admin:
-  listen: {admin}
-shutdown:
-  drain_timeout_s: 1
-log:
-  level: warn
-sinks:
-  - name: ch
-    type: clickhouse
-    url: %(ch)s
-"""
 ROW = ('{"id":"0192ced0-947e-74b3-a3d7-02fd2c54d637","function_name":"draft_email",'
        '"variant_name":"gpt4o_mini_v2","episode_id":"0192ced0-947e-74b3-a3d7-02fd2c54d600",'
        '"input":"{\\"system\\":{\\"tone\\":\\"friendly\\"},\\"messages\\":[{\\"role\\":\\"user\\",'
@@ -112,7 +90,7 @@ procs = []
 try:
     ch = h.ClickHouse18(td.sub("ch"))
     ch.query("CREATE DATABASE IF NOT EXISTS bench")
-    ch.query(SCHEMA)
+    ch.query(h.BENCH_SCHEMA)
     print("%d s per run, 16 connections of one-row INSERTs; large body %.1f MiB (%.1f MiB "
           "gzip'd); load average at start %s (a shared 2-core machine: compare figures of this "
           "run only)" % (secs, len(BIG) / 2**20, len(BIG_GZ) / 2**20,
@@ -124,7 +102,7 @@ try:
         inst = {}
         for name, binpath in builds:
             h.SLUICE_BIN = binpath
-            s = h.Sluice(td.sub("%s-%s" % (name, sync)), CONFIG % {"ch": ch.url, "sync": sync})
+            s = h.Sluice(td.sub("%s-%s" % (name, sync)), h.bench_config(ch.url, sync, "16GiB", "  max_body_bytes: 80MiB\n"))
             procs.append(s)
             st, _, body = h.http_request(s.admin_url + "/v1/sinks/ch/pause", "POST", b"")
             assert st == 200, body

@@ -19,27 +19,6 @@ import harness as h
 
 secs = int(os.environ["BENCH_SECS"])
 lua = os.environ["BENCH_LUA"]
-SCHEMA = ("CREATE TABLE IF NOT EXISTS bench.ChatInference (id String, function_name String, "
-          "variant_name String, episode_id String, input String, output String, tool_params String, "
-          "inference_params String, processing_time_ms UInt32, tags String, ttft_ms Nullable(UInt32)) "
-          "ENGINE = MergeTree ORDER BY id")
-CONFIG = """wal:
-  dir: {wal_dir}
-  max_bytes: 4GiB
-  sync: %(sync)s
-proxy:
-  listen: {listen}
-admin:
-  listen: {admin}
-shutdown:
-  drain_timeout_s: 1
-log:
-  level: warn
-sinks:
-  - name: ch
-    type: clickhouse
-    url: %(ch)s
-"""
 
 def rss_kib(pid, field="VmRSS"):
     with open("/proc/%d/status" % pid) as f:
@@ -65,11 +44,11 @@ td = h.TempDir("sluice-bench-")
 try:
     ch = h.ClickHouse18(td.sub("ch"))
     ch.query("CREATE DATABASE IF NOT EXISTS bench")
-    ch.query(SCHEMA)
+    ch.query(h.BENCH_SCHEMA)
     sync = os.environ.get("BENCH_SYNC", "always")
     print("sluice wal.sync: %s; %d s per run; load average %s" % (
         sync, secs, open("/proc/loadavg").read().split()[0]))
-    s = h.Sluice(td.sub("sluice"), CONFIG % {"ch": ch.url, "sync": sync})
+    s = h.Sluice(td.sub("sluice"), h.bench_config(ch.url, sync))
     runs = [("16 conns, 1 row/req", 16, 1), ("64 conns, 1 row/req", 64, 1),
             ("16 conns, 10 rows/req", 16, 10)]
     print("%-24s %-7s %10s %11s %9s %9s %8s  %s" % ("load", "target", "req/s", "rows/s",

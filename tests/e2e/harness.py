@@ -299,6 +299,21 @@ class StarRocksEmulator:
 
 # The config every test starts from: sluice's addresses (filled in by Sluice) and one
 # ClickHouse sink named "ch" whose url is the %s; a test appends the keys it needs.
+# The benchmarks' table: TensorZero's ChatInference columns (one ~400-byte row per request).
+BENCH_SCHEMA = ("CREATE TABLE IF NOT EXISTS bench.ChatInference (id String, function_name String, "
+                "variant_name String, episode_id String, input String, output String, "
+                "tool_params String, inference_params String, processing_time_ms UInt32, "
+                "tags String, ttft_ms Nullable(UInt32)) ENGINE = MergeTree ORDER BY id")
+
+
+def bench_config(ch_url, sync="always", max_bytes="4GiB", proxy_extra=""):
+    """The benchmarks' sluice: one clickhouse sink, quiet log, a short drain."""
+    return ("wal:\n  dir: {wal_dir}\n  max_bytes: %s\n  sync: %s\nproxy:\n  listen: {listen}\n%s"
+            "admin:\n  listen: {admin}\nshutdown:\n  drain_timeout_s: 1\nlog:\n  level: warn\n"
+            "sinks:\n  - name: ch\n    type: clickhouse\n    url: %s\n"
+            % (max_bytes, sync, proxy_extra, ch_url))
+
+
 CH_SINK_CONFIG = """wal:
   dir: {wal_dir}
 proxy:
