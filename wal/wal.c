@@ -33,7 +33,7 @@ const char *wal_strerror(int code)
     case WAL_EBUSY: return "in use by another sluice process";
     default: break;
     }
-    if (code <= MDB_KEYEXIST && code >= MDB_LAST_ERRCODE) return mdb_strerror(code);
+    if (code >= MDB_KEYEXIST && code <= MDB_LAST_ERRCODE) return mdb_strerror(code);
     if (code < 0 && code > -4096) return strerror(-code);
     return "unknown error";
 }

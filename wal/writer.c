@@ -886,7 +886,7 @@ static int rebuild_txn(wal_t *w)
     if (rc) {
         if (w->txn) mdb_txn_abort(w->txn);
         w->txn = NULL;
-        w->jbroken = rc > 0 || rc <= MDB_KEYEXIST ? wal_mdb_code(rc) : rc;
+        w->jbroken = wal_mdb_code(rc);
         log_error("wal: cannot rebuild the write transaction from the journal; refusing "
                   "writes until restart (acked records are in the journal, put back at open)",
                   "error", wal_strerror(w->jbroken));

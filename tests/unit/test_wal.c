@@ -224,6 +224,9 @@ static void test_bad_appends_are_refused(void **state)
     assert_int_equal(wal_last_seq(f->w), 0);
     assert_string_equal(wal_strerror(WAL_EFULL), "write-ahead log full (wal.max_bytes reached)");
     for (int c = -30008; c <= -30001; c++) assert_non_null(wal_strerror(c));
+    /* LMDB's own codes (MDB_KEYEXIST -30799 .. MDB_LAST_ERRCODE) read as LMDB says them. */
+    assert_string_equal(wal_strerror(MDB_MAP_FULL), mdb_strerror(MDB_MAP_FULL));
+    assert_string_equal(wal_strerror(MDB_CORRUPTED), mdb_strerror(MDB_CORRUPTED));
 }
 
 static void test_split_request_is_atomic_and_contiguous(void **state)
