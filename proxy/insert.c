@@ -241,7 +241,11 @@ static void job_work(uv_work_t *w)
      * and this compete for the same cores, and a large body must not be what delays the
      * small requests. Per thread on Linux; pool threads stay niced (they only run
      * background work: these jobs, DLQ operations, the shutdown drain). */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    static __thread int niced;
+    if (!niced) {
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+        niced = 1;
+    }
     if (atomic_load(&j->aborted))
         j->skipped = 1; /* the client is gone: nothing to answer, nothing worth logging */
     else
