@@ -495,12 +495,12 @@ static wal_t *wal_new(const char *dir)
     pthread_mutex_init(&w->clock, NULL);
     pthread_mutex_init(&w->smu, NULL);
     pthread_mutex_init(&w->vlock, NULL);
-    pthread_cond_init(&w->scond, NULL);
     pthread_cond_init(&w->sdone, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->ccond, &ca);
+    pthread_cond_init(&w->scond, &ca); /* the syncer's gather deadline */
     pthread_condattr_destroy(&ca);
     return w;
 }

@@ -790,19 +790,56 @@ typedef struct wal_sync_job {
     wal_req_t *reqs; /* answered once durable */
 } wal_sync_job_t;
 
+static size_t count_reqs(const wal_req_t *r)
+{
+    size_t n = 0;
+    for (; r; r = r->next) n++;
+    return n;
+}
+
+/* Deadline us microseconds from now on CLOCK_MONOTONIC (the clock of scond and qcond). */
+static struct timespec deadline_in(uint64_t us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(us / 1000000);
+    ts.tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Under smu, with a job queued: before flushing, give the requests just answered a moment
+ * to come back. Clients that wait for their ack before the next request (each connection of
+ * a gateway, wrk) return within a fraction of a flush; flushing at the first of them would
+ * split them into two groups flushed in turn, each waiting out the other's flush. So wait
+ * until as many requests are queued as the last flush answered plus those that queued while
+ * it ran (sync_submit wakes this thread then), but not past one flush's time after it ended:
+ * a request waits no longer than one arriving during a flush waits anyway. */
+static void gather(wal_t *w)
+{
+    while (w->sq_reqs < w->s_want && !w->sstop)
+        if (pthread_cond_timedwait(&w->scond, &w->smu, &w->s_deadline) == ETIMEDOUT) break;
+}
+
 static void *syncer_main(void *arg)
 {
     wal_t *w = arg;
     pthread_mutex_lock(&w->smu);
     for (;;) {
         while (!w->sjob_head && !w->sstop) pthread_cond_wait(&w->scond, &w->smu);
+        if (w->sjob_head) gather(w);
         wal_sync_job_t *jl = w->sjob_head;
         if (!jl) break;
         w->sjob_head = w->sjob_tail = NULL;
+        size_t answered = w->sq_reqs;
+        w->sq_reqs = w->s_want = 0;
         w->sbusy = 1;
         pthread_mutex_unlock(&w->smu);
         int rc = atomic_load(&w->jfailed);
-        uint64_t flushes = 0, seq = 0;
+        uint64_t flushes = 0, seq = 0, t0 = time_mono_us();
         for (wal_sync_job_t *j = jl; j && !rc; j = j->next) {
             if (j->next && j->next->fd == j->fd) continue; /* one flush per run of a segment */
 #ifndef SLUICE_WAL_CRASH_BROKEN_ACK /* that build acks unflushed writes: the harness must see it */
@@ -810,6 +847,11 @@ static void *syncer_main(void *arg)
 #endif
             flushes++;
         }
+        uint64_t took = time_mono_us() - t0;
+        pthread_mutex_lock(&w->smu); /* before the acks: what queued meanwhile is not theirs */
+        w->s_want = answered + w->sq_reqs;
+        w->s_deadline = deadline_in(took < 20 ? 20 : took > 2000 ? 2000 : took);
+        pthread_mutex_unlock(&w->smu);
         if (rc) {
             if (!atomic_exchange(&w->jfailed, rc))
                 log_error("wal: journal fdatasync failed; refusing writes until restart",
@@ -818,9 +860,14 @@ static void *syncer_main(void *arg)
             for (wal_sync_job_t *j = jl; j; j = j->next) seq = j->seq > seq ? j->seq : seq;
             publish_visible(w, 0, seq);
         }
+        uint64_t appends = 0;
+        for (wal_sync_job_t *j = jl; j && !rc; j = j->next)
+            for (const wal_req_t *r = j->reqs; r; r = r->next)
+                appends += r->kind == WAL_REQ_APPEND && r->status == 0;
         pthread_mutex_lock(&w->slock);
         w->st.fsyncs += flushes;
         w->st.commits += rc == 0;
+        if (appends) w->st.group_hist[hist_bucket(appends)]++;
         pthread_mutex_unlock(&w->slock);
         for (wal_sync_job_t *j = jl, *nj; j; j = nj) {
             nj = j->next;
@@ -854,11 +901,15 @@ static void sync_submit(wal_t *w, int fd, uint64_t seq, wal_req_t *reqs)
         return;
     }
     *j = (wal_sync_job_t){NULL, fd, seq, reqs};
+    size_t n = count_reqs(reqs);
     pthread_mutex_lock(&w->smu);
     if (w->sjob_tail) w->sjob_tail->next = j;
     else w->sjob_head = j;
     w->sjob_tail = j;
-    pthread_cond_signal(&w->scond);
+    int first = w->sjob_head == j; /* the syncer may sleep without a deadline */
+    w->sq_reqs += n;
+    if (first || (w->sq_reqs >= w->s_want && w->sq_reqs - n < w->s_want))
+        pthread_cond_signal(&w->scond);
     pthread_mutex_unlock(&w->smu);
 }
 
@@ -1038,8 +1089,7 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
     pthread_mutex_lock(&w->slock);
     w->st.appends += g.appends;
     w->st.appended_rows += g.rows;
-    w->st.rejected_full += g.rejected;
-    if (g.appends) w->st.group_hist[hist_bucket(g.appends)]++;
+    w->st.rejected_full += g.rejected; /* group_hist: by the syncer, per flush */
     pthread_mutex_unlock(&w->slock);
 
     wal_publish_state(w); /* before the acks: a caller's next wal_stats sees its append */
