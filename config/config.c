@@ -279,7 +279,7 @@ void cfg_defaults(sluice_cfg_t *cfg)
     cfg->wal.max_record_bytes = (uint32_t)MiB;
     cfg->wal.sync = CFG_SYNC_ALWAYS;
     cfg->wal.sync_interval_ms = 100;
-    cfg->wal.checkpoint_ms = 10;
+    cfg->wal.checkpoint_ms = 100;
     cfg->wal.when_full = CFG_FULL_REJECT;
     cfg->wal.block_timeout_ms = 5000;
     cfg->wal.truncate_chunk = 1000;

@@ -38,7 +38,7 @@ typedef struct {
     uint32_t max_record_bytes; /* default 1 MiB: a request is split into records of this */
     cfg_sync_t sync;           /* default always */
     uint32_t sync_interval_ms; /* default 100, for sync: interval */
-    uint32_t checkpoint_ms;    /* default 10, sync: always: LMDB commit behind the journal */
+    uint32_t checkpoint_ms;    /* default 100, sync: always: LMDB commit behind the journal */
     cfg_when_full_t when_full; /* default reject (503 + Retry-After) */
     uint32_t block_timeout_ms; /* default 5000, for when_full: block */
     uint32_t truncate_chunk;   /* default 1000 records deleted per txn */

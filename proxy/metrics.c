@@ -110,6 +110,9 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
                w->commits);
     metric_u64(b, "sluice_wal_checkpoints_total", "counter",
                "LMDB commits behind the append journal (sync: always).", w->checkpoints);
+    head(b, "sluice_wal_checkpoint_seconds_total", "counter",
+         "Time the WAL writer spent in checkpoints (appends queue meanwhile; wal.checkpoint_ms).");
+    buf_printf(b, "sluice_wal_checkpoint_seconds_total %.6f\n", (double)w->checkpoint_us / 1e6);
     metric_u64(b, "sluice_wal_fsyncs_total", "counter",
                "Device flushes of the WAL (journal and LMDB).", w->fsyncs);
     metric_u64(b, "sluice_wal_appends_total", "counter", "Append requests committed.", w->appends);

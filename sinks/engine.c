@@ -288,6 +288,9 @@ static int wait_while_paused(sink_t *s)
 static void *sink_thread(void *arg)
 {
     sink_t *s = arg;
+    char tname[16]; /* top -H, perf and gdb show which sink it is */
+    snprintf(tname, sizeof tname, "sink-%s", s->cfg->name);
+    pthread_setname_np(pthread_self(), tname);
     batch_t b = {0};
     wal_cursor_t cur = {0};
     uint32_t attempt = 0;

@@ -216,6 +216,7 @@ typedef struct {
     uint64_t gaps;                /* seq ranges dropped by overflow: drop_oldest */
     uint64_t commits, fsyncs;     /* since open; commits = group commits (acks given) */
     uint64_t checkpoints;         /* LMDB commits behind the journal (sync: always) */
+    uint64_t checkpoint_us;       /* time the writer spent in them (appends wait meanwhile) */
     uint64_t appends, appended_rows, rejected_full;
     uint64_t group_hist[8];       /* requests per commit: 1, 2-3, 4-7, ... 128+ */
 } wal_stats_t;

@@ -746,7 +746,7 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
 /* ---- sync: always with the journal (journal.c): one flush per group ----
  * A group's records go into the LMDB txn the writer keeps open across groups and, in the same
  * step, into one journal write; the fdatasync of that write is the group's only flush before
- * its acks. Every wal.checkpoint_ms (default 10; sooner when a reader waits: wal_wake, or
+ * its acks. Every wal.checkpoint_ms (default 100; sooner when a reader waits: wal_wake, or
  * when a DLQ, meta or flush request needs its own commit) the txn is committed: a checkpoint,
  * one flush of data.mdb with MDB_NOMETASYNC, whose meta page is durable by the next commit's
  * flush or an explicit mdb_env_sync ("durability" above). A power cut loses at most the txn since the last durable
@@ -827,6 +827,7 @@ static void gather(wal_t *w)
 static void *syncer_main(void *arg)
 {
     wal_t *w = arg;
+    pthread_setname_np(pthread_self(), "wal-syncer");
     pthread_mutex_lock(&w->smu);
     for (;;) {
         while (!w->sjob_head && !w->sstop) pthread_cond_wait(&w->scond, &w->smu);
@@ -975,6 +976,7 @@ static int checkpoint(wal_t *w, int sync)
         w->pend_commit = 1;
         pthread_mutex_lock(&w->slock);
         w->st.checkpoints++;
+        w->st.checkpoint_us += w->flush_us;
         w->st.fsyncs++;
         pthread_mutex_unlock(&w->slock);
         publish_visible(w, w->next_seq - 1, 0);
@@ -1254,6 +1256,7 @@ static uint64_t next_wake(const wal_t *w)
 static void *writer_main(void *arg)
 {
     wal_t *w = arg;
+    pthread_setname_np(pthread_self(), "wal-writer");
     for (;;) {
         pthread_mutex_lock(&w->qlock);
         while (!w->q_head && !w->closing && !truncation_pending(w) &&

@@ -42,9 +42,10 @@ def metrics(s):
     _, _, body = h.http_request(s.admin_url + "/metrics")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"(sluice_wal_(?:commits|fsyncs|appends|checkpoints)_total) (\d+)", line)
+        m = re.match(r"(sluice_wal_(?:commits|fsyncs|appends|checkpoints|checkpoint_seconds)"
+                     r"_total) ([\d.]+)", line)
         if m:
-            out[m.group(1)] = int(m.group(2))
+            out[m.group(1)] = float(m.group(2))
     return out
 
 def wrk(url, conns, dur):
@@ -131,9 +132,9 @@ try:
             procs.append(s)
             inst[(name, sync)] = s
     res = {}
-    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %11s" % (
+    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %7s %11s" % (
         "conns", "sync", "build", "req/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors",
-        "req/commit", "flush/cmt", "ckpt/s", "RSS MiB"))
+        "req/commit", "flush/cmt", "ckpt/s", "ckpt %", "RSS MiB"))
     for conns in (16, 64):
         for sync in ("always", "none"):
             for name, _, _ in builds:
@@ -148,11 +149,14 @@ try:
                 r["fpc"] = fsyncs / commits if commits and sync == "always" else 0
                 r["cps"] = (m1.get("sluice_wal_checkpoints_total", 0) -
                             m0.get("sluice_wal_checkpoints_total", 0)) / secs
+                # share of the run the writer spent in checkpoints (appends queue meanwhile)
+                r["ckpt_pct"] = 100.0 * (m1.get("sluice_wal_checkpoint_seconds_total", 0) -
+                                         m0.get("sluice_wal_checkpoint_seconds_total", 0)) / secs
                 r["rss"] = status_kib(s.proc.pid, "VmRSS") / 1024.0
                 res[(conns, sync, name)] = r
-                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %11.1f" % (
+                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %7.1f %11.1f" % (
                     conns, sync, name, r["rps"], r["p50"], r["p99"], r["p999"], r["max"],
-                    r["errors"], r["rpc"], r["fpc"], r["cps"], r["rss"]), flush=True)
+                    r["errors"], r["rpc"], r["fpc"], r["cps"], r["ckpt_pct"], r["rss"]), flush=True)
     print("durable / sync: none (target >= 0.8 at 16 connections, >= 0.9 at 64):")
     for conns in (16, 64):
         print("  %d connections: " % conns + ", ".join(

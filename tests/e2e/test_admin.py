@@ -145,7 +145,8 @@ def test_metrics_parse_and_count_what_was_sent():
                     "sluice_wal_fsyncs_total", "sluice_wal_live_bytes", "sluice_wal_max_bytes",
                     "sluice_sink_cursor", "sluice_sink_lag_records", "sluice_sink_lag_seconds",
                     "sluice_sink_rows_sent_total", "sluice_sink_retries_total",
-                    "sluice_dlq_entries", "sluice_sink_state", "sluice_wal_gaps_total"):
+                    "sluice_dlq_entries", "sluice_sink_state", "sluice_wal_gaps_total",
+                    "sluice_wal_checkpoints_total", "sluice_wal_checkpoint_seconds_total"):
             assert fam in f0, "missing metric family " + fam
         assert f0["sluice_ack_latency_seconds"]["type"] == "histogram"
         assert f0["sluice_ingest_rows_total"]["type"] == "counter"
@@ -170,6 +171,12 @@ def test_metrics_parse_and_count_what_was_sent():
         assert value(f, "sluice_sink_lag_records", sink="ch") == 0
         assert value(f, "sluice_sink_state", sink="ch", state="ok") == 1
         assert value(f, "sluice_wal_fsyncs_total") >= 1
+        # One insert at a time: each was made durable by a flush of its own, and the rows
+        # reached the sink through at least one checkpoint (sync: always, the default).
+        assert value(f, "sluice_wal_group_commit_requests_count") == 10
+        assert value(f, "sluice_wal_group_commit_requests_bucket", le="1") == 10
+        assert value(f, "sluice_wal_checkpoints_total") >= 1
+        assert value(f, "sluice_wal_checkpoint_seconds_total") > 0
         assert value(f, "sluice_sink_cursor", sink="ch") == value(f, "sluice_wal_last_seq")
     finally:
         tmp.close()
