@@ -1,8 +1,8 @@
 /* journal.c — the append journal of wal.sync: always. A group of appends is acked after one
  * write and one fdatasync of the journal; the records also go into the LMDB txn that the
- * writer keeps open across groups and commits every few ms (the checkpoint). LMDB stays the
- * log that sinks read, truncate and count; the journal only holds what an LMDB commit has
- * not yet made durable, and at open it gives that back (wal_journal_open).
+ * writer keeps open across groups and commits every wal.checkpoint_ms (the checkpoint).
+ * LMDB stays the log that sinks read, truncate and count; the journal only holds what an
+ * LMDB commit has not yet made durable, and at open it gives that back (wal_journal_open).
  *
  * Why: an LMDB commit is durable only after two flushes in a row (data pages, then the meta
  * page naming them: mdb.c, mdb_txn_commit), so acking on LMDB alone costs two device flushes
@@ -130,10 +130,19 @@ int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int 
     return 0;
 }
 
+/* A group buffer grown past this for one large request is given back once written: else
+ * one 64 MiB insert kept 64 MiB (and more) of RSS for the life of the process. */
+#define J_BUF_KEEP (1u << 20)
+
 void wal_journal_drop(wal_journal_t *j)
 {
     j->len = 0;
     j->buf_max_lsn = 0;
+    if (j->cap > J_BUF_KEEP) {
+        free(j->buf);
+        j->buf = NULL;
+        j->cap = 0;
+    }
 }
 
 int wal_journal_fits(const wal_journal_t *j)
