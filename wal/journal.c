@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -99,12 +100,27 @@ static uint32_t rec_crc(const uint8_t *hdr, const void *payload, size_t len)
 
 /* ---- gathering and writing a group ---- */
 
-int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end,
+/* A payload written from where it lies: it follows buf[0, at) in the group. */
+struct wal_jref {
+    size_t at;
+    const void *p;
+    size_t n;
+};
+
+int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end, int keep,
                     const void *p1, size_t n1, const void *p2, size_t n2)
 {
     size_t n = n1 + n2;
     if (n > UINT32_MAX) return WAL_EINVAL;
-    size_t need = j->len + J_HDR + n;
+    int ref = keep && n1 >= J_REF_MIN && !n2;
+    if (ref && j->n_refs == j->cap_refs) {
+        size_t c = j->cap_refs ? j->cap_refs * 2 : 8;
+        struct wal_jref *nr = realloc(j->refs, c * sizeof *nr);
+        if (!nr) return -ENOMEM;
+        j->refs = nr;
+        j->cap_refs = c;
+    }
+    size_t need = j->blen + J_HDR + (ref ? 0 : n);
     if (need > j->cap) {
         size_t c = j->cap ? j->cap : 64 << 10;
         while (c < need) c *= 2;
@@ -113,7 +129,7 @@ int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int 
         j->buf = nb;
         j->cap = c;
     }
-    uint8_t *h = (uint8_t *)j->buf + j->len;
+    uint8_t *h = (uint8_t *)j->buf + j->blen;
     put_le32(h, J_MAGIC);
     put_le32(h + 4, (uint32_t)n);
     put_le64(h + 8, j->epoch);
@@ -122,9 +138,16 @@ int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int 
     put_le64(h + 32, aux);
     put_le32(h + J_CRC, 0);
     put_le32(h + 44, (end ? J_END : 0) | (uint32_t)type << 8);
-    if (n1) memcpy(h + J_HDR, p1, n1);
-    if (n2) memcpy(h + J_HDR + n1, p2, n2);
-    put_le32(h + J_CRC, rec_crc(h, h + J_HDR, n));
+    j->blen += J_HDR;
+    if (ref) {
+        j->refs[j->n_refs++] = (struct wal_jref){j->blen, p1, n1};
+        put_le32(h + J_CRC, rec_crc(h, p1, n1));
+    } else {
+        if (n1) memcpy(h + J_HDR, p1, n1);
+        if (n2) memcpy(h + J_HDR + n1, p2, n2);
+        put_le32(h + J_CRC, rec_crc(h, h + J_HDR, n));
+        j->blen += n;
+    }
     j->len += J_HDR + n;
     j->buf_max_lsn = j->next_lsn++;
     return 0;
@@ -136,7 +159,7 @@ int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int 
 
 void wal_journal_drop(wal_journal_t *j)
 {
-    j->len = 0;
+    j->len = j->blen = j->n_refs = 0;
     j->buf_max_lsn = 0;
     if (j->cap > J_BUF_KEEP) {
         free(j->buf);
@@ -158,13 +181,16 @@ int wal_journal_other_free(const wal_journal_t *j, uint64_t ckpt_lsn)
 /* The epoch in the gathered records is the active segment's: rewrite it after a switch. */
 static void restamp(wal_journal_t *j)
 {
-    for (size_t off = 0; off + J_HDR <= j->len;) {
+    size_t r = 0;
+    for (size_t off = 0; off + J_HDR <= j->blen;) {
         uint8_t *h = (uint8_t *)j->buf + off;
         size_t n = get_le32(h + 4);
+        off += J_HDR;
+        int ref = r < j->n_refs && j->refs[r].at == off;
         put_le64(h + 8, j->epoch);
-        put_le32(h + J_CRC, 0);
-        put_le32(h + J_CRC, rec_crc(h, h + J_HDR, n));
-        off += J_HDR + n;
+        put_le32(h + J_CRC, rec_crc(h, ref ? j->refs[r].p : h + J_HDR, n));
+        if (ref) r++;
+        else off += n;
     }
 }
 
@@ -191,11 +217,47 @@ static int pwrite_all(int fd, const char *p, size_t n, uint64_t off)
     return 0;
 }
 
+/* pwritev until all of iov[0, cnt) is written (iov is consumed). */
+static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+    while (cnt > 0) {
+        ssize_t w = pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? -errno : -EIO;
+        off += (uint64_t)w;
+        size_t left = (size_t)w;
+        for (; cnt > 0 && left >= iov->iov_len; iov++, cnt--) left -= iov->iov_len;
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+/* The group from buf with the referenced payloads in place: one pwritev. */
+static int write_refs(wal_journal_t *j, int fd)
+{
+    struct iovec *iov = malloc((2 * j->n_refs + 1) * sizeof *iov);
+    if (!iov) return -ENOMEM;
+    int cnt = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < j->n_refs; i++) {
+        if (j->refs[i].at > at) iov[cnt++] = (struct iovec){j->buf + at, j->refs[i].at - at};
+        iov[cnt++] = (struct iovec){(void *)j->refs[i].p, j->refs[i].n};
+        at = j->refs[i].at;
+    }
+    if (j->blen > at) iov[cnt++] = (struct iovec){j->buf + at, j->blen - at};
+    int rc = pwritev_all(fd, iov, cnt, j->off);
+    free(iov);
+    return rc;
+}
+
 int wal_journal_write(wal_journal_t *j, int *fd_out)
 {
     if (!j->len) return 0;
     int fd = j->fd[j->cur];
-    int rc = pwrite_all(fd, j->buf, j->len, j->off);
+    int rc = j->n_refs ? write_refs(j, fd) : pwrite_all(fd, j->buf, j->blen, j->off);
     if (rc) return rc;
     *fd_out = fd;
     j->off += j->len;
@@ -449,8 +511,10 @@ void wal_journal_close(wal_journal_t *j)
         if (j->fd[i] >= 0) close(j->fd[i]);
     j->fd[0] = j->fd[1] = -1;
     free(j->buf);
+    free(j->refs);
     j->buf = NULL;
-    j->len = j->cap = 0;
+    j->refs = NULL;
+    j->len = j->blen = j->cap = j->n_refs = j->cap_refs = 0;
 }
 
 int wal_journal_open(wal_t *w, int use, char *err, size_t errlen)

@@ -95,7 +95,10 @@ typedef struct {
     uint64_t epoch, top_epoch;
     uint64_t next_lsn;     /* the next entry's lsn */
     char *buf;             /* the group being gathered (entries, headers included) */
-    size_t len, cap;
+    size_t blen, cap;      /* bytes in buf */
+    size_t len;            /* bytes the group writes: buf plus the referenced payloads */
+    struct wal_jref *refs; /* large J_LOG payloads written from where they are (no copy) */
+    size_t n_refs, cap_refs;
     uint64_t buf_max_lsn;
 } wal_journal_t;
 
@@ -107,8 +110,11 @@ enum { J_LOG = 1, J_DLQ = 2, J_CURSOR = 3 }; /* entry types (journal.c) */
 int wal_journal_open(wal_t *w, int use, char *err, size_t errlen);
 void wal_journal_close(wal_journal_t *j);
 /* Gather one entry of type J_*: key (seq, DLQ id), aux (J_LOG: the DLQ id it came from, on
- * the unit's last entry), end: the last entry of its unit; payload = p1 then p2. */
-int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end,
+ * the unit's last entry), end: the last entry of its unit; payload = p1 then p2. keep: p1
+ * stays as it is until wal_journal_write or wal_journal_drop (a request's own envelope), so
+ * that from J_REF_MIN bytes on it is written from there, not copied. */
+#define J_REF_MIN (64u << 10)
+int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end, int keep,
                     const void *p1, size_t n1, const void *p2, size_t n2);
 /* meta "journal_lsn" = lsn, in txn (each checkpoint: what the txn holds). */
 int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn);

@@ -241,7 +241,8 @@ static int jmode(const wal_t *w)
 
 /* Put r's records into the log (and, with the journal, gather them for it; dlq_id: the DLQ
  * entry they come from, deleted with them when the journal puts them back). */
-static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r, uint64_t dlq_id)
+/* keep: r->buf lives until r is answered (a request's own), so the journal need not copy it. */
+static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r, uint64_t dlq_id, int keep)
 {
     uint8_t kb[8];
     size_t off = 0;
@@ -254,7 +255,7 @@ static int put_records(wal_t *w, MDB_txn *txn, wal_req_t *r, uint64_t dlq_id)
         if (rc) return rc;
         int end = i + 1 == r->n_items;
         if (jmode(w) && (rc = wal_journal_add(&w->j, J_LOG, w->next_seq, end ? dlq_id : 0, end,
-                                              r->buf + off, r->lens[i], NULL, 0)))
+                                              keep, r->buf + off, r->lens[i], NULL, 0)))
             return rc;
         off += r->lens[i];
         w->next_seq++;
@@ -283,7 +284,7 @@ static int do_append(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
         g->rejected++;
         return 0;
     }
-    if ((rc = put_records(w, txn, r, 0))) return rc;
+    if ((rc = put_records(w, txn, r, 0, 1))) return rc;
     g->appends++;
     g->rows += r->n_rows;
     g->dirty = 1;
@@ -311,7 +312,7 @@ static int apply_cursor(wal_t *w, MDB_txn *txn, wal_req_t *r)
         wal_put_be64(kb, w->next_dlq_id);
         MDB_val k = {8, kb}, v = {r->lens[i], r->buf + off};
         if ((rc = mdb_put(txn, w->dbi_dlq, &k, &v, MDB_APPEND))) return rc;
-        if (jmode(w) && (rc = wal_journal_add(&w->j, J_DLQ, w->next_dlq_id, 0, 0, v.mv_data,
+        if (jmode(w) && (rc = wal_journal_add(&w->j, J_DLQ, w->next_dlq_id, 0, 0, 0, v.mv_data,
                                               v.mv_size, NULL, 0)))
             return rc;
         off += r->lens[i];
@@ -323,7 +324,7 @@ static int apply_cursor(wal_t *w, MDB_txn *txn, wal_req_t *r)
         wal_put_be64(b, c.acked);
         wal_put_be64(b + 8, c.inflight_first);
         wal_put_be64(b + 16, c.inflight_last);
-        if ((rc = wal_journal_add(&w->j, J_CURSOR, 0, 0, 1, b, 24, r->name, strlen(r->name))))
+        if ((rc = wal_journal_add(&w->j, J_CURSOR, 0, 0, 1, 0, b, 24, r->name, strlen(r->name))))
             return rc;
     }
     wal_cons_t *cs = find_cons(w, r->name);
@@ -443,7 +444,7 @@ static int apply_dlq_replay(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
         int ok = 0;
         rc = make_room(w, txn, tmp.cost, g, &ok);
         if (rc == 0 && !ok) r->status = WAL_EFULL;
-        if (rc == 0 && ok) rc = put_records(w, txn, &tmp, ids[i]);
+        if (rc == 0 && ok) rc = put_records(w, txn, &tmp, ids[i], 0); /* tmp.buf is freed below */
         if (rc == 0 && ok) rc = del_dlq(w, txn, ids[i]);
         free(tmp.buf);
         if (tmp.lens != &tmp.len1) free(tmp.lens);
