@@ -81,7 +81,14 @@ static size_t make_request(uint64_t *s, const char *id, char *buf, size_t cap, u
 {
     uint32_t n = 1 + (uint32_t)(rnd(s) % (rnd(s) % 4 == 0 ? 40 : 3));
     size_t len = 0;
-    for (uint32_t i = 0; i < n && len + 1200 < cap; i++) {
+    if (rnd(s) % 16 == 0) { /* a row of 66-130 KiB: a record the journal writes in place */
+        size_t pad = (66u << 10) + (size_t)(rnd(s) % (64u << 10));
+        len = (size_t)snprintf(buf, cap, "{\"r\":\"%s\",\"n\":%u,\"i\":0,\"p\":\"", id, n);
+        memset(buf + len, 'y', pad);
+        len += pad;
+        len += (size_t)snprintf(buf + len, cap - len, "\"}\n");
+    }
+    for (uint32_t i = len ? 1 : 0; i < n && len + 1200 < cap; i++) {
         int pad = (int)(rnd(s) % 300);
         len += (size_t)snprintf(buf + len, cap - len, "{\"r\":\"%s\",\"n\":%u,\"i\":%u,\"p\":\"%.*s\"}\n",
                                 id, n, i, pad,
@@ -98,7 +105,7 @@ static void *child_thread(void *arg)
 {
     child_arg_t *a = arg;
     uint64_t s = a->seed;
-    static __thread char buf[64 << 10];
+    static __thread char buf[256 << 10];
     for (uint64_t i = 0;; i++) {
         char id[64];
         snprintf(id, sizeof id, "%" PRIx64 "-%" PRIu64, a->seed, i);
