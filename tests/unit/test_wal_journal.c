@@ -198,9 +198,8 @@ static void test_other_sync_mode_still_puts_back(void **state)
     wal_close(w);
 }
 
-/* Offsets of the journal entries in a segment (wal/journal.c: magic u32, len u32, epoch u64,
- * lsn u64, key u64, aux u64, crc u32, flags u32; flags bit 0 ends a unit). */
-static size_t record_offsets(const char *path, size_t *offs, uint32_t *flags, size_t max)
+/* The whole file; its size in *size. */
+static unsigned char *read_file(const char *path, size_t *size)
 {
     int fd = open(path, O_RDONLY);
     assert_true(fd >= 0);
@@ -209,8 +208,18 @@ static size_t record_offsets(const char *path, size_t *offs, uint32_t *flags, si
     unsigned char *img = malloc((size_t)sb.st_size);
     assert_int_equal(pread(fd, img, (size_t)sb.st_size, 0), sb.st_size);
     close(fd);
+    *size = (size_t)sb.st_size;
+    return img;
+}
+
+/* Offsets of the journal entries in a segment (wal/journal.c: magic u32, len u32, epoch u64,
+ * lsn u64, key u64, aux u64, crc u32, flags u32; flags bit 0 ends a unit). */
+static size_t record_offsets(const char *path, size_t *offs, uint32_t *flags, size_t max)
+{
+    size_t size;
+    unsigned char *img = read_file(path, &size);
     size_t n = 0, off = 0;
-    while (off + 48 <= (size_t)sb.st_size && n < max && memcmp(img + off, "SLJ2", 4) == 0) {
+    while (off + 48 <= size && n < max && memcmp(img + off, "SLJ2", 4) == 0) {
         uint32_t len = img[off + 4] | img[off + 5] << 8 | img[off + 6] << 16 |
                        (uint32_t)img[off + 7] << 24;
         flags[n] = img[off + 44];
@@ -304,16 +313,11 @@ static uint64_t le(const unsigned char *p, int n)
  * zeroed, then the payload); returns how many there are of at least min_len payload bytes. */
 static size_t check_segment(const char *path, size_t min_len)
 {
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    struct stat sb;
-    assert_int_equal(fstat(fd, &sb), 0);
-    unsigned char *img = malloc((size_t)sb.st_size);
-    assert_int_equal(pread(fd, img, (size_t)sb.st_size, 0), sb.st_size);
-    close(fd);
+    size_t size;
+    unsigned char *img = read_file(path, &size);
     size_t off = 0, big = 0;
     uint64_t epoch = le(img + 8, 8);
-    while (off + 48 <= (size_t)sb.st_size && memcmp(img + off, "SLJ2", 4) == 0 &&
+    while (off + 48 <= size && memcmp(img + off, "SLJ2", 4) == 0 &&
            le(img + off + 8, 8) == epoch) {
         size_t len = le(img + off + 4, 4);
         unsigned char h[48];
