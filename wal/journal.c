@@ -201,6 +201,11 @@ void wal_journal_switch(wal_journal_t *j)
     j->txn_off = 0;
     j->epoch = ++j->top_epoch;
     j->max_lsn[j->cur] = 0;
+    /* A group larger than a segment made this one grow; all it holds is in a durable
+     * checkpoint now, so give the disk back (a lost shrink leaves older-epoch bytes, which
+     * recovery stops at, as it does anywhere past the active epoch). */
+    if (j->size[j->cur] > J_SEG_BYTES && ftruncate(j->fd[j->cur], J_SEG_BYTES) == 0)
+        j->size[j->cur] = J_SEG_BYTES;
     restamp(j);
 }
 

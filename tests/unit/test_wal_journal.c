@@ -392,6 +392,50 @@ static void test_large_records_in_place_are_put_back(void **state)
     free(buf);
 }
 
+/* A request larger than a segment makes its segment grow; the next time that segment is
+ * started again it is cut back to its size, and nothing acked is lost on the way. */
+static void test_grown_segment_is_cut_back(void **state)
+{
+    fx_t *f = *state;
+    cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_ALWAYS);
+    cfg.max_record_bytes = 1 << 20;
+    char err[512], path[2][256];
+    wal_t *w;
+    assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
+    size_t cap = 6 << 20, total = 0;
+    char *buf = malloc(cap);
+    uint32_t n_rows = 0;
+    for (size_t len = 0; len + 1100 < (5u << 20); n_rows++) /* one request of 5 MiB */
+        len = total += (size_t)snprintf(buf + total, cap - total, "{\"big\":%u,\"p\":\"%01000d\"}\n",
+                                        n_rows, 0);
+    wal_insert_t ins = {.db = "d", .table = "t", .rows = buf, .rows_len = total,
+                        .n_rows = n_rows};
+    assert_int_equal(wal_append_wait(w, &ins, NULL, NULL), 0);
+    struct stat sb[2];
+    size_t grown = 0;
+    for (int k = 0; k < 2; k++) {
+        snprintf(path[k], sizeof path[k], "%s/journal.%d", f->dir, k);
+        assert_int_equal(stat(path[k], &sb[k]), 0);
+        grown += (size_t)sb[k].st_size > (4u << 20);
+    }
+    assert_int_equal(grown, 1);
+    uint64_t last = 0;
+    size_t small = 512u << 10; /* then 12 MiB more, in requests that fit: both segments turn */
+    for (int i = 0; i < 24; i++) {
+        ins.rows_len = small; /* the first 512 KiB of the big request's rows */
+        ins.n_rows = 0;
+        for (size_t o = 0; o < small; o++) ins.n_rows += buf[o] == '\n';
+        assert_int_equal(wal_append_wait(w, &ins, NULL, &last), 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(stat(path[k], &sb[k]), 0);
+        assert_true((size_t)sb[k].st_size <= (4u << 20));
+    }
+    wal_close(w);
+    assert_int_equal(readonly_last_seq(f->dir), last); /* every acked record, after a close */
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +445,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_records_in_place_are_put_back, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_grown_segment_is_cut_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
