@@ -451,6 +451,39 @@ static int meta_lsn(wal_t *w, MDB_txn *txn, uint64_t *out)
     return 0;
 }
 
+int wal_journal_pending(wal_t *w, uint64_t *records)
+{
+    *records = 0;
+    uint64_t after = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return wal_mdb_code(rc);
+    rc = meta_lsn(w, txn, &after);
+    mdb_txn_abort(txn);
+    if (rc) return wal_mdb_code(rc);
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/journal.%d", w->dir, i);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno != ENOENT) rc = -errno;
+            continue;
+        }
+        struct stat sb;
+        uint8_t *img = NULL;
+        jlist_t l = {0};
+        if (fstat(fd, &sb) != 0) rc = -errno;
+        if (rc == 0) rc = read_range(fd, 0, (uint64_t)sb.st_size, &img);
+        if (rc == 0) rc = parse(img, (size_t)sb.st_size, &l);
+        for (size_t k = 0; rc == 0 && k < l.n; k++) /* what apply() would put back */
+            *records += l.r[k].type == J_LOG && l.r[k].lsn > after && l.r[k].key >= w->next_seq;
+        free(l.r);
+        free(img);
+        close(fd);
+    }
+    return rc;
+}
+
 int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn)
 {
     uint8_t b[8];

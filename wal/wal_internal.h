@@ -116,6 +116,9 @@ void wal_journal_close(wal_journal_t *j);
 #define J_REF_MIN (64u << 10)
 int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end, int keep,
                     const void *p1, size_t n1, const void *p2, size_t n2);
+/* Read-only: the acked log records in the journal that LMDB's durable state lacks (a live
+ * sluice checkpoints them soon; after a crash, the next wal_open puts them back). */
+int wal_journal_pending(wal_t *w, uint64_t *records);
 /* meta "journal_lsn" = lsn, in txn (each checkpoint: what the txn holds). */
 int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn);
 void wal_journal_drop(wal_journal_t *j);   /* forget the gathered records */

@@ -159,11 +159,22 @@ static void test_unclean_stop_is_put_back(void **state)
     fx_t *f = *state;
     unclean_stop(f->dir);
     assert_int_equal(readonly_last_seq(f->dir), 0); /* acked, yet only in the journal */
+    /* `sluice wal stats` says how many acked records wait in the journal. */
+    char *rep = NULL;
+    size_t rep_len = 0;
+    FILE *out = open_memstream(&rep, &rep_len);
+    assert_int_equal(wal_print_stats(f->dir, out, stderr), 0);
+    fclose(out);
+    const char *jl = strstr(rep, "journal:");
+    assert_non_null(jl);
+    unsigned long long pending = strtoull(jl + strlen("journal:"), NULL, 10);
+    free(rep);
     cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_ALWAYS);
     char err[512];
     wal_t *w;
     assert_int_equal(wal_open(&w, &cfg, err, sizeof err), 0);
     expect_requests(w, N_REQ);
+    assert_int_equal(pending, wal_last_seq(w)); /* every record put back, and only those */
     wal_cursor_t c;
     assert_int_equal(wal_cursor_get(w, "s", &c), 0);
     assert_int_equal(c.acked, 5);
@@ -182,6 +193,11 @@ static void test_unclean_stop_is_put_back(void **state)
     assert_int_equal(a, last + 1);
     wal_close(w);
     assert_int_equal(readonly_last_seq(f->dir), last + 1);
+    out = open_memstream(&rep, &rep_len); /* a clean close leaves nothing in the journal */
+    assert_int_equal(wal_print_stats(f->dir, out, stderr), 0);
+    fclose(out);
+    assert_null(strstr(rep, "journal:"));
+    free(rep);
 }
 
 static void test_other_sync_mode_still_puts_back(void **state)
