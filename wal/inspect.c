@@ -41,9 +41,10 @@ static void note_journal(wal_t *w, FILE *to, const char *cmd)
     if (rc)
         fprintf(to, "sluice wal %s: cannot read the journal: %s\n", cmd, wal_strerror(rc));
     else if (n)
-        fprintf(to, "journal:      %" PRIu64 " acked records not yet in the log above (a running "
-                    "sluice checkpoints them within wal.checkpoint_ms; after a crash the next "
-                    "start puts them back)\n", n);
+        fprintf(to, "%s%" PRIu64 " acked records are in the journal only, not in the log %s (a "
+                    "running sluice checkpoints them within wal.checkpoint_ms; after a crash the "
+                    "next start puts them back)\n", strcmp(cmd, "stats") ? "sluice wal dump: " :
+                    "journal:      ", n, strcmp(cmd, "stats") ? "dumped here" : "above");
 }
 
 static int print_cursors(wal_t *w, FILE *out)
