@@ -719,6 +719,20 @@ static void settle_group(wal_t *w, wal_req_t *done, int committed)
     else if (!w->pend_commit && w->pend_head) ack_pending(w, 0); /* no commit among them */
 }
 
+/* Deadline us microseconds from now on CLOCK_MONOTONIC (the clock of scond and qcond). */
+static struct timespec deadline_in(uint64_t us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(us / 1000000);
+    ts.tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 /* The writer has pending acks and an empty queue: wait about one flush for a request whose
  * commit would flush them anyway, else flush now. Waiting only pays when requests overlap,
  * so it is tried only when the pending group held several or the last wait caught one. */
@@ -728,13 +742,7 @@ static void settle_idle(wal_t *w, uint64_t pending_appends)
     uint64_t wait_us = w->flush_us < 50 ? 50 : w->flush_us > 2000 ? 2000 : w->flush_us;
     pthread_mutex_lock(&w->qlock);
     if (!w->q_head && !w->closing && (w->linger || pending_appends > 1)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)wait_us * 1000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = deadline_in(wait_us);
         while (!w->q_head && !w->closing)
             if (pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == ETIMEDOUT) break;
         w->linger = w->q_head != NULL;
@@ -796,20 +804,6 @@ static size_t count_reqs(const wal_req_t *r)
     size_t n = 0;
     for (; r; r = r->next) n++;
     return n;
-}
-
-/* Deadline us microseconds from now on CLOCK_MONOTONIC (the clock of scond and qcond). */
-static struct timespec deadline_in(uint64_t us)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(us / 1000000);
-    ts.tv_nsec += (long)(us % 1000000) * 1000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
 }
 
 /* Under smu, with a job queued: before flushing, give the requests just answered a moment
