@@ -150,8 +150,9 @@ try:
                 r["cps"] = (m1.get("sluice_wal_checkpoints_total", 0) -
                             m0.get("sluice_wal_checkpoints_total", 0)) / secs
                 # share of the run the writer spent in checkpoints (appends queue meanwhile)
-                r["ckpt_pct"] = 100.0 * (m1.get("sluice_wal_checkpoint_seconds_total", 0) -
-                                         m0.get("sluice_wal_checkpoint_seconds_total", 0)) / secs
+                # (nan for a build without the counter: printed as such, not as 0)
+                r["ckpt_pct"] = 100.0 * (m1.get("sluice_wal_checkpoint_seconds_total", float("nan")) -
+                                         m0.get("sluice_wal_checkpoint_seconds_total", float("nan"))) / secs
                 r["rss"] = status_kib(s.proc.pid, "VmRSS") / 1024.0
                 res[(conns, sync, name)] = r
                 print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %7.1f %11.1f" % (
