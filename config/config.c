@@ -271,19 +271,25 @@ void cfg_free(sluice_cfg_t *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+void cfg_wal_defaults(cfg_wal_t *wal)
+{
+    memset(wal, 0, sizeof *wal);
+    wal->max_bytes = GiB;
+    wal->max_record_bytes = (uint32_t)MiB;
+    wal->sync = CFG_SYNC_ALWAYS;
+    wal->sync_interval_ms = 100;
+    wal->checkpoint_ms = 100;
+    wal->when_full = CFG_FULL_REJECT;
+    wal->block_timeout_ms = 5000;
+    wal->truncate_chunk = 1000;
+    wal->ready_below_pct = 90;
+}
+
 void cfg_defaults(sluice_cfg_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg_wal_defaults(&cfg->wal);
     cfg->wal.dir = cfg_strdup("./sluice-wal");
-    cfg->wal.max_bytes = GiB;
-    cfg->wal.max_record_bytes = (uint32_t)MiB;
-    cfg->wal.sync = CFG_SYNC_ALWAYS;
-    cfg->wal.sync_interval_ms = 100;
-    cfg->wal.checkpoint_ms = 100;
-    cfg->wal.when_full = CFG_FULL_REJECT;
-    cfg->wal.block_timeout_ms = 5000;
-    cfg->wal.truncate_chunk = 1000;
-    cfg->wal.ready_below_pct = 90;
     cfg->proxy.listen = cfg_strdup("127.0.0.1:8123");
     cfg->proxy.max_body_bytes = 64 * MiB;
     cfg->proxy.max_header_bytes = (uint32_t)(64 * KiB);

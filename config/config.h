@@ -120,6 +120,8 @@ typedef struct sluice_cfg {
 
 /* Fill *cfg with every default (no sinks). Strings are heap copies owned by cfg. */
 void cfg_defaults(sluice_cfg_t *cfg);
+/* The wal: section's defaults alone (dir NULL): also what wal_open takes for a field left 0. */
+void cfg_wal_defaults(cfg_wal_t *wal);
 
 /* Load path into *cfg (defaults first). On error returns a negative code and writes
  * "FILE:LINE: KEY: what is wrong" into err; *cfg is then freed and zeroed. */

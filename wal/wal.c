@@ -573,11 +573,13 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     if (!w) return -ENOMEM;
     w->cfg = *cfg;
     w->cfg.dir = w->dir;
-    if (!w->cfg.max_bytes) w->cfg.max_bytes = 1ull << 30;
-    if (!w->cfg.max_record_bytes) w->cfg.max_record_bytes = 1u << 20;
-    if (!w->cfg.sync_interval_ms) w->cfg.sync_interval_ms = 100;
-    if (!w->cfg.checkpoint_ms) w->cfg.checkpoint_ms = 10;
-    if (!w->cfg.truncate_chunk) w->cfg.truncate_chunk = 1000;
+    cfg_wal_t d; /* a field the caller left 0 gets the config's default (one place for them) */
+    cfg_wal_defaults(&d);
+    if (!w->cfg.max_bytes) w->cfg.max_bytes = d.max_bytes;
+    if (!w->cfg.max_record_bytes) w->cfg.max_record_bytes = d.max_record_bytes;
+    if (!w->cfg.sync_interval_ms) w->cfg.sync_interval_ms = d.sync_interval_ms;
+    if (!w->cfg.checkpoint_ms) w->cfg.checkpoint_ms = d.checkpoint_ms;
+    if (!w->cfg.truncate_chunk) w->cfg.truncate_chunk = d.truncate_chunk;
     int rc = take_lock(w, err, errlen);
     if (rc == 0) rc = open_env(w, err, errlen);
 #ifdef SLUICE_WAL_META_SYNC
