@@ -797,14 +797,8 @@ typedef struct wal_sync_job {
     int fd;
     uint64_t seq;   /* jseq once durable */
     wal_req_t *reqs; /* answered once durable */
+    size_t n_reqs, n_appends; /* in reqs (the writer counted them while sorting) */
 } wal_sync_job_t;
-
-static size_t count_reqs(const wal_req_t *r)
-{
-    size_t n = 0;
-    for (; r; r = r->next) n++;
-    return n;
-}
 
 /* Under smu, with a job queued: before flushing, give the requests just answered a moment
  * to come back. Clients that wait for their ack before the next request (each connection of
@@ -857,9 +851,7 @@ static void *syncer_main(void *arg)
             publish_visible(w, 0, seq);
         }
         uint64_t appends = 0;
-        for (wal_sync_job_t *j = jl; j && !rc; j = j->next)
-            for (const wal_req_t *r = j->reqs; r; r = r->next)
-                appends += r->kind == WAL_REQ_APPEND && r->status == 0;
+        for (wal_sync_job_t *j = jl; j && !rc; j = j->next) appends += j->n_appends;
         pthread_mutex_lock(&w->slock);
         w->st.fsyncs += flushes;
         w->st.commits += rc == 0;
@@ -882,7 +874,8 @@ static void *syncer_main(void *arg)
 }
 
 /* Hand a written group to the syncer (or, out of memory, flush and answer it here). */
-static void sync_submit(wal_t *w, int fd, uint64_t seq, wal_req_t *reqs)
+static void sync_submit(wal_t *w, int fd, uint64_t seq, wal_req_t *reqs, size_t n,
+                        size_t n_appends)
 {
     wal_sync_job_t *j = malloc(sizeof *j);
     if (!j) {
@@ -896,8 +889,7 @@ static void sync_submit(wal_t *w, int fd, uint64_t seq, wal_req_t *reqs)
         }
         return;
     }
-    *j = (wal_sync_job_t){NULL, fd, seq, reqs};
-    size_t n = count_reqs(reqs);
+    *j = (wal_sync_job_t){NULL, fd, seq, reqs, n, n_appends};
     pthread_mutex_lock(&w->smu);
     if (w->sjob_tail) w->sjob_tail->next = j;
     else w->sjob_head = j;
@@ -1093,14 +1085,21 @@ static uint64_t group_commit_j(wal_t *w, wal_req_t *in, int closing)
     /* Failures are answered now; appends and cursor commits (journaled) by the syncer once
      * flushed; the others once their commit is durable. */
     wal_req_t *others = NULL, **otail = &others, *jdone = NULL, **jtail = &jdone;
+    size_t n_j = 0, n_japp = 0;
     for (wal_req_t *r = done, *nx; r; r = nx) {
         nx = r->next;
-        if (r->status) complete(r, r->status);
-        else if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_CURSOR) push(&jtail, r);
-        else push(&otail, r);
+        if (r->status) {
+            complete(r, r->status);
+        } else if (r->kind == WAL_REQ_APPEND || r->kind == WAL_REQ_CURSOR) {
+            push(&jtail, r);
+            n_j++;
+            n_japp += r->kind == WAL_REQ_APPEND;
+        } else {
+            push(&otail, r);
+        }
     }
     if (journaled) {
-        sync_submit(w, jfd, w->next_seq - 1, jdone);
+        sync_submit(w, jfd, w->next_seq - 1, jdone, n_j, n_japp);
     } else if (jdone) { /* cannot happen: each of them gathered a journal entry */
         fail_list(jdone, -EIO);
         complete_list(jdone);
