@@ -33,18 +33,18 @@ static int open_ro(const char *dir, FILE *err, const char *cmd, wal_t **w)
 }
 
 /* Acked records only in the journal: `wal stats` and `wal dump` read LMDB alone, so say so
- * instead of showing fewer records than were acked. */
-static void note_journal(wal_t *w, FILE *to, const char *cmd)
+ * instead of showing fewer records than were acked. lead starts the line, where names what
+ * the records are missing from. */
+static void note_journal(wal_t *w, FILE *to, const char *lead, const char *where)
 {
     uint64_t n = 0;
     int rc = wal_journal_pending(w, &n);
     if (rc)
-        fprintf(to, "sluice wal %s: cannot read the journal: %s\n", cmd, wal_strerror(rc));
+        fprintf(to, "%scannot read the journal: %s\n", lead, wal_strerror(rc));
     else if (n)
         fprintf(to, "%s%" PRIu64 " acked records are in the journal only, not in the log %s (a "
                     "running sluice checkpoints them within wal.checkpoint_ms; after a crash the "
-                    "next start puts them back)\n", strcmp(cmd, "stats") ? "sluice wal dump: " :
-                    "journal:      ", n, strcmp(cmd, "stats") ? "dumped here" : "above");
+                    "next start puts them back)\n", lead, n, where);
 }
 
 static int print_cursors(wal_t *w, FILE *out)
@@ -98,7 +98,7 @@ int wal_print_stats(const char *dir, FILE *out, FILE *err)
     fprintf(out, "max bytes:    unknown (set by wal.max_bytes in the config)\n");
     fprintf(out, "dlq entries:  %" PRIu64 "\n", st.dlq_entries);
     fprintf(out, "gaps:         %" PRIu64 "\n", st.gaps);
-    note_journal(w, out, "stats");
+    note_journal(w, out, "journal:      ", "above");
     int rc = print_cursors(w, out);
     if (rc) fprintf(err, "sluice wal stats: reading cursors: %s\n", mdb_strerror(rc));
     wal_close(w);
@@ -143,7 +143,7 @@ int wal_print_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FI
 {
     wal_t *w;
     if (open_ro(dir, err, "dump", &w)) return 1;
-    note_journal(w, err, "dump");
+    note_journal(w, err, "sluice wal dump: ", "dumped here");
     uint64_t after = from ? from - 1 : 0, done = 0;
     int rc = 0;
     for (;;) {

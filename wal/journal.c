@@ -451,39 +451,6 @@ static int meta_lsn(wal_t *w, MDB_txn *txn, uint64_t *out)
     return 0;
 }
 
-int wal_journal_pending(wal_t *w, uint64_t *records)
-{
-    *records = 0;
-    uint64_t after = 0;
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return wal_mdb_code(rc);
-    rc = meta_lsn(w, txn, &after);
-    mdb_txn_abort(txn);
-    if (rc) return wal_mdb_code(rc);
-    for (int i = 0; i < 2 && rc == 0; i++) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/journal.%d", w->dir, i);
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno != ENOENT) rc = -errno;
-            continue;
-        }
-        struct stat sb;
-        uint8_t *img = NULL;
-        jlist_t l = {0};
-        if (fstat(fd, &sb) != 0) rc = -errno;
-        if (rc == 0) rc = read_range(fd, 0, (uint64_t)sb.st_size, &img);
-        if (rc == 0) rc = parse(img, (size_t)sb.st_size, &l);
-        for (size_t k = 0; rc == 0 && k < l.n; k++) /* what apply() would put back */
-            *records += l.r[k].type == J_LOG && l.r[k].lsn > after && l.r[k].key >= w->next_seq;
-        free(l.r);
-        free(img);
-        close(fd);
-    }
-    return rc;
-}
-
 int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn)
 {
     uint8_t b[8];
@@ -494,14 +461,16 @@ int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn)
 
 /* ---- open: recovery and the two segments ---- */
 
-static int open_segment(const char *dir, int i, int create, int *fd_out, uint64_t *size,
+/* oflags: O_RDONLY (a look), O_RDWR (recovery only), O_RDWR | O_CREAT (the journal in use).
+ * Absent and not created: *fd_out = -1. */
+static int open_segment(const char *dir, int i, int oflags, int *fd_out, uint64_t *size,
                         char *err, size_t errlen)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/journal.%d", dir, i);
-    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+    int fd = open(path, oflags | O_CLOEXEC, 0644);
     if (fd < 0) {
-        if (errno == ENOENT && !create) {
+        if (errno == ENOENT && !(oflags & O_CREAT)) {
             *fd_out = -1;
             *size = 0;
             return 0;
@@ -519,6 +488,34 @@ static int open_segment(const char *dir, int i, int create, int *fd_out, uint64_
     *fd_out = fd;
     *size = (uint64_t)sb.st_size;
     return 0;
+}
+
+int wal_journal_pending(wal_t *w, uint64_t *records)
+{
+    *records = 0;
+    uint64_t after = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return wal_mdb_code(rc);
+    rc = meta_lsn(w, txn, &after);
+    mdb_txn_abort(txn);
+    if (rc) return wal_mdb_code(rc);
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        int fd;
+        uint64_t sz;
+        char err[256];
+        uint8_t *img = NULL;
+        jlist_t l = {0};
+        if ((rc = open_segment(w->dir, i, O_RDONLY, &fd, &sz, err, sizeof err)) || fd < 0)
+            continue;
+        if ((rc = read_range(fd, 0, sz, &img)) == 0) rc = parse(img, (size_t)sz, &l);
+        for (size_t k = 0; rc == 0 && k < l.n; k++) /* what apply() would put back */
+            *records += l.r[k].type == J_LOG && l.r[k].lsn > after && l.r[k].key >= w->next_seq;
+        free(l.r);
+        free(img);
+        close(fd);
+    }
+    return rc;
 }
 
 /* Zeros up to J_SEG_BYTES, flushed: a new segment (or one a crash left short). */
@@ -569,7 +566,7 @@ int wal_journal_open(wal_t *w, int use, char *err, size_t errlen)
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/journal.%d", w->dir, i);
         if (access(p, F_OK) != 0) existed = 0;
-        rc = open_segment(w->dir, i, use, &j->fd[i], &sz, err, errlen);
+        rc = open_segment(w->dir, i, O_RDWR | (use ? O_CREAT : 0), &j->fd[i], &sz, err, errlen);
         if (rc || j->fd[i] < 0) continue;
         created |= !existed;
         j->size[i] = sz;
