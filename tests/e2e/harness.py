@@ -299,7 +299,12 @@ class StarRocksEmulator:
 
 # The config every test starts from: sluice's addresses (filled in by Sluice) and one
 # ClickHouse sink named "ch" whose url is the %s; a test appends the keys it needs.
-# The benchmarks' table: TensorZero's ChatInference columns (one ~400-byte row per request).
+# The benchmarks' table: TensorZero's ChatInference columns (one ~400-byte row per request),
+# from tensorzero-core/src/db/clickhouse/migration_manager/migrations/migration_0000.rs (id,
+# function_name, variant_name, episode_id, input, output, tool_params, inference_params,
+# processing_time_ms) plus the later tags and ttft_ms. Kept loadable on ClickHouse 18.16: UUID
+# and LowCardinality as String, tags (Map(String, String) upstream) as String, no
+# materialized timestamp, ORDER BY id. The sluice path under test does not look at types.
 BENCH_SCHEMA = ("CREATE TABLE IF NOT EXISTS bench.ChatInference (id String, function_name String, "
                 "variant_name String, episode_id String, input String, output String, "
                 "tool_params String, inference_params String, processing_time_ms UInt32, "
