@@ -500,7 +500,7 @@ static wal_t *wal_new(const char *dir)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->ccond, &ca);
-    pthread_cond_init(&w->scond, &ca); /* the syncer's gather deadline */
+    pthread_cond_init(&w->scond, NULL);
     pthread_condattr_destroy(&ca);
     return w;
 }

@@ -235,8 +235,6 @@ struct wal {
     pthread_mutex_t smu, vlock;
     pthread_cond_t scond, sdone;
     struct wal_sync_job *sjob_head, *sjob_tail;
-    size_t sq_reqs, s_want; /* requests queued; how many the syncer waits for (gather) */
-    struct timespec s_deadline; /* but not past this: about one flush after the last */
     _Atomic int jfailed;    /* an fdatasync failed: every later group fails too */
     _Atomic size_t map_read; /* bytes wal_read copied out of the map since the last release */
     void *map_base;          /* LMDB's map of data.mdb (wal_find_map), NULL if not found */
