@@ -118,7 +118,8 @@ static const cli_cmd_t commands[] = {
      cmd_check_config, NULL},
     {"wal", "stats|dump --dir DIR [--from SEQ] [--limit N]",
      "inspect a log read-only: stats (records, seq range, live bytes, cursors, DLQ size) or "
-     "dump (records as JSON lines)",
+     "dump (records as JSON lines: \"rows\" for the JSON formats, else \"data\" as text, or "
+     "\"data_base64\" for binary ones)",
      wal_opts, 1, cli_wal, NULL},
     {"dlq", "list|show ID|replay [ID..]|drop [ID..] --config FILE [--sink NAME]",
      "the dead-letter queue of a stopped instance (replay: no ID means every entry [of the "

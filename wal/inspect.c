@@ -1,7 +1,12 @@
 /* inspect.c — a log as people read it: the report of `sluice wal stats` and the JSON lines
  * of `sluice wal dump` (cli/wal.c parses the command line), read-only, also while a running
- * sluice has the log open (LMDB readers never block the writer). */
+ * sluice has the log open (LMDB readers never block the writer). Both count, and dump
+ * prints, the acked records still only in the journal, so neither shows less than was acked.
+ * Each record names its format: rows of the JSON formats are a JSON array, other formats'
+ * bytes one JSON string (text) or base64 (binary). */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -38,7 +43,7 @@ static int open_ro(const char *dir, FILE *err, const char *cmd, wal_t **w)
 static void note_journal(wal_t *w, FILE *to, const char *lead, const char *where)
 {
     uint64_t n = 0;
-    int rc = wal_journal_pending(w, &n);
+    int rc = wal_journal_pending(w, NULL, NULL, &n);
     if (rc)
         fprintf(to, "%scannot read the journal: %s\n", lead, wal_strerror(rc));
     else if (n)
@@ -105,27 +110,20 @@ int wal_print_stats(const char *dir, FILE *out, FILE *err)
     return rc ? 1 : 0;
 }
 
-static void dump_record(FILE *out, const wal_record_t *r)
+/* Formats whose rows are one JSON value per line as the proxy stores them: JSONEachRow and
+ * its aliases, JSONStringsEachRow, the JSONCompact... family (their header rows are JSON
+ * arrays too). JSONObjectEachRow's lines are `"name": {row}`, not values. */
+static int rows_are_json(const char *fmt)
 {
-    fprintf(out, "{\"seq\":%" PRIu64 ",\"ts_ms\":%" PRIu64 ",\"db\":", r->seq, r->ts_ms);
-    json_str(out, r->db);
-    fputs(",\"table\":", out);
-    json_str(out, r->table);
-    fputs(",\"columns\":", out);
-    json_str(out, r->columns);
-    fputs(",\"target\":", out);
-    json_str(out, r->target);
-    fputs(",\"settings\":{", out);
-    for (size_t i = 0; i < r->n_settings; i++) {
-        if (i) fputc(',', out);
-        json_str(out, r->settings[i].key);
-        fputc(':', out);
-        json_str(out, r->settings[i].value);
-    }
-    fprintf(out, "},\"n_rows\":%" PRIu32 ",\"rows\":[", r->n_rows);
-    /* Rows are JSON objects already (validated by the proxy): written verbatim. */
-    const char *p = r->rows, *end = r->rows + r->rows_len;
+    return !fmt || (strncmp(fmt, "JSON", 4) == 0 && strcmp(fmt, "JSONObjectEachRow") != 0);
+}
+
+/* Lines of JSON values as the elements of one JSON array. */
+static void json_lines(FILE *out, const char *p, size_t n)
+{
+    const char *end = p + n;
     int first = 1;
+    fputc('[', out);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl : end;
@@ -136,14 +134,126 @@ static void dump_record(FILE *out, const wal_record_t *r)
         }
         p = nl ? nl + 1 : end;
     }
-    fputs("]}\n", out);
+    fputc(']', out);
+}
+
+/* Well-formed UTF-8 without NUL: such bytes can be one JSON string. */
+static int utf8_text(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+                 : (c & 0xF8) == 0xF0 ? 3 : 4;
+        if (c == 0 || k == 4 || (k == 1 && c < 0xC2) || k > n - i - 1) return 0;
+        uint32_t cp = k ? c & (0x3Fu >> k) : c;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (p[i + j] & 0x3Fu);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+static void base64(FILE *out, const unsigned char *p, size_t n)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    fputc('"', out);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {a[v >> 18], a[(v >> 12) & 63], i + 1 < n ? a[(v >> 6) & 63] : '=',
+                     i + 2 < n ? a[v & 63] : '='};
+        fwrite(q, 1, 4, out);
+    }
+    fputc('"', out);
+}
+
+/* Bytes of another format under key: "key":"text" when they are UTF-8 text (CSV, TSV,
+ * Values...), else "key_base64":"..." (RowBinary, Native). */
+static void raw_member(FILE *out, const char *key, const char *p, size_t n)
+{
+    if (utf8_text((const unsigned char *)p, n)) {
+        fprintf(out, ",\"%s\":\"", key);
+        for (size_t i = 0; i < n; i++) {
+            char e[6];
+            fwrite(e, 1, json_escape_byte((unsigned char)p[i], e), out);
+        }
+        fputc('"', out);
+    } else {
+        fprintf(out, ",\"%s_base64\":", key);
+        base64(out, (const unsigned char *)p, n);
+    }
+}
+
+static void dump_record(FILE *out, const wal_record_t *r)
+{
+    fprintf(out, "{\"seq\":%" PRIu64 ",\"ts_ms\":%" PRIu64 ",\"db\":", r->seq, r->ts_ms);
+    json_str(out, r->db);
+    fputs(",\"table\":", out);
+    json_str(out, r->table);
+    fputs(",\"columns\":", out);
+    json_str(out, r->columns);
+    fputs(",\"target\":", out);
+    json_str(out, r->target);
+    fputs(",\"format\":", out);
+    json_str(out, r->fmt ? r->fmt : "JSONEachRow");
+    fputs(",\"settings\":{", out);
+    for (size_t i = 0; i < r->n_settings; i++) {
+        if (i) fputc(',', out);
+        json_str(out, r->settings[i].key);
+        fputc(':', out);
+        json_str(out, r->settings[i].value);
+    }
+    fprintf(out, "},\"n_rows\":%" PRIu32, r->n_rows);
+    if (rows_are_json(r->fmt)) { /* validated by the proxy: written verbatim */
+        if (r->hdr) {
+            fputs(",\"header\":", out);
+            json_lines(out, r->hdr, r->hdr_len);
+        }
+        fputs(",\"rows\":", out);
+        json_lines(out, r->rows, r->rows_len);
+    } else {
+        if (r->hdr) raw_member(out, "header", r->hdr, r->hdr_len);
+        raw_member(out, "data", r->rows, r->rows_len);
+    }
+    fputs("}\n", out);
+}
+
+/* wal_print_dump after the log's records: those only in the journal yet. */
+typedef struct {
+    FILE *out;
+    uint64_t after, limit, done, first, last;
+} jdump_t;
+
+static int dump_journal_fn(void *ctx, uint64_t seq, const void *env, size_t len)
+{
+    jdump_t *d = ctx;
+    if (seq <= d->after) return 0;
+    if (d->limit && d->done >= d->limit) return 1; /* enough: stop the walk */
+    wal_env_view_t v;
+    if (wal_env_parse_record(env, len, &v)) return WAL_ECORRUPT;
+    wal_kv_t *kv = malloc(v.n_settings * sizeof *kv + wal_env_copy_size(&v) + 1);
+    if (!kv) return -ENOMEM;
+    wal_kv_t *kp = kv;
+    char *cp = (char *)(kv + v.n_settings);
+    wal_record_t r;
+    wal_env_to_record(&v, seq, len, &r, &kp, &cp);
+    dump_record(d->out, &r);
+    free(kv);
+    if (!d->first) d->first = seq;
+    d->last = d->after = seq;
+    d->done++;
+    return 0;
 }
 
 int wal_print_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FILE *err)
 {
     wal_t *w;
     if (open_ro(dir, err, "dump", &w)) return 1;
-    note_journal(w, err, "sluice wal dump: ", "dumped here");
     uint64_t after = from ? from - 1 : 0, done = 0;
     int rc = 0;
     for (;;) {
@@ -161,6 +271,19 @@ int wal_print_dump(const char *dir, uint64_t from, uint64_t limit, FILE *out, FI
         after = b.recs[b.n - 1].seq;
         done += b.n;
         wal_batch_free(&b);
+    }
+    /* Acked records a checkpoint has not put into the log yet (a running sluice does within
+     * wal.checkpoint_ms; after a crash, the next start does): from the journal, in order. */
+    jdump_t d = {out, after, limit, done, 0, 0};
+    uint64_t pending = 0;
+    int jrc = rc ? 0 : wal_journal_pending(w, dump_journal_fn, &d, &pending);
+    if (jrc < 0) {
+        fprintf(err, "sluice wal dump: reading the journal: %s\n", wal_strerror(jrc));
+        rc = jrc;
+    } else if (d.first) {
+        fprintf(err, "sluice wal dump: seqs %" PRIu64 "-%" PRIu64 " are acked and only in the "
+                     "journal yet (not in the log until a checkpoint or the next start): dumped "
+                     "from the journal\n", d.first, d.last);
     }
     wal_close(w);
     if (fflush(out)) rc = -1;

@@ -397,13 +397,13 @@ static int apply_one(wal_t *w, MDB_txn *txn, const jrec_t *r)
     return 0;
 }
 
-/* Apply the entries of lists (each in lsn order) with lsn > after, merged in lsn order.
- * *n_applied / *last_lsn get what was done. */
-static int apply(wal_t *w, MDB_txn *txn, jlist_t *l, size_t nl, uint64_t after,
-                 uint64_t *n_applied, uint64_t *last_lsn)
+/* Call fn on the entries of lists (each in lsn order) with lsn > after, merged in lsn order,
+ * until it fails. *n_done / *last_lsn get what was done. */
+static int merge(jlist_t *l, size_t nl, uint64_t after, int (*fn)(void *, const jrec_t *),
+                 void *ctx, uint64_t *n_done, uint64_t *last_lsn)
 {
     size_t pos[2] = {0, 0};
-    *n_applied = 0;
+    *n_done = 0;
     *last_lsn = after;
     for (;;) {
         int best = -1;
@@ -415,11 +415,30 @@ static int apply(wal_t *w, MDB_txn *txn, jlist_t *l, size_t nl, uint64_t after,
         }
         if (best < 0) return 0;
         const jrec_t *r = &l[best].r[pos[best]++];
-        int rc = apply_one(w, txn, r);
+        int rc = fn(ctx, r);
         if (rc) return rc;
         *last_lsn = r->lsn;
-        (*n_applied)++;
+        (*n_done)++;
     }
+}
+
+typedef struct {
+    wal_t *w;
+    MDB_txn *txn;
+} apply_ctx_t;
+
+static int apply_fn(void *ctx, const jrec_t *r)
+{
+    apply_ctx_t *a = ctx;
+    return apply_one(a->w, a->txn, r);
+}
+
+/* Apply the entries of lists with lsn > after to txn (recovery, a rebuilt txn). */
+static int apply(wal_t *w, MDB_txn *txn, jlist_t *l, size_t nl, uint64_t after,
+                 uint64_t *n_applied, uint64_t *last_lsn)
+{
+    apply_ctx_t a = {w, txn};
+    return merge(l, nl, after, apply_fn, &a, n_applied, last_lsn);
 }
 
 int wal_journal_reapply(wal_t *w, MDB_txn *txn)
@@ -490,30 +509,51 @@ static int open_segment(const char *dir, int i, int oflags, int *fd_out, uint64_
     return 0;
 }
 
-int wal_journal_pending(wal_t *w, uint64_t *records)
+typedef struct {
+    uint64_t next_seq; /* what apply_one would skip: LMDB has it */
+    wal_journal_fn fn;
+    void *ctx;
+    uint64_t records;
+} pending_ctx_t;
+
+static int pending_fn(void *ctx, const jrec_t *r)
+{
+    pending_ctx_t *pc = ctx;
+    if (r->type != J_LOG || r->key < pc->next_seq) return 0;
+    pc->next_seq = r->key + 1;
+    pc->records++;
+    return pc->fn ? pc->fn(pc->ctx, r->key, r->p, r->n) : 0;
+}
+
+int wal_journal_pending(wal_t *w, wal_journal_fn fn, void *ctx, uint64_t *records)
 {
     *records = 0;
-    uint64_t after = 0;
+    uint64_t after = 0, n, last;
     MDB_txn *txn;
     int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
     if (rc) return wal_mdb_code(rc);
     rc = meta_lsn(w, txn, &after);
     mdb_txn_abort(txn);
     if (rc) return wal_mdb_code(rc);
+    uint8_t *img[2] = {NULL, NULL};
+    jlist_t l[2] = {{0}, {0}};
+    size_t nl = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
         int fd;
         uint64_t sz;
         char err[256];
-        uint8_t *img = NULL;
-        jlist_t l = {0};
         if ((rc = open_segment(w->dir, i, O_RDONLY, &fd, &sz, err, sizeof err)) || fd < 0)
             continue;
-        if ((rc = read_range(fd, 0, sz, &img)) == 0) rc = parse(img, (size_t)sz, &l);
-        for (size_t k = 0; rc == 0 && k < l.n; k++) /* what apply() would put back */
-            *records += l.r[k].type == J_LOG && l.r[k].lsn > after && l.r[k].key >= w->next_seq;
-        free(l.r);
-        free(img);
+        if ((rc = read_range(fd, 0, sz, &img[nl])) == 0) rc = parse(img[nl], (size_t)sz, &l[nl]);
+        nl++;
         close(fd);
+    }
+    pending_ctx_t pc = {w->next_seq, fn, ctx, 0};
+    if (rc == 0) rc = merge(l, nl, after, pending_fn, &pc, &n, &last); /* as recovery would */
+    *records = pc.records;
+    for (size_t i = 0; i < nl; i++) {
+        free(l[i].r);
+        free(img[i]);
     }
     return rc;
 }

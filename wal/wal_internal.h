@@ -117,8 +117,11 @@ void wal_journal_close(wal_journal_t *j);
 int wal_journal_add(wal_journal_t *j, int type, uint64_t key, uint64_t aux, int end, int keep,
                     const void *p1, size_t n1, const void *p2, size_t n2);
 /* Read-only: the acked log records in the journal that LMDB's durable state lacks (a live
- * sluice checkpoints them soon; after a crash, the next wal_open puts them back). */
-int wal_journal_pending(wal_t *w, uint64_t *records);
+ * sluice checkpoints them soon; after a crash, the next wal_open puts them back), in seq
+ * order as recovery would put them back: fn (may be NULL) gets each one's seq and envelope
+ * until it returns non-zero, which ends the walk with that code. */
+typedef int (*wal_journal_fn)(void *ctx, uint64_t seq, const void *env, size_t len);
+int wal_journal_pending(wal_t *w, wal_journal_fn fn, void *ctx, uint64_t *records);
 /* meta "journal_lsn" = lsn, in txn (each checkpoint: what the txn holds). */
 int wal_journal_put_lsn(wal_t *w, MDB_txn *txn, uint64_t lsn);
 void wal_journal_drop(wal_journal_t *j);   /* forget the gathered records */

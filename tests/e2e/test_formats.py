@@ -13,6 +13,7 @@ real producers against the modern engine (chDB behind tests/support/chserver):
 - a StarRocks sink (tests/e2e/starrocks_emulator.py) gets the same rows for the formats it
   can take, and DLQ entries with the reason for the others.
 Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_formats.py"""
+import base64
 import json
 import os
 import subprocess
@@ -117,6 +118,23 @@ def test_engine_encoded_bodies_durable_through_outage():
         for i, fmt in enumerate(bodies):
             st, _, b = post(s.url, "via", fmt.split("/")[0], bodies[fmt], in_body=i % 2 == 1)
             assert st == 200, (fmt, st, b[:300])
+        # `sluice wal dump` of what waits for the engine: one JSON line per body, naming its
+        # format; binary bodies come back byte for byte (base64), text bodies as text.
+        dumped = s.wal_dump()
+        assert len(dumped) == len(bodies), [(r["format"], r["n_rows"]) for r in dumped]
+        for fmt, r in zip(bodies, dumped):
+            name = fmt.split("/")[0]
+            assert r["format"] == name, (fmt, r["format"])
+            if name in BINARY_FORMATS:
+                assert base64.b64decode(r["data_base64"]) == bodies[fmt], fmt
+            elif "rows" in r:
+                assert name.startswith("JSON") and len(r["rows"]) == r["n_rows"] == N, (fmt, r)
+            elif not name.startswith(("CSV", "TabSeparated", "TSV")):
+                # JSONObjectEachRow, Values: stored one `"name": {row}` / `(tuple)` per line
+                assert len(r["data"].splitlines()) == r["n_rows"] == N, (fmt, r)
+            else:
+                text = r.get("header", "") + r["data"]
+                assert text.strip() == bodies[fmt].decode().strip(), (fmt, text[:200])
         ch.start()
         H.wait_until(lambda: count(ch, "via") >= len(want), timeout=90, what="every row")
         time.sleep(0.5)
@@ -162,6 +180,23 @@ def test_js_client_inserts_acked_while_engine_down_arrive_once():
         res = js_insert(s.url, "d.via", 0, JS_FORMATS)
         bad = [r for r in res if not r["ok"]]
         assert not bad, bad  # acked from the log while ClickHouse is down
+        # `sluice wal dump` of what waits for the engine: one JSON line per body, naming its
+        # format; binary bodies come back byte for byte (base64), text bodies as text.
+        dumped = s.wal_dump()
+        assert len(dumped) == len(bodies), [(r["format"], r["n_rows"]) for r in dumped]
+        for fmt, r in zip(bodies, dumped):
+            name = fmt.split("/")[0]
+            assert r["format"] == name, (fmt, r["format"])
+            if name in BINARY_FORMATS:
+                assert base64.b64decode(r["data_base64"]) == bodies[fmt], fmt
+            elif "rows" in r:
+                assert name.startswith("JSON") and len(r["rows"]) == r["n_rows"] == N, (fmt, r)
+            elif not name.startswith(("CSV", "TabSeparated", "TSV")):
+                # JSONObjectEachRow, Values: stored one `"name": {row}` / `(tuple)` per line
+                assert len(r["data"].splitlines()) == r["n_rows"] == N, (fmt, r)
+            else:
+                text = r.get("header", "") + r["data"]
+                assert text.strip() == bodies[fmt].decode().strip(), (fmt, text[:200])
         ch.start()
         H.wait_until(lambda: count(ch, "via") >= len(want), timeout=90, what="every row")
         time.sleep(0.5)

@@ -818,6 +818,39 @@ static void test_dlq_entry_without_db_and_error_fits_its_copy_size(void **state)
 
 /* ---- read-only open and CLI ---- */
 
+/* `wal dump` of formats that are not one JSON value per line: each record names its format;
+ * text (CSV with its header rows) is one JSON string, binary (RowBinary) base64, a JSON
+ * family with header rows gets "header" as an array. Each line must parse as JSON. */
+static void test_cli_dumps_every_format(void **state)
+{
+    fx_t *f = *state;
+    open_ok(f);
+    static const char bin[] = {0x01, 0x00, (char)0xff, (char)0xfe, 'a', 0x00};
+    wal_insert_t ins[] = {
+        {.table = "t", .fmt = "CSVWithNames", .hdr = "\"a\",\"b\"\n", .hdr_len = 8,
+         .rows = "1,\"x\ty\"\n2,\"\"\n", .rows_len = 13, .n_rows = 2},
+        {.table = "t", .fmt = "RowBinary", .rows = bin, .rows_len = sizeof bin, .n_rows = 1,
+         .whole = 1},
+        {.table = "t", .fmt = "JSONCompactEachRowWithNames", .hdr = "[\"a\"]\n", .hdr_len = 6,
+         .rows = "[1]\n[2]\n", .rows_len = 8, .n_rows = 2},
+    };
+    for (size_t i = 0; i < 3; i++) assert_int_equal(wal_append_wait(f->w, &ins[i], NULL, NULL), 0);
+    assert_int_equal(wal_flush(f->w), 0);
+    char *buf;
+    size_t len;
+    FILE *out = open_memstream(&buf, &len);
+    assert_int_equal(wal_print_dump(f->dir, 0, 0, out, stderr), 0);
+    fclose(out);
+    assert_contains(buf, "\"format\":\"CSVWithNames\",\"settings\":{},\"n_rows\":2,"
+                         "\"header\":\"\\\"a\\\",\\\"b\\\"\\n\",\"data\":\"1,\\\"x\\u0009y\\\"\\n2,\\\"\\\"\\n\"}\n");
+    /* 01 00 ff fe 61 00 */
+    assert_contains(buf, "\"format\":\"RowBinary\",\"settings\":{},\"n_rows\":1,"
+                         "\"data_base64\":\"AQD//mEA\"}\n");
+    assert_contains(buf, "\"format\":\"JSONCompactEachRowWithNames\",\"settings\":{},"
+                         "\"n_rows\":2,\"header\":[[\"a\"]],\"rows\":[[1],[2]]}\n");
+    free(buf);
+}
+
 static void test_cli_reads_while_log_is_open(void **state)
 {
     fx_t *f = *state;
@@ -842,7 +875,7 @@ static void test_cli_reads_while_log_is_open(void **state)
     fclose(out);
     assert_prefix(
         buf, "{\"seq\":1,\"ts_ms\":9,\"db\":\"d\",\"table\":\"t\",\"columns\":\"a\",\"target\":null,"
-             "\"settings\":{\"k\":\"v\\\"q\"},\"n_rows\":2,\"rows\":[{\"a\":1},{\"a\":2}]}\n"
+             "\"format\":\"JSONEachRow\",\"settings\":{\"k\":\"v\\\"q\"},\"n_rows\":2,\"rows\":[{\"a\":1},{\"a\":2}]}\n"
              "{\"seq\":2,");
     free(buf);
     out = open_memstream(&buf, &len);
@@ -1027,6 +1060,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_record_reads_as_corrupt, setup, teardown),
         cmocka_unit_test(test_envelope_decoder_survives_damage),
         cmocka_unit_test(test_dlq_entry_without_db_and_error_fits_its_copy_size),
+        cmocka_unit_test_setup_teardown(test_cli_dumps_every_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_reads_while_log_is_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_modes_keep_data_across_clean_close, setup,
                                         teardown),

@@ -169,6 +169,31 @@ static void test_unclean_stop_is_put_back(void **state)
     assert_non_null(jl);
     unsigned long long pending = strtoull(jl + strlen("journal:"), NULL, 10);
     free(rep);
+    /* `sluice wal dump` prints them, from the journal, in seq order (and says so). */
+    char *note = NULL;
+    size_t note_len = 0;
+    FILE *err_out = open_memstream(&note, &note_len);
+    out = open_memstream(&rep, &rep_len);
+    assert_int_equal(wal_print_dump(f->dir, 0, 0, out, err_out), 0);
+    fclose(out);
+    fclose(err_out);
+    assert_true(pending > 2);
+    unsigned long long lines = 0;
+    for (const char *p = rep; *p; p = strchr(p, '\n') + 1) {
+        char head[40];
+        snprintf(head, sizeof head, "{\"seq\":%llu,", ++lines);
+        assert_int_equal(strncmp(p, head, strlen(head)), 0);
+    }
+    assert_int_equal(lines, pending);
+    assert_non_null(strstr(note, "only in the journal"));
+    free(rep);
+    free(note);
+    out = open_memstream(&rep, &rep_len);
+    assert_int_equal(wal_print_dump(f->dir, 2, 1, out, stderr), 0); /* --from 2 --limit 1 */
+    fclose(out);
+    assert_int_equal(strncmp(rep, "{\"seq\":2,", 9), 0);
+    assert_int_equal(strchr(rep, '\n')[1], '\0'); /* one line */
+    free(rep);
     cfg_wal_t cfg = jcfg(f->dir, CFG_SYNC_ALWAYS);
     char err[512];
     wal_t *w;
