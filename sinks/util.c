@@ -138,6 +138,7 @@ static const int ch_row_codes[] = {
     349, /* CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN */
     376, /* CANNOT_PARSE_UUID */
     407, /* DECIMAL_OVERFLOW */
+    469, /* VIOLATED_CONSTRAINT (a CHECK: "... is violated at row 1", the 26.7 engine) */
     691, /* UNKNOWN_ELEMENT_OF_ENUM */
 };
 /* Codes that refuse the statement whatever the rows: DLQ the whole batch. */
