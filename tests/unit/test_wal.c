@@ -818,6 +818,17 @@ static void test_dlq_entry_without_db_and_error_fits_its_copy_size(void **state)
 
 /* ---- read-only open and CLI ---- */
 
+/* What `sluice wal dump [--from from] [--limit limit]` prints (malloc'ed). */
+static char *dump_text(const char *dir, uint64_t from, uint64_t limit)
+{
+    char *buf;
+    size_t len;
+    FILE *out = open_memstream(&buf, &len);
+    assert_int_equal(wal_print_dump(dir, from, limit, out, stderr), 0);
+    fclose(out);
+    return buf;
+}
+
 /* `wal dump` of formats that are not one JSON value per line: each record names its format;
  * text (CSV with its header rows) is one JSON string, binary (RowBinary) base64, a JSON
  * family with header rows gets "header" as an array. Each line must parse as JSON. */
@@ -836,11 +847,7 @@ static void test_cli_dumps_every_format(void **state)
     };
     for (size_t i = 0; i < 3; i++) assert_int_equal(wal_append_wait(f->w, &ins[i], NULL, NULL), 0);
     assert_int_equal(wal_flush(f->w), 0);
-    char *buf;
-    size_t len;
-    FILE *out = open_memstream(&buf, &len);
-    assert_int_equal(wal_print_dump(f->dir, 0, 0, out, stderr), 0);
-    fclose(out);
+    char *buf = dump_text(f->dir, 0, 0);
     assert_contains(buf, "\"format\":\"CSVWithNames\",\"settings\":{},\"n_rows\":2,"
                          "\"header\":\"\\\"a\\\",\\\"b\\\"\\n\",\"data\":\"1,\\\"x\\u0009y\\\"\\n2,\\\"\\\"\\n\"}\n");
     /* 01 00 ff fe 61 00 */
@@ -868,24 +875,19 @@ static void test_cli_reads_while_log_is_open(void **state)
     /* Another process sees the log as of the running writer's last checkpoint. */
     assert_int_equal(wal_flush(f->w), 0);
 
-    char *buf;
+    char *buf = dump_text(f->dir, 0, 0);
     size_t len;
-    FILE *out = open_memstream(&buf, &len);
-    assert_int_equal(wal_print_dump(f->dir, 0, 0, out, stderr), 0);
-    fclose(out);
     assert_prefix(
         buf, "{\"seq\":1,\"ts_ms\":9,\"db\":\"d\",\"table\":\"t\",\"columns\":\"a\",\"target\":null,"
              "\"format\":\"JSONEachRow\",\"settings\":{\"k\":\"v\\\"q\"},\"n_rows\":2,\"rows\":[{\"a\":1},{\"a\":2}]}\n"
              "{\"seq\":2,");
     free(buf);
-    out = open_memstream(&buf, &len);
-    assert_int_equal(wal_print_dump(f->dir, 2, 1, out, stderr), 0);
-    fclose(out);
+    buf = dump_text(f->dir, 2, 1);
     assert_non_null(strstr(buf, "\"rows\":[{\"b\":\"x\\ny\"}]}\n"));
     assert_int_equal(strncmp(buf, "{\"seq\":2,", 9), 0);
     free(buf);
 
-    out = open_memstream(&buf, &len);
+    FILE *out = open_memstream(&buf, &len);
     assert_int_equal(wal_print_stats(f->dir, out, stderr), 0);
     fclose(out);
     assert_contains(buf, "records:      2\n");
