@@ -352,9 +352,10 @@ static int resolve_source(bf_t *b, FILE *err)
     }
     url_redact(b->source, b->shown, sizeof b->shown);
     char dbdir[256];
+    const char *why;
     if (migrate_http_base(b->source, "clickhouse://", b->base, sizeof b->base, dbdir,
-                          sizeof dbdir) < 0) {
-        fprintf(err, "sluice backfill: --source: cannot parse URL %s\n", b->shown);
+                          sizeof dbdir, &why) < 0) {
+        fprintf(err, "sluice backfill: --source %s: %s\n", b->shown, why);
         return BF_USAGE;
     }
     return BF_OK;

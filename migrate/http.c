@@ -151,31 +151,3 @@ int migrate_http_text(const char *url, const char *body, buf_t *out, char *err, 
     return migrate_http_lines(url, body, append_line, out, err, errlen);
 }
 
-int migrate_http_base(const char *url, const char *strip_scheme, char *base, size_t baselen,
-                      char *db, size_t dblen)
-{
-    const char *rest = url;
-    const char *scheme = "http://";
-    if (strip_scheme && strncmp(url, strip_scheme, strlen(strip_scheme)) == 0) {
-        rest = url + strlen(strip_scheme);
-    } else if (strncmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-    } else if (strncmp(url, "https://", 8) == 0) {
-        rest = url + 8;
-        scheme = "https://";
-    } else {
-        return -EINVAL;
-    }
-    size_t hostlen = strcspn(rest, "/?#");
-    if (hostlen == 0) return -EINVAL;
-    const char *path = rest + hostlen;
-    db[0] = '\0';
-    if (*path == '/') {
-        size_t n = strcspn(path + 1, "/?#");
-        if (n >= dblen) return -EINVAL;
-        memcpy(db, path + 1, n);
-        db[n] = '\0';
-    }
-    int n = snprintf(base, baselen, "%s%.*s/", scheme, (int)hostlen, rest);
-    return n > 0 && (size_t)n < baselen ? 0 : -EINVAL;
-}

@@ -34,6 +34,12 @@ int migrate_url_with_auth(const char *url, const char *user, const char *passwor
 int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *port, char *db,
                          size_t dblen);
 
+/* "clickhouse://h:p[/db]" (strip_scheme) → "http://h:p/"; http(s):// kept with its userinfo;
+ * path database into db (may be empty). 0 or -EINVAL with *why. All three split the URL by
+ * common/url's one rule (url_split): no query string, a valid host and port. */
+int migrate_http_base(const char *url, const char *strip_scheme, char *base, size_t baselen,
+                      char *db, size_t dblen, const char **why);
+
 /* ---- time ---- */
 
 
@@ -101,10 +107,6 @@ int migrate_http_lines(const char *url, const char *body, migrate_line_cb cb, vo
 /* POST body, whole reply into out (small answers: DESCRIBE, counts). */
 int migrate_http_text(const char *url, const char *body, buf_t *out, char *err, size_t errlen);
 
-/* "clickhouse://h:p[/db]" → "http://h:p/"; http(s):// kept; path database into db (may be
- * empty). 0 or -EINVAL. */
-int migrate_http_base(const char *url, const char *strip_scheme, char *base, size_t baselen,
-                      char *db, size_t dblen);
 
 
 /* ---- verify readers ---- */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/url.h"
 #include "migrate/migrate_internal.h"
 
 /* ---- SQL ---- */
@@ -121,8 +122,11 @@ static int http_open(const char *url, const char *scheme, migrate_sql_t d, const
     http_reader_t *r = calloc(1, sizeof *r);
     char base[900];
     if (!r) return -ENOMEM;
-    if (migrate_http_base(url, scheme, base, sizeof base, r->db, sizeof r->db) < 0) {
-        snprintf(err, errlen, "cannot parse URL %s", url);
+    const char *why;
+    if (migrate_http_base(url, scheme, base, sizeof base, r->db, sizeof r->db, &why) < 0) {
+        char shown[512];
+        url_redact(url, shown, sizeof shown);
+        snprintf(err, errlen, "%s: %s", shown, why);
         free(r);
         return -EINVAL;
     }

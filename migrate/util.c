@@ -176,40 +176,38 @@ void backfill_retry_label(char *out, uint64_t logid, const char *sink, const cha
 
 /* ---- URLs ---- */
 
-/* The authority of scheme://[userinfo@]host[:port][/path]: where it starts, its length and
- * the '@' ending the userinfo (NULL when none). */
-static const char *authority(const char *url, size_t *alen, const char **at)
+/* The first segment of u's path (the database of a ClickHouse URL) into db. */
+static int path_db(const url_t *u, char *db, size_t dblen)
 {
-    const char *a = strstr(url, "://");
-    if (!a) return NULL;
-    a += 3;
-    *alen = strcspn(a, "/?#");
-    *at = NULL;
-    for (const char *p = a; p < a + *alen; p++)
-        if (*p == '@') *at = p;
-    return a;
+    const char *p = u->path;
+    size_t n = *p == '/' ? strcspn(p + 1, "/") : 0;
+    if (n >= dblen) return -EINVAL;
+    memcpy(db, p + (n ? 1 : 0), n);
+    db[n] = '\0';
+    return 0;
 }
 
 int migrate_url_with_auth(const char *url, const char *user, const char *password, char *out,
                           size_t outlen)
 {
-    size_t alen;
-    const char *at, *a = authority(url, &alen, &at);
-    if (!a) return -EINVAL;
+    url_t u;
+    const char *why;
+    if (url_split(url, &u, &why)) return -EINVAL;
     buf_t b = {0};
-    buf_append(&b, url, (size_t)(a - url));
+    buf_append(&b, url, u.scheme_len + 3);
     if (user) {
         url_pct_encode(&b, user, strlen(user));
-    } else if (at) {
-        const char *colon = memchr(a, ':', (size_t)(at - a));
-        buf_append(&b, a, (size_t)((colon ? colon : at) - a)); /* already encoded */
+    } else if (u.user) {
+        const char *colon = memchr(u.user, ':', u.user_len);
+        buf_append(&b, u.user, colon ? (size_t)(colon - u.user) : u.user_len); /* encoded */
     } else {
         buf_puts(&b, "default");
     }
     buf_puts(&b, ":");
     url_pct_encode(&b, password, strlen(password));
     buf_puts(&b, "@");
-    buf_puts(&b, at ? at + 1 : a);
+    buf_append(&b, u.host, u.host_len);
+    buf_puts(&b, u.path);
     int rc = b.oom || !b.data || b.len >= outlen ? -EINVAL : 0;
     if (rc == 0) memcpy(out, b.data, b.len + 1);
     buf_free(&b);
@@ -219,42 +217,41 @@ int migrate_url_with_auth(const char *url, const char *user, const char *passwor
 int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *port, char *db,
                          size_t dblen)
 {
-    size_t alen;
-    const char *at, *a = authority(url, &alen, &at);
-    if (!a) return -EINVAL;
-    *port = strncmp(url, "https://", 8) == 0         ? 443
-            : strncmp(url, "clickhouse://", 13) == 0 ? 8123
-                                                     : 80;
-    const char *h = at ? at + 1 : a, *end = a + alen, *pc = NULL;
-    if (h < end && *h == '[') {
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        if (!rb) return -EINVAL;
-        if (rb + 1 < end && rb[1] == ':') pc = rb + 1;
-    } else {
-        pc = memchr(h, ':', (size_t)(end - h));
-    }
-    size_t hl = (size_t)((pc ? pc : end) - h);
-    if (hl == 0 || hl >= hostlen) return -EINVAL;
+    url_t u;
+    const char *why;
+    if (url_split(url, &u, &why)) return -EINVAL;
+    *port = u.scheme_len == 5 && strncmp(u.scheme, "https", 5) == 0        ? 443
+            : u.scheme_len == 10 && strncmp(u.scheme, "clickhouse", 10) == 0 ? 8123
+                                                                            : 80;
+    size_t hl = u.port ? (size_t)(u.port - 1 - u.host) : u.host_len;
+    if (hl >= hostlen) return -EINVAL;
     for (size_t i = 0; i < hl; i++)
-        host[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
+        host[i] = (char)(u.host[i] >= 'A' && u.host[i] <= 'Z' ? u.host[i] + 32 : u.host[i]);
     host[hl] = '\0';
     if (strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
         strcmp(host, "[::1]") == 0)
         snprintf(host, hostlen, "loopback");
-    if (pc) {
-        char *e;
-        unsigned long v = strtoul(pc + 1, &e, 10);
-        if (e != end || v == 0 || v > 65535) return -EINVAL;
-        *port = (unsigned)v;
-    }
-    db[0] = '\0';
-    if (*end == '/') {
-        size_t n = strcspn(end + 1, "/?#");
-        if (n >= dblen) return -EINVAL;
-        memcpy(db, end + 1, n);
-        db[n] = '\0';
-    }
-    return 0;
+    if (u.port) *port = (unsigned)strtoul(u.port, NULL, 10); /* url_split checked 1-65535 */
+    return path_db(&u, db, dblen);
+}
+
+int migrate_http_base(const char *url, const char *strip_scheme, char *base, size_t baselen,
+                      char *db, size_t dblen, const char **why)
+{
+    url_t u;
+    if (url_split(url, &u, why)) return -EINVAL;
+    const char *scheme = "http";
+    *why = "expected http://, https:// or the tool's own scheme";
+    if (u.scheme_len == 5 && strncmp(u.scheme, "https", 5) == 0)
+        scheme = "https";
+    else if (!(u.scheme_len == 4 && strncmp(u.scheme, "http", 4) == 0) &&
+             !(strip_scheme && strncmp(url, strip_scheme, strlen(strip_scheme)) == 0))
+        return -EINVAL;
+    *why = "URL too long";
+    const char *auth = u.user ? u.user : u.host; /* userinfo kept: libcurl sends it */
+    int n = snprintf(base, baselen, "%s://%.*s/", scheme, (int)(u.host + u.host_len - auth), auth);
+    if (n <= 0 || (size_t)n >= baselen) return -EINVAL;
+    return path_db(&u, db, dblen);
 }
 
 /* ---- canonical form ---- */

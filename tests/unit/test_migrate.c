@@ -352,6 +352,14 @@ static void test_backfill_flags_parse_as_flags_and_urls_hide_passwords(void **st
     assert_string_equal(db, "tz");
     assert_int_equal(migrate_url_endpoint("https://ch.example", host, 64, &port, db, 64), 0);
     assert_int_equal(port, 443);
+    assert_string_equal(db, "");
+    assert_int_equal(migrate_url_endpoint("clickhouse://[::1]/d", host, 64, &port, db, 64), 0);
+    assert_string_equal(host, "loopback");
+    assert_int_equal(port, 8123);
+    assert_string_equal(db, "d");
+    assert_true(migrate_url_endpoint("http://h:0", host, 64, &port, db, 64) < 0);
+    assert_int_equal(migrate_url_with_auth("mysql://root@h:9030/db", NULL, "pw", u, sizeof u), 0);
+    assert_string_equal(u, "mysql://root:pw@h:9030/db");
 }
 
 static void test_verify_argument_errors(void **st)
@@ -390,19 +398,31 @@ static void test_http_base_urls(void **st)
 {
     (void)st;
     char base[256], db[64];
-    assert_int_equal(
-        migrate_http_base("clickhouse://h:8123", "clickhouse://", base, sizeof base, db, sizeof db),
-        0);
+    const char *why;
+    assert_int_equal(migrate_http_base("clickhouse://h:8123", "clickhouse://", base, sizeof base,
+                                       db, sizeof db, &why),
+                     0);
     assert_string_equal(base, "http://h:8123/");
     assert_string_equal(db, "");
     assert_int_equal(
-        migrate_http_base("http://u:p@h:1/tz?x=1", NULL, base, sizeof base, db, sizeof db), 0);
+        migrate_http_base("http://u:p@h:1/tz", NULL, base, sizeof base, db, sizeof db, &why), 0);
     assert_string_equal(base, "http://u:p@h:1/");
     assert_string_equal(db, "tz");
-    assert_int_equal(
-        migrate_http_base("emu+http://h:2", "emu+http://", base, sizeof base, db, sizeof db), 0);
+    assert_int_equal(migrate_http_base("emu+http://h:2", "emu+http://", base, sizeof base, db,
+                                       sizeof db, &why),
+                     0);
     assert_string_equal(base, "http://h:2/");
-    assert_true(migrate_http_base("h:1", NULL, base, sizeof base, db, sizeof db) < 0);
+    /* URLs split by the one rule (common/url): each refusal says why */
+    assert_true(migrate_http_base("h:1", NULL, base, sizeof base, db, sizeof db, &why) < 0);
+    assert_non_null(strstr(why, "scheme"));
+    assert_true(migrate_http_base("http://h:1/tz?x=1", NULL, base, sizeof base, db, sizeof db,
+                                  &why) < 0); /* was dropped without a word */
+    assert_non_null(strstr(why, "query string"));
+    assert_true(migrate_http_base("http://h:99999", NULL, base, sizeof base, db, sizeof db,
+                                  &why) < 0);
+    assert_non_null(strstr(why, "port"));
+    assert_true(migrate_http_base("ftp://h:1", NULL, base, sizeof base, db, sizeof db, &why) < 0);
+    assert_non_null(strstr(why, "http://"));
     assert_ptr_equal(verify_reader_for("mysql://x"), &verify_reader_mysql);
     assert_ptr_equal(verify_reader_for("emu+http://x"), &verify_reader_emu);
     assert_ptr_equal(verify_reader_for("https://x"), &verify_reader_clickhouse);
