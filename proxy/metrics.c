@@ -30,9 +30,6 @@ static void label(buf_t *b, const char *v)
     }
 }
 
-static const double ack_bounds_s[11] = {0.001, 0.002, 0.005, 0.010, 0.025, 0.050,
-                                        0.100, 0.250, 0.500, 1.0,   5.0};
-
 static const char *state_names[] = {"ok", "degraded", "paused", "stopped"};
 
 int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
@@ -80,12 +77,12 @@ int admin_render_metrics(buf_t *b, const admin_snapshot_t *s)
     head(b, "sluice_ack_latency_seconds", "histogram",
          "Time from a complete INSERT request to its durable ack.");
     uint64_t cum = 0;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < PROXY_ACK_BUCKETS; i++) {
         cum += p->ack_latency_hist[i];
-        buf_printf(b, "sluice_ack_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", ack_bounds_s[i],
-                   cum);
+        buf_printf(b, "sluice_ack_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                   proxy_ack_bounds_us[i] / 1e6, cum);
     }
-    cum += p->ack_latency_hist[11];
+    cum += p->ack_latency_hist[PROXY_ACK_BUCKETS];
     buf_printf(b, "sluice_ack_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     buf_printf(b, "sluice_ack_latency_seconds_sum %.6f\n", (double)p->ack_latency_sum_us / 1e6);
     buf_printf(b, "sluice_ack_latency_seconds_count %" PRIu64 "\n", cum);

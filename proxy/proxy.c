@@ -207,12 +207,14 @@ static void wal_done(void *ctx, int status, uint64_t first_seq, uint64_t last_se
     acks_unref(a);
 }
 
+const uint32_t proxy_ack_bounds_us[PROXY_ACK_BUCKETS] = {
+    250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000};
+
 static void record_latency(proxy_t *p, uint64_t ns)
 {
-    static const uint64_t bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
     uint64_t us = ns / 1000;
     size_t i = 0;
-    while (i < 11 && us > bounds_ms[i] * 1000)
+    while (i < PROXY_ACK_BUCKETS && us > proxy_ack_bounds_us[i])
         i++;
     p->st.ack_latency_hist[i]++;
     p->st.ack_latency_sum_us += us;

@@ -21,6 +21,12 @@ typedef uint64_t (*proxy_delivered_fn)(void *ctx);
 #define PROXY_UNBUF_MAX 32   /* tables named in sluice_ingest_unbuffered_total */
 #define PROXY_UNBUF_NAME 160 /* "db.table", cut */
 
+/* Upper bounds of the ack latency histogram (sluice_ack_latency_seconds), microseconds. A
+ * durable ack takes a few hundred (one journal flush), so the first buckets are finer than
+ * a millisecond: an operator (and tests/bench) can tell sluice's own tail from the client's. */
+#define PROXY_ACK_BUCKETS 13
+extern const uint32_t proxy_ack_bounds_us[PROXY_ACK_BUCKETS];
+
 typedef struct {
     uint64_t requests_insert, requests_passthrough, requests_error;
     uint64_t barrier_waits;    /* reads held by proxy.read_barrier_ms */
@@ -36,7 +42,7 @@ typedef struct {
     uint64_t inserts_offloop;  /* INSERTs whose large body was handled on the thread pool */
     uint64_t offloop_in_flight; /* ... of those, not answered yet */
     uint64_t connections_open;
-    uint64_t ack_latency_hist[12]; /* ms buckets: <=1,2,5,10,25,50,100,250,500,1000,5000,+Inf */
+    uint64_t ack_latency_hist[PROXY_ACK_BUCKETS + 1]; /* <= proxy_ack_bounds_us[i], +Inf */
     uint64_t ack_latency_sum_us;
 } proxy_stats_t;
 

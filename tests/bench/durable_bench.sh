@@ -6,8 +6,9 @@
 # cursors and truncates). Prints req/s, p50/p99/p999/max, requests and device flushes per
 # group commit (from /metrics; flushes also counted with strace on the live process:
 # fdatasync/fsync of data.mdb and of the journal segments, plus pwrites to an O_DSYNC
-# descriptor), LMDB checkpoints per second, RSS, the ratio always/none, the disk's own
-# fdatasync rate, then wal_bench for 1/16/64/256 producers.
+# descriptor), LMDB checkpoints per second, RSS, sluice's own ack latency p99/p999 (bucket
+# bounds of its histogram: the server's share of wrk's figures), the ratio always/none, the
+# disk's own fdatasync rate, then wal_bench for 1/16/64/256 producers.
 # With SLUICE_BIN_BEFORE (and WAL_BENCH_BEFORE) set, each figure is measured for both builds
 # in turn, before then after, in the same window, and the after/before ratio is printed: the
 # machine is shared, so only figures from one run compare.
@@ -46,7 +47,24 @@ def metrics(s):
                      r"_total) ([\d.]+)", line)
         if m:
             out[m.group(1)] = float(m.group(2))
+        m = re.match(r'sluice_ack_latency_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+        if m:
+            out.setdefault("ack", []).append((float(m.group(1)), int(m.group(2))))
     return out
+
+def ack_quantile(m0, m1, q):
+    """sluice's own ack latency (request complete -> durable ack, from its histogram) at
+    quantile q over the run, in ms: the upper bound of the bucket holding it ('>5000' past
+    the last). wrk's latency adds the client, the network stack and the machine's
+    scheduling; this one is sluice's alone."""
+    a0 = dict(m0.get("ack", []))
+    cum = [(le, c - a0.get(le, 0)) for le, c in m1.get("ack", [])]
+    if not cum or cum[-1][1] == 0:
+        return float("nan")
+    for le, c in cum:
+        if c >= q * cum[-1][1]:
+            return le * 1e3
+    return float("inf")
 
 def wrk(url, conns, dur):
     out = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ds" % dur, "--timeout", "10s",
@@ -132,9 +150,9 @@ try:
             procs.append(s)
             inst[(name, sync)] = s
     res = {}
-    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %7s %11s" % (
+    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %7s %11s %10s %11s" % (
         "conns", "sync", "build", "req/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors",
-        "req/commit", "flush/cmt", "ckpt/s", "ckpt %", "RSS MiB"))
+        "req/commit", "flush/cmt", "ckpt/s", "ckpt %", "RSS MiB", "ack p99<=", "ack p999<="))
     for conns in (16, 64):
         for sync in ("always", "none"):
             for name, _, _ in builds:
@@ -154,10 +172,13 @@ try:
                 r["ckpt_pct"] = 100.0 * (m1.get("sluice_wal_checkpoint_seconds_total", float("nan")) -
                                          m0.get("sluice_wal_checkpoint_seconds_total", float("nan"))) / secs
                 r["rss"] = status_kib(s.proc.pid, "VmRSS") / 1024.0
+                r["ack99"] = ack_quantile(m0, m1, 0.99)
+                r["ack999"] = ack_quantile(m0, m1, 0.999)
                 res[(conns, sync, name)] = r
-                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %7.1f %11.1f" % (
+                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %7.1f %11.1f %10g %11g" % (
                     conns, sync, name, r["rps"], r["p50"], r["p99"], r["p999"], r["max"],
-                    r["errors"], r["rpc"], r["fpc"], r["cps"], r["ckpt_pct"], r["rss"]), flush=True)
+                    r["errors"], r["rpc"], r["fpc"], r["cps"], r["ckpt_pct"], r["rss"],
+                    r["ack99"], r["ack999"]), flush=True)
     print("durable / sync: none (target >= 0.8 at 16 connections, >= 0.9 at 64):")
     for conns in (16, 64):
         print("  %d connections: " % conns + ", ".join(

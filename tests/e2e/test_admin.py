@@ -168,6 +168,11 @@ def test_metrics_parse_and_count_what_was_sent():
         assert value(f, "sluice_ingest_requests_total", kind="insert") == 10
         assert value(f, "sluice_ingest_requests_total", kind="error") >= 1
         assert value(f, "sluice_ack_latency_seconds_count") == 10
+        # buckets below a millisecond too (an ack is one journal flush), cumulative to +Inf
+        les = ("0.00025", "0.0005", "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1",
+               "0.25", "0.5", "1", "5", "+Inf")
+        cum = [value(f, "sluice_ack_latency_seconds_bucket", le=le) for le in les]
+        assert cum == sorted(cum) and cum[-1] == 10, list(zip(les, cum))
         assert value(f, "sluice_sink_lag_records", sink="ch") == 0
         assert value(f, "sluice_sink_state", sink="ch", state="ok") == 1
         assert value(f, "sluice_wal_fsyncs_total") >= 1
