@@ -237,13 +237,14 @@ static int check_existing(wal_t *w, MDB_txn *txn, const char *path, char *err, s
                path);
         return WAL_ECORRUPT;
     }
-    if (ver > WAL_FORMAT_VERSION) {
+    if (ver > WAL_FORMAT_JOURNALED) {
         seterr(err, errlen,
-               "%s has format version %llu, this sluice reads version %d: it was written by a "
-               "newer sluice; upgrade sluice (the file was left untouched)",
-               path, ver, WAL_FORMAT_VERSION);
+               "%s has format version %llu, this sluice reads up to version %d: it was written "
+               "by a newer sluice; upgrade sluice (the file was left untouched)",
+               path, ver, WAL_FORMAT_JOURNALED);
         return WAL_EVERSION;
     }
+    w->format = (int)ver;
     rc = meta_get_str(w, txn, "log_id", buf, sizeof buf);
     if (rc && rc != MDB_NOTFOUND) goto lmdb_fail;
     w->log_id = rc ? 0 : strtoull(buf, &end, 16);
@@ -562,6 +563,24 @@ static int take_lock(wal_t *w, char *err, size_t errlen)
     return 0;
 }
 
+/* meta format_version = ver, committed and flushed (see WAL_FORMAT_JOURNALED). */
+static int put_format(wal_t *w, int ver)
+{
+    if (w->format == ver) return 0;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", ver);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(w->env, NULL, 0, &txn);
+    if (rc) return rc;
+    if ((rc = meta_put_str(w, txn, "format_version", buf))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = mdb_txn_commit(txn)) == 0) rc = mdb_env_sync(w->env, 1);
+    if (rc == 0) w->format = ver;
+    return rc;
+}
+
 int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
 {
     *out = NULL;
@@ -590,6 +609,12 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     /* Also without a journal: put back what one left (sync was always before this start). */
     if (rc == 0) rc = wal_journal_open(w, journal, err, errlen);
     if (rc) goto fail;
+    /* What the journal holds from now on is acked: mark the log for older sluices. */
+    if ((rc = put_format(w, journal ? WAL_FORMAT_JOURNALED : WAL_FORMAT_VERSION))) {
+        seterr(err, errlen, "%s: cannot write meta format_version: %s", w->dir, mdb_strerror(rc));
+        rc = wal_mdb_code(rc);
+        goto fail;
+    }
     w->commit_seq = w->jseq = w->next_seq - 1;
     publish_state(w);
     w->last_sync_ms = time_mono_ms();
@@ -629,6 +654,10 @@ void wal_close(wal_t *w)
 {
     if (!w) return;
     if (w->writer_started) wal_writer_stop(w);
+    if (w->clean_stop && w->format == WAL_FORMAT_JOURNALED) {
+        int rc = put_format(w, WAL_FORMAT_VERSION); /* all in LMDB: any sluice may open it */
+        if (rc) log_error("wal: cannot write meta format_version at close", "error", mdb_strerror(rc));
+    }
     pthread_mutex_lock(&w->clock);
     w->closed = 1;
     pthread_cond_broadcast(&w->ccond);

@@ -12,7 +12,12 @@
 #include "common/time.h"
 #include "wal/wal.h"
 
-#define WAL_FORMAT_VERSION 1
+#define WAL_FORMAT_VERSION 1 /* the log's format */
+/* meta format_version while a sluice with the journal (sync: always) has the log open, and
+ * after it stopped uncleanly: the journal may hold acked records LMDB lacks, so a sluice that
+ * does not replay it (older than the journal) must refuse the log, as it refuses a newer
+ * format, instead of opening it without them. A clean stop writes WAL_FORMAT_VERSION back. */
+#define WAL_FORMAT_JOURNALED 2
 #define WAL_MAGIC "sluice-wal"
 #define WAL_MAX_NAME 255        /* sink names, meta keys (LMDB keys are <= 511 bytes) */
 #define WAL_MAX_IDENT 4096      /* db, table */
@@ -180,6 +185,8 @@ struct wal {
     char *dir;
     cfg_wal_t cfg; /* dir points to this->dir */
     int readonly;
+    int format; /* meta format_version as opened (or last written) */
+    int clean_stop; /* the writer's last checkpoint put everything in LMDB, durably */
     int lock_fd; /* DIR/sinks.lock, flocked while open for writing; -1 if not */
     MDB_env *env;
     MDB_dbi dbi_log, dbi_cur, dbi_dlq, dbi_meta;

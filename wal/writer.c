@@ -1267,7 +1267,9 @@ static void *writer_main(void *arg)
     }
     maybe_sync(w, 1);
     if (jmode(w)) sync_drain(w);
-    if (jmode(w) && !w->jbroken) checkpoint(w, 1); /* clean stop: all in LMDB, durable */
+    if (jmode(w) && !w->jbroken) /* clean stop: all in LMDB, durable */
+        w->clean_stop = checkpoint(w, 1) == 0 && w->ckpt_lsn == w->commit_lsn && !w->jbroken &&
+                        !atomic_load(&w->jfailed);
     else if (w->pend_head) flush_pending(w);
     return NULL;
 }

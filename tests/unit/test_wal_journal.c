@@ -154,11 +154,26 @@ static uint64_t readonly_last_seq(const char *dir)
     return s;
 }
 
+/* meta format_version of the log in dir, read as any sluice would. */
+static int format_version(const char *dir)
+{
+    wal_t *ro;
+    char err[512], buf[16];
+    size_t len;
+    assert_int_equal(wal_open_readonly(&ro, dir, err, sizeof err), 0);
+    assert_int_equal(wal_meta_get(ro, "format_version", buf, sizeof buf, &len), 0);
+    wal_close(ro);
+    return atoi(buf);
+}
+
 static void test_unclean_stop_is_put_back(void **state)
 {
     fx_t *f = *state;
     unclean_stop(f->dir);
     assert_int_equal(readonly_last_seq(f->dir), 0); /* acked, yet only in the journal */
+    /* Marked so that a sluice older than the journal (which reads format 1 only) refuses
+     * the log instead of opening it without those records. */
+    assert_int_equal(format_version(f->dir), 2);
     /* `sluice wal stats` says how many acked records wait in the journal. */
     char *rep = NULL;
     size_t rep_len = 0;
@@ -218,6 +233,7 @@ static void test_unclean_stop_is_put_back(void **state)
     assert_int_equal(a, last + 1);
     wal_close(w);
     assert_int_equal(readonly_last_seq(f->dir), last + 1);
+    assert_int_equal(format_version(f->dir), 1); /* all in LMDB: any sluice may open it */
     out = open_memstream(&rep, &rep_len); /* a clean close leaves nothing in the journal */
     assert_int_equal(wal_print_stats(f->dir, out, stderr), 0);
     fclose(out);
@@ -237,6 +253,7 @@ static void test_other_sync_mode_still_puts_back(void **state)
     snprintf(path, sizeof path, "%s/journal.0", f->dir);
     assert_int_not_equal(access(path, F_OK), 0); /* no journal without sync: always */
     wal_close(w);
+    assert_int_equal(format_version(f->dir), 1); /* replayed, journal gone: plain format */
 }
 
 /* The whole file; its size in *size. */
