@@ -609,12 +609,13 @@ int wal_open(wal_t **out, const cfg_wal_t *cfg, char *err, size_t errlen)
     /* Also without a journal: put back what one left (sync was always before this start). */
     if (rc == 0) rc = wal_journal_open(w, journal, err, errlen);
     if (rc) goto fail;
-    /* What the journal holds from now on is acked: mark the log for older sluices. */
-    if ((rc = put_format(w, journal ? WAL_FORMAT_JOURNALED : WAL_FORMAT_VERSION))) {
-        seterr(err, errlen, "%s: cannot write meta format_version: %s", w->dir, mdb_strerror(rc));
-        rc = wal_mdb_code(rc);
-        goto fail;
-    }
+    /* What the journal holds from now on is acked: mark the log for older sluices. Not a
+     * reason to stay down (a full disk must still let the sinks drain the log): warn. */
+    if ((rc = put_format(w, journal ? WAL_FORMAT_JOURNALED : WAL_FORMAT_VERSION)))
+        log_warn("wal: cannot write meta format_version (a sluice older than the journal "
+                 "could open this log without the acked rows only in the journal)",
+                 "dir", w->dir, "error", mdb_strerror(rc));
+    rc = 0;
     w->commit_seq = w->jseq = w->next_seq - 1;
     publish_state(w);
     w->last_sync_ms = time_mono_ms();
