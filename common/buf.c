@@ -76,6 +76,33 @@ size_t json_escape_byte(unsigned char c, char out[6])
     return 1;
 }
 
+size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp)
+{
+    if (n == 0) return 0;
+    size_t k;
+    unsigned c = s[0], min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xf0 && c <= 0xf4)
+        k = 4, c &= 0x07, min = 0x10000;
+    else if (c >= 0xe0 && c <= 0xef)
+        k = 3, c &= 0x0f, min = 0x800;
+    else if (c >= 0xc2 && c <= 0xdf)
+        k = 2, c &= 0x1f, min = 0x80;
+    else
+        return 0;
+    if (k > n) return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    *cp = c;
+    return k;
+}
+
 int buf_json_escape(buf_t *b, const char *s)
 {
     for (; *s; s++) {

@@ -18,6 +18,9 @@ int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* The one JSON string escaper: c as it stands inside a JSON string (" \\ \n and the other
  * C0 controls as \u00XX; every other byte as itself) written to out; returns 1, 2 or 6. */
 size_t json_escape_byte(unsigned char c, char out[6]);
+/* Length (1-4) of the well-formed UTF-8 sequence that starts s[0..n) and its code point in
+ * *cp; 0 when there is none (stray or overlong bytes, surrogates, past U+10FFFF, cut off). */
+size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp);
 /* Append s as a JSON string body (no quotes), escaping what JSON requires. */
 int buf_json_escape(buf_t *b, const char *s);
 void buf_free(buf_t *b);

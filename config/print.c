@@ -1,32 +1,10 @@
 /* print.c — cfg_print: the effective config as YAML that cfg_load reads back to the same
  * values (except secrets, printed as "***"). Walks the same key tables as the loader. */
 #include "config/cfg_internal.h"
+#include "common/buf.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* Length of the valid UTF-8 sequence at s and its code point, or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, unsigned *cp)
-{
-    size_t n;
-    unsigned c = s[0], min;
-    if (c >= 0xf0 && c <= 0xf4)
-        n = 4, c &= 0x07, min = 0x10000;
-    else if (c >= 0xe0)
-        n = (c <= 0xef) ? 3 : 0, c &= 0x0f, min = 0x800;
-    else if (c >= 0xc2)
-        n = 2, c &= 0x1f, min = 0x80;
-    else
-        return 0;
-    if (n == 0) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-    *cp = c;
-    return n;
-}
 
 /* A double-quoted YAML scalar that libyaml reads back to the same bytes: control and
  * non-printable characters (C0, DEL, C1, U+2028/9, U+FEFF, U+FFFE/F) are escaped, since the
@@ -52,7 +30,7 @@ static void put_quoted(FILE *out, const char *str, int is_value)
         } else if (c < 0x80) {
             fputc((int)c, out);
             s++;
-        } else if ((n = utf8_seq(s, &cp)) == 0) {
+        } else if ((n = utf8_seq(s, strnlen((const char *)s, 4), &cp)) == 0) {
             fprintf(out, "\\x%02x", c);
             s++;
         } else if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe ||

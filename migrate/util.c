@@ -176,6 +176,11 @@ void backfill_retry_label(char *out, uint64_t logid, const char *sink, const cha
 
 /* ---- URLs ---- */
 
+static int scheme_is(const url_t *u, const char *name)
+{
+    return u->scheme_len == strlen(name) && strncmp(u->scheme, name, u->scheme_len) == 0;
+}
+
 /* The first segment of u's path (the database of a ClickHouse URL) into db. */
 static int path_db(const url_t *u, char *db, size_t dblen)
 {
@@ -220,9 +225,7 @@ int migrate_url_endpoint(const char *url, char *host, size_t hostlen, unsigned *
     url_t u;
     const char *why;
     if (url_split(url, &u, &why)) return -EINVAL;
-    *port = u.scheme_len == 5 && strncmp(u.scheme, "https", 5) == 0        ? 443
-            : u.scheme_len == 10 && strncmp(u.scheme, "clickhouse", 10) == 0 ? 8123
-                                                                            : 80;
+    *port = scheme_is(&u, "https") ? 443 : scheme_is(&u, "clickhouse") ? 8123 : 80;
     size_t hl = u.port ? (size_t)(u.port - 1 - u.host) : u.host_len;
     if (hl >= hostlen) return -EINVAL;
     for (size_t i = 0; i < hl; i++)
@@ -242,9 +245,9 @@ int migrate_http_base(const char *url, const char *strip_scheme, char *base, siz
     if (url_split(url, &u, why)) return -EINVAL;
     const char *scheme = "http";
     *why = "expected http://, https:// or the tool's own scheme";
-    if (u.scheme_len == 5 && strncmp(u.scheme, "https", 5) == 0)
+    if (scheme_is(&u, "https"))
         scheme = "https";
-    else if (!(u.scheme_len == 4 && strncmp(u.scheme, "http", 4) == 0) &&
+    else if (!scheme_is(&u, "http") &&
              !(strip_scheme && strncmp(url, strip_scheme, strlen(strip_scheme)) == 0))
         return -EINVAL;
     *why = "URL too long";

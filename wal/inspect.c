@@ -12,18 +12,21 @@
 #include "common/buf.h"
 #include "wal/wal_internal.h"
 
+/* p[0..n) as a JSON string, quotes included. */
+static void json_bytes(FILE *out, const char *p, size_t n)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        char e[6];
+        fwrite(e, 1, json_escape_byte((unsigned char)p[i], e), out);
+    }
+    fputc('"', out);
+}
+
 static void json_str(FILE *out, const char *s)
 {
-    if (!s) {
-        fputs("null", out);
-        return;
-    }
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char e[6];
-        fwrite(e, 1, json_escape_byte(*p, e), out);
-    }
-    fputc('"', out);
+    if (s) json_bytes(out, s, strlen(s));
+    else fputs("null", out);
 }
 
 static int open_ro(const char *dir, FILE *err, const char *cmd, wal_t **w)
@@ -37,19 +40,18 @@ static int open_ro(const char *dir, FILE *err, const char *cmd, wal_t **w)
     return 0;
 }
 
-/* Acked records only in the journal: `wal stats` and `wal dump` read LMDB alone, so say so
- * instead of showing fewer records than were acked. lead starts the line, where names what
- * the records are missing from. */
-static void note_journal(wal_t *w, FILE *to, const char *lead, const char *where)
+/* Acked records only in the journal: `wal stats` reads LMDB alone, so say so instead of
+ * showing fewer records than were acked. */
+static void note_journal(wal_t *w, FILE *to)
 {
     uint64_t n = 0;
     int rc = wal_journal_pending(w, NULL, NULL, &n);
     if (rc)
-        fprintf(to, "%scannot read the journal: %s\n", lead, wal_strerror(rc));
+        fprintf(to, "journal:      cannot read the journal: %s\n", wal_strerror(rc));
     else if (n)
-        fprintf(to, "%s%" PRIu64 " acked records are in the journal only, not in the log %s (a "
-                    "running sluice checkpoints them within wal.checkpoint_ms; after a crash the "
-                    "next start puts them back)\n", lead, n, where);
+        fprintf(to, "journal:      %" PRIu64 " acked records are in the journal only, not in the "
+                    "log above (a running sluice checkpoints them within wal.checkpoint_ms; after "
+                    "a crash the next start puts them back)\n", n);
 }
 
 static int print_cursors(wal_t *w, FILE *out)
@@ -103,7 +105,7 @@ int wal_print_stats(const char *dir, FILE *out, FILE *err)
     fprintf(out, "max bytes:    unknown (set by wal.max_bytes in the config)\n");
     fprintf(out, "dlq entries:  %" PRIu64 "\n", st.dlq_entries);
     fprintf(out, "gaps:         %" PRIu64 "\n", st.gaps);
-    note_journal(w, out, "journal:      ", "above");
+    note_journal(w, out);
     int rc = print_cursors(w, out);
     if (rc) fprintf(err, "sluice wal stats: reading cursors: %s\n", mdb_strerror(rc));
     wal_close(w);
@@ -140,21 +142,9 @@ static void json_lines(FILE *out, const char *p, size_t n)
 /* Well-formed UTF-8 without NUL: such bytes can be one JSON string. */
 static int utf8_text(const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
-                 : (c & 0xF8) == 0xF0 ? 3 : 4;
-        if (c == 0 || k == 4 || (k == 1 && c < 0xC2) || k > n - i - 1) return 0;
-        uint32_t cp = k ? c & (0x3Fu >> k) : c;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (p[i + j] & 0x3Fu);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
-    }
+    unsigned cp;
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_seq(p + i, n - i, &cp)) || cp == 0) return 0;
     return 1;
 }
 
@@ -177,12 +167,8 @@ static void base64(FILE *out, const unsigned char *p, size_t n)
 static void raw_member(FILE *out, const char *key, const char *p, size_t n)
 {
     if (utf8_text((const unsigned char *)p, n)) {
-        fprintf(out, ",\"%s\":\"", key);
-        for (size_t i = 0; i < n; i++) {
-            char e[6];
-            fwrite(e, 1, json_escape_byte((unsigned char)p[i], e), out);
-        }
-        fputc('"', out);
+        fprintf(out, ",\"%s\":", key);
+        json_bytes(out, p, n);
     } else {
         fprintf(out, ",\"%s_base64\":", key);
         base64(out, (const unsigned char *)p, n);

@@ -789,10 +789,11 @@ static void publish_visible(wal_t *w, uint64_t commit_seq, uint64_t jseq)
  * this thread flushes; groups that queued up meanwhile share the next flush, which starts as
  * soon as the last one returns. It does not wait for more: a wait that gathered the requests
  * just answered (issue 20) doubled the requests per flush but, on a disk that was not busy
- * (flushing 40 % of the time), cost 9-15 % of the throughput at 16 connections; and three
- * overlapping flushes (each disk flush serves only the groups written before it began) ran
- * slower than one, as each flush took longer. Still "acked
- * means durable", and no acked entry ever lies behind a torn one: a group is answered only
+ * (flushing 40 % of the time), cost 9-24 % of the throughput at 16 connections (it saved
+ * ~8 % at 64, where fewer flushes leave more CPU to HTTP); and three overlapping flushes
+ * (each serving the groups written before it began) ran slower than one, as each flush took
+ * longer. Still "acked means durable", and no acked entry ever lies behind a torn one: a
+ * group is answered only
  * after a flush that began after it and every earlier group of its segment were written
  * (jobs are flushed and answered in order, the older segment first after a switch). After a
  * failed fdatasync the pages may be gone while later ones are not: every group from then on
