@@ -8,8 +8,8 @@
  * records the plan, each slice's bounds before its first batch and each finished slice, so a
  * rerun redoes the unfinished slices with the same bounds and labels, and refuses a changed
  * plan. Slices grow (up to --max-slice) while they stay small and quick. The default upper
- * bound is the time the sink started live delivery (meta "sink_started_ms:<sink>", written
- * by sinks_start): rows newer than that come through the live log. Here: the run loop, the
+ * bound is the time the sink started live delivery (meta WAL_META_SINK_STARTED<sink>, written
+ * with its cursor by wal_set_consumers): rows newer than that come through the live log. Here: the run loop, the
  * progress output and summary, --dry-run; slicing and copying are backfill_slice.c, the plan
  * and progress file backfill_plan.c, --status/--retry-dlq/metrics backfill_status.c. */
 #include <dirent.h>
@@ -182,7 +182,7 @@ static int read_wal(const sluice_cfg_t *cfg, const char *sink, int create, uint6
     }
     if (rc < 0) return rc;
     *logid = wal_log_id(w);
-    snprintf(key, sizeof key, "sink_started_ms:%s", sink);
+    snprintf(key, sizeof key, "%s%s", WAL_META_SINK_STARTED, sink);
     *has_started = wal_meta_get(w, key, val, sizeof val, &len) == 0;
     if (*has_started) *started_ms = strtoll(val, NULL, 10);
     wal_close(w);

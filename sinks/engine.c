@@ -453,30 +453,6 @@ fail:
     return rc;
 }
 
-/* Record "sink_started_ms:<sink>" in meta for a sink that had no cursor before this start:
- * the arrival time (wal ts_ms) of the first record it will deliver, or now when the log holds
- * none after its cursor. `sluice backfill` copies history only below this time, the live log
- * delivers everything from it on, so the two never carry the same row (DESIGN.md §6). A sink
- * that already had a cursor keeps whatever is recorded (nothing, if it predates this key). */
-static void note_sink_started(wal_t *w, const char *name)
-{
-    char key[300], val[32];
-    size_t len = 0;
-    snprintf(key, sizeof key, "sink_started_ms:%s", name);
-    if (wal_meta_get(w, key, val, sizeof val, &len) == 0) return;
-    uint64_t t = time_wall_ms();
-    wal_cursor_t cur;
-    wal_batch_t b = {0};
-    if (wal_cursor_get(w, name, &cur) == 0 && wal_read(w, cur.acked, 1, 1, &b) == 0 && b.n > 0 &&
-        b.recs[0].ts_ms < t)
-        t = b.recs[0].ts_ms;
-    wal_batch_free(&b);
-    int n = snprintf(val, sizeof val, "%" PRIu64, t);
-    int rc = wal_meta_put(w, key, val, (size_t)n);
-    if (rc < 0)
-        log_warn("cannot record the sink's start time", "sink", name, "error", wal_strerror(rc));
-}
-
 int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out, char *err,
                 size_t errlen)
 {
@@ -488,9 +464,8 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
     if (n == 0) return 0;
     wal_consumer_t *cons = calloc(n, sizeof *cons);
     sink_t **arr = calloc(n, sizeof *arr);
-    char *is_new = calloc(n, 1);
     int rc = -ENOMEM;
-    if (!cons || !arr || !is_new) {
+    if (!cons || !arr) {
         snprintf(err, errlen, "sinks: out of memory");
         goto fail;
     }
@@ -500,16 +475,12 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         cons[k].name = c->name;
         cons[k].start_latest = c->start_from == CFG_START_LATEST;
         cons[k].drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST;
-        wal_cursor_t cur;
-        is_new[k] = wal_cursor_get(w, c->name, &cur) == WAL_ENOENT;
         k++;
     }
     if ((rc = wal_set_consumers(w, cons, n)) < 0) {
         snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
         goto fail;
     }
-    for (size_t i = 0; i < n; i++)
-        if (is_new[i]) note_sink_started(w, cons[i].name);
     k = 0;
     for (size_t i = 0; i < cfg->n_sinks; i++) {
         const cfg_sink_t *c = &cfg->sinks[i];
@@ -521,7 +492,6 @@ int sinks_start(const sluice_cfg_t *cfg, wal_t *w, sink_t ***out, size_t *n_out,
         log_info("sink started", "sink", c->name, "type", be->type, "url", c->url);
     }
     free(cons);
-    free(is_new);
     *out = arr;
     *n_out = n;
     return 0;
@@ -531,7 +501,6 @@ fail:
     else
         free(arr);
     free(cons);
-    free(is_new);
     return rc < 0 ? rc : -EINVAL;
 }
 
@@ -576,20 +545,10 @@ int sinks_add(const sluice_cfg_t *cfg, wal_t *w, sink_t *const *running, size_t 
                              .start_latest = c->start_from == CFG_START_LATEST,
                              .drop_oldest = c->overflow == CFG_OVERFLOW_DROP_OLDEST};
     }
-    char *had_cursor = calloc(n_new, 1);
-    if (!had_cursor) goto fail;
-    for (size_t m = 0; m < n_new; m++) {
-        wal_cursor_t cur;
-        had_cursor[m] = wal_cursor_get(w, fresh[m]->name, &cur) == 0;
-    }
     if ((rc = wal_set_consumers(w, cons, n_running + n_new)) < 0) {
         snprintf(err, errlen, "sinks: wal_set_consumers: %s", wal_strerror(rc));
-        free(had_cursor);
         goto fail;
     }
-    for (size_t m = 0; m < n_new; m++)
-        if (!had_cursor[m]) note_sink_started(w, fresh[m]->name);
-    free(had_cursor);
     for (k = 0; k < n_new; k++) {
         const cfg_sink_t *c = fresh[k];
         const sink_backend_t *be =

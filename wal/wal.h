@@ -145,9 +145,14 @@ typedef struct {
     int drop_oldest;         /* overflow: drop_oldest (else block) */
 } wal_consumer_t;
 
-/* Declare the sinks that hold the log: truncation keeps every record above the minimum of
- * their cursors; a consumer without a cursor gets one (earliest or latest). Cursors of
- * names not listed are left alone but do not hold truncation. Call once, before sinks run. */
+/* Declare the sinks that hold the log (the whole set, before their threads start; again to
+ * add sinks): truncation keeps every record above the minimum of their cursors, and whole
+ * seconds of arrival. A consumer without a cursor gets one, earliest (before the oldest
+ * record) or latest (before the first record of the current second), and in the same
+ * transaction meta WAL_META_SINK_STARTED<name> = the arrival ms it delivers from (that
+ * second's start): `sluice backfill` copies below it, the log delivers the rest. Cursors of
+ * names not listed are left alone but do not hold truncation. */
+#define WAL_META_SINK_STARTED "sink_started_ms:"
 int wal_set_consumers(wal_t *w, const wal_consumer_t *c, size_t n);
 
 int wal_cursor_get(wal_t *w, const char *sink, wal_cursor_t *out);

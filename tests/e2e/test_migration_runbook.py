@@ -7,6 +7,7 @@ over 10 days, live inserts through sluice all along, the backfill killed with ki
 way and run again; verify must find 0 differences, with the default boundary and (once the
 traffic stops and both sinks caught up) with --all, and StarRocks must hold every row once.
 Run: SLUICE_BIN=build/sluice python3 tests/e2e/test_migration_runbook.py"""
+import calendar
 import json
 import os
 import re
@@ -61,7 +62,7 @@ def test_migration_runbook_verbatim_with_live_traffic_and_a_kill():
     for m, _ in sh:
         assert m.startswith(("run", "skip", "backfill", "reload")), "unmarked block in MIGRATION.md"
     tmp = H.TempDir()
-    traffic = {"stop": False, "acked": 0, "errors": 0}
+    traffic = {"stop": False, "acked": 0, "errors": 0, "seconds": []}
     try:
         ch = H.ClickHouse18(tmp.sub("ch"), password="chpw")
         q = lambda sql, **kw: ch.query(sql, password="chpw", **kw)  # noqa: E731
@@ -131,12 +132,15 @@ def test_migration_runbook_verbatim_with_live_traffic_and_a_kill():
         def insert_live():
             k = 0
             while not traffic["stop"]:
-                if traffic.get("pause"):  # pings only: the listener must stay up
-                    st, _, _ = H.http_request("http://127.0.0.1:%d/ping" % port, timeout=5)
-                    traffic["errors"] += st != 200
-                    time.sleep(0.01)
-                    continue
-                rows = [tz_row(10 ** 7 + k * 20 + j, int(time.time())) for j in range(20)]
+                st, _, _ = H.http_request("http://127.0.0.1:%d/ping" % port, timeout=5)
+                traffic["errors"] += st != 200  # the listener stays up across the reload
+                # Never stamped in the last 20 ms of a second: a row stamped in one second
+                # that arrives in the next is on both sides of the boundary (MIGRATION.md,
+                # caveats: late arrivals).
+                if time.time() % 1 > 0.98:
+                    time.sleep(1.001 - time.time() % 1)
+                t = int(time.time())
+                rows = [tz_row(10 ** 7 + k * 20 + j, t) for j in range(20)]
                 k += 1
                 body = "\n".join(json.dumps(r) for r in rows).encode()
                 st, _, _ = H.http_request(
@@ -145,6 +149,7 @@ def test_migration_runbook_verbatim_with_live_traffic_and_a_kill():
                     "POST", body, {"X-ClickHouse-User": "default", "X-ClickHouse-Key": "chpw"})
                 if st == 200:
                     traffic["acked"] += len(rows)
+                    traffic["seconds"].append((t, len(rows)))
                 else:
                     traffic["errors"] += 1
                 time.sleep(0.05)
@@ -153,17 +158,13 @@ def test_migration_runbook_verbatim_with_live_traffic_and_a_kill():
         H.wait_until(lambda: traffic["acked"] >= 200, timeout=30, what="live traffic")
         m, b = next(steps)
         assert m.startswith("reload") and "HUP" in b
-        # Inserts pause over the reload's second: rows of the boundary second that arrive
-        # before the sink starts are in neither stream (MIGRATION.md, caveats), and this test
-        # counts every row.
-        traffic["pause"] = True
-        time.sleep(1.2)
-        history = N_HISTORY + traffic["acked"]  # rows before the boundary: backfill's part
+        # The traffic goes on across the reload: the new sink starts at the first record of
+        # the boundary second (rows of that second that reached ClickHouse before it still
+        # come through the log), backfill copies the seconds before, every row is counted.
         run.signal(signal.SIGHUP)
         H.wait_until(lambda: b'"starrocks"' in H.http_request(
             "http://127.0.0.1:%d/v1/sinks" % admin, headers={"Authorization": "Bearer tok"})[2],
             timeout=30, what="the starrocks sink started by SIGHUP")
-        traffic["pause"] = False
         H.wait_until(lambda: sr.count("tensorzero.ChatInference") > 0, timeout=30,
                      what="live rows in StarRocks")
         m, b = next(steps)
@@ -179,6 +180,12 @@ def test_migration_runbook_verbatim_with_live_traffic_and_a_kill():
         assert "--dry-run" in b
         _, out, _ = run_sh(b)
         assert "dry run" in out and "live start" in out, out
+        # Backfill's part: the history and the live rows stamped before the boundary.
+        m_until = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC, the sink's live start", out)
+        assert m_until, out
+        boundary = calendar.timegm(time.strptime(m_until.group(1), "%Y-%m-%d %H:%M:%S"))
+        history = N_HISTORY + sum(n for t, n in list(traffic["seconds"]) if t < boundary)
+        assert history > N_HISTORY, (boundary, traffic["seconds"][:3])
         m, b = next(steps)
         assert m.startswith("backfill")
         live0 = sr.count("tensorzero.ChatInference")
