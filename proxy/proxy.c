@@ -45,6 +45,7 @@ struct ack_op {
     int offloop; /* appended by a pool job: on_acks counts the request (before its answer) */
     int heap;    /* calloc'd; else in the request's own memory (http_req_alloc) */
     char query_id[64];
+    char fmt[40]; /* the response's format (response_format) */
 };
 
 /* A read held by the read barrier until the primary sink has delivered target_seq (woken by
@@ -144,17 +145,44 @@ static size_t on_protocol_error(void *ctx, int status, const char *what, char *b
     return ch_error_body(body, cap, 36, "BAD_ARGUMENTS", msg);
 }
 
-static void respond_ok(http_req_t *r, uint32_t rows, size_t bytes, uint64_t elapsed_ns,
-                       const char *query_id)
+/* The format ClickHouse names in an INSERT's answer (X-ClickHouse-Format, with its
+ * Content-Type): the default_format setting, which the X-ClickHouse-Format request header
+ * also sets, else TabSeparated (HTTPHandler; tests/support/chserver/server.js follows it). A
+ * name that is not a plain identifier is not echoed into a header. */
+static void response_format(const proxy_param_t *pr, size_t npr, http_req_t *r, char *out,
+                            size_t cap)
 {
-    char hdrs[512];
+    const char *f = proxy_param_get(pr, npr, "default_format");
+    if (!f || !*f) f = http_req_header(r, "X-ClickHouse-Format");
+    size_t n = f ? strspn(f, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+                 : 0;
+    if (!n || f[n] || n >= cap) f = "TabSeparated";
+    snprintf(out, cap, "%s", f);
+}
+
+static const char *content_type(const char *fmt)
+{
+    if (!strncasecmp(fmt, "TabSeparated", 12) || !strncasecmp(fmt, "TSV", 3))
+        return "text/tab-separated-values; charset=UTF-8";
+    if (!strcasecmp(fmt, "JSONEachRow") || !strcasecmp(fmt, "JSONLines") ||
+        !strcasecmp(fmt, "NDJSON"))
+        return "application/x-ndjson; charset=UTF-8";
+    if (!strncasecmp(fmt, "JSON", 4)) return "application/json; charset=UTF-8";
+    if (!strncasecmp(fmt, "CSV", 3)) return "text/csv; charset=UTF-8; header=absent";
+    return "text/plain; charset=UTF-8";
+}
+
+static void respond_ok(http_req_t *r, uint32_t rows, size_t bytes, uint64_t elapsed_ns,
+                       const ack_op_t *op)
+{
+    char hdrs[640];
     snprintf(hdrs, sizeof hdrs,
-             "Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Query-Id: %s\r\n"
-             "X-ClickHouse-Format: JSONEachRow\r\n"
+             "Content-Type: %s\r\nX-ClickHouse-Query-Id: %s\r\nX-ClickHouse-Format: %s\r\n"
              "X-ClickHouse-Summary: {\"read_rows\":\"0\",\"read_bytes\":\"0\",\"written_rows\":"
              "\"%u\",\"written_bytes\":\"%zu\",\"total_rows_to_read\":\"0\",\"result_rows\":\"0\","
              "\"result_bytes\":\"0\",\"elapsed_ns\":\"%llu\"}\r\n",
-             query_id, rows, bytes, (unsigned long long)elapsed_ns);
+             content_type(op->fmt), op->query_id, op->fmt, rows, bytes,
+             (unsigned long long)elapsed_ns);
     http_respond(r, 200, hdrs, "", 0);
 }
 
@@ -242,7 +270,7 @@ static void on_acks(uv_async_t *h)
             record_latency(p, lat);
             /* Durable: the WAL called back after the commit holding these rows. */
             if (r->conn)
-                respond_ok(r, op->n_rows, op->bytes, uv_hrtime() - r->t_begin_ns, op->query_id);
+                respond_ok(r, op->n_rows, op->bytes, uv_hrtime() - r->t_begin_ns, op);
         } else if (r->conn) {
             if (op->status == WAL_EFULL) {
                 ch_error(p, r, 503, 202, "TOO_MANY_SIMULTANEOUS_QUERIES",
@@ -447,7 +475,7 @@ static void insert_finish(proxy_t *p, http_req_t *r, proxy_ins_t *in, ack_op_t *
     }
     if (in->result == PROXY_INS_EMPTY) {
         p->st.requests_insert++;
-        if (r->conn) respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, op->query_id);
+        if (r->conn) respond_ok(r, 0, 0, uv_hrtime() - r->t_begin_ns, op);
     } else if (in->result == PROXY_INS_PASS) {
         if (r->conn) {
             note_unbuffered(p, in->st, in->pr, in->npr, r);
@@ -496,6 +524,7 @@ static void on_statement(proxy_t *p, http_req_t *r, const proxy_param_t *pr, siz
     op->acks = p->acks;
     op->req = r;
     make_query_id(p, proxy_param_get(pr, npr, "query_id"), op->query_id, sizeof op->query_id);
+    response_format(pr, npr, r, op->fmt, sizeof op->fmt);
     http_req_ref(r);
     pthread_mutex_lock(&p->acks->mu);
     p->acks->refs++;

@@ -756,6 +756,21 @@ def test_gateway_flow_against_modern_engine():
             assert summary["written_rows"] == str(len(r.rows))
         st, _, b = tz.inference_by_id_request(inf["inference_id"], "tz").send(s.url)
         assert st == 200 and inf["function_name"].encode() in b, (st, b)
+        # An INSERT's answer names the same format, with the same Content-Type, as the
+        # engine's: default_format, else the X-ClickHouse-Format header, else TabSeparated.
+        q = urllib.parse.quote
+        st, _, b = req(s.url, "POST", "/", "CREATE TABLE tz.fmt (a UInt8) ENGINE = Memory")
+        assert st == 200, b
+        ins = "/?query=" + q("INSERT INTO tz.fmt FORMAT JSONEachRow")
+        for extra, hdrs in (("", {}), ("&default_format=JSONEachRow", {}),
+                            ("", {"X-ClickHouse-Format": "CSV"}),
+                            ("&default_format=TSVWithNames", {"X-ClickHouse-Format": "CSV"})):
+            got = []
+            for base in (ch.url, s.url):
+                st, hd, b = req(base, "POST", ins + extra, '{"a":1}\n', hdrs)
+                assert st == 200, (base, extra, hdrs, b)
+                got.append((hd.get("x-clickhouse-format"), hd.get("content-type")))
+            assert got[0] == got[1], (extra, hdrs, got)
         fb = tz.feedback_request("boolean", inf["inference_id"], "tz", rng=rng)
         assert fb.send(s.url)[0] == 200
         # a bad row: 4xx both ways, ClickHouse-shaped both ways
