@@ -311,8 +311,8 @@ out:
 }
 
 /* Commit the cursor (and DLQ entries) durably, retrying wal errors. -1 when aborted. */
-static int commit_cursor(sink_t *s, const wal_cursor_t *cur, const wal_dlq_entry_t *dlq,
-                         size_t n_dlq)
+int sink_commit_cursor(sink_t *s, const wal_cursor_t *cur, const wal_dlq_entry_t *dlq,
+                       size_t n_dlq)
 {
     uint32_t attempt = 0;
     for (;;) {
@@ -348,7 +348,7 @@ int sink_process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, int
          * keys: the backend deduplicates instead of doubling. */
         wal_cursor_t inflight = {
             .acked = first - 1, .inflight_first = first, .inflight_last = last};
-        if (commit_cursor(s, &inflight, NULL, 0) < 0) goto out;
+        if (sink_commit_cursor(s, &inflight, NULL, 0) < 0) goto out;
     }
     for (size_t i = 0; i < ng; i++) {
         int r;
@@ -359,7 +359,7 @@ int sink_process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, int
     /* Ordering: the cursor passes these records only in the same transaction that puts
      * their refused rows into the DLQ, so no row is ever neither delivered nor queued. */
     wal_cursor_t done = {.acked = last};
-    if (commit_cursor(s, &done, dlq.e, dlq.n) < 0) goto out;
+    if (sink_commit_cursor(s, &done, dlq.e, dlq.n) < 0) goto out;
     atomic_store(&s->delivered, last);
     sink_notify_progress(s);
     rc = 0;

@@ -274,6 +274,30 @@ static int read_range(sink_t *s, uint64_t after, uint64_t last, batch_t *b)
 
 /* ---- the thread ---- */
 
+/* A latest sink's first records that arrived before its start second (wal_set_consumers):
+ * the other sinks delivered them and `sluice backfill` copies them, so this one passes its
+ * cursor over them instead of sending. Drops them from b; 0, or -1 when stopping. */
+static int skip_before_start(sink_t *s, batch_t *b, uint64_t *acked)
+{
+    size_t k = 0;
+    while (k < b->n && (s->skip_seq ? b->recs[k]->seq < s->skip_seq
+                                    : b->recs[k]->ts_ms < s->skip_ts))
+        k++;
+    if (k < b->n) {
+        if (k == 0 && s->skip_seq) s->skip_ts = 0; /* past them: done */
+        s->skip_seq = b->recs[k]->seq;
+    }
+    if (k == 0) return 0;
+    wal_cursor_t past = {.acked = b->recs[k - 1]->seq};
+    if (sink_commit_cursor(s, &past, NULL, 0) < 0) return -1;
+    *acked = past.acked;
+    atomic_store(&s->delivered, past.acked);
+    sink_notify_progress(s);
+    memmove(b->recs, b->recs + k, (b->n - k) * sizeof *b->recs);
+    b->n -= k;
+    return 0;
+}
+
 /* Block while paused; returns 1 when still paused on the way out (stopping). */
 static int wait_while_paused(sink_t *s)
 {
@@ -313,6 +337,13 @@ static void *sink_thread(void *arg)
     atomic_store(&s->delivered, cur.acked);
     uint64_t acked = cur.acked;
     int resend = cur.inflight_first && cur.inflight_last > cur.acked;
+    if (s->cfg->start_from == CFG_START_LATEST) {
+        char key[300], val[32];
+        size_t len = 0;
+        snprintf(key, sizeof key, "%s%s", WAL_META_SINK_STARTED, s->cfg->name);
+        if (wal_meta_get(s->w, key, val, sizeof val, &len) == 0)
+            s->skip_ts = strtoull(val, NULL, 10);
+    }
     if (resend) {
         char a[24], z[24];
         snprintf(a, sizeof a, "%" PRIu64, cur.inflight_first);
@@ -355,6 +386,10 @@ static void *sink_thread(void *arg)
             sink_note_failure(s, &res);
             if (sink_backoff(s, &res, &attempt) < 0) break;
             continue;
+        }
+        if (!resend && s->skip_ts && skip_before_start(s, &b, &acked) < 0) {
+            batch_clear(&b);
+            break;
         }
         if (b.n == 0) {
             resend = 0; /* the range is gone (dropped as a gap): nothing to resend */

@@ -23,6 +23,10 @@ struct sink {
     int thread_started;
     uint64_t logid;
     uint64_t rnd;        /* sink thread only */
+    /* start_from: latest: records that arrived before skip_ts (meta sink_started_ms), at the
+     * front of the stream, are the backfill's and not delivered; skip_seq is the first one
+     * delivered once seen (sink thread only). */
+    uint64_t skip_ts, skip_seq;
     int direct_prepared; /* sink_direct_*: prepare succeeded (the caller's thread only) */
     int direct;          /* opened by sink_direct_open: a configuration error or a refusal
                           * of the whole statement ends the call (SINK_REFUSED) instead of
@@ -77,6 +81,9 @@ int sink_backoff(sink_t *s, const sink_result_t *res, uint32_t *attempt);
 
 /* deliver.c: one batch (records in log order; resend: its range was in flight before). */
 int sink_process_batch(sink_t *s, const wal_record_t *const *recs, size_t n, int resend);
+/* Commit the cursor (and DLQ entries) durably, retrying wal errors. -1 when aborted. */
+int sink_commit_cursor(sink_t *s, const wal_cursor_t *cur, const wal_dlq_entry_t *dlq,
+                       size_t n_dlq);
 int sink_deliver_group(sink_t *s, const sink_group_t *g, const char *key, sink_dlq_vec_t *dlq);
 void sink_dlq_vec_free(sink_dlq_vec_t *v);
 

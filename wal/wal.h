@@ -146,12 +146,13 @@ typedef struct {
 } wal_consumer_t;
 
 /* Declare the sinks that hold the log (the whole set, before their threads start; again to
- * add sinks): truncation keeps every record above the minimum of their cursors, and whole
- * seconds of arrival. A consumer without a cursor gets one, earliest (before the oldest
- * record) or latest (before the first record of the current second), and in the same
- * transaction meta WAL_META_SINK_STARTED<name> = the arrival ms it delivers from (that
- * second's start): `sluice backfill` copies below it, the log delivers the rest. Cursors of
- * names not listed are left alone but do not hold truncation. */
+ * add sinks): truncation keeps every record above the minimum of their cursors. A consumer
+ * without a cursor gets one, earliest (before the oldest record) or latest (after the
+ * newest), and in the same transaction meta WAL_META_SINK_STARTED<name> = the arrival ms
+ * (a whole second) it delivers from: earliest, the oldest record's second; latest, the next
+ * second (its sink skips the records before it). `sluice backfill` copies the rows stamped
+ * before it, the log delivers the rest. Cursors of names not listed are left alone but do
+ * not hold truncation. */
 #define WAL_META_SINK_STARTED "sink_started_ms:"
 int wal_set_consumers(wal_t *w, const wal_consumer_t *c, size_t n);
 

@@ -217,11 +217,6 @@ struct wal {
     wal_req_t *held_head, *held_tail; /* when_full: block */
     uint64_t last_sync_ms;
     uint64_t stall_until; /* after a failed txn: no truncation-only txns before this */
-    /* Truncation keeps whole seconds of arrival (writer.c, delete_front): it stopped at a
-     * record of a second not all acked or still current, with the minimum cursor at
-     * trunc_held_lim, until the monotonic ms trunc_held_until (0: until the cursor moves). */
-    int trunc_held;
-    uint64_t trunc_held_lim, trunc_held_until;
     int unsynced;
     /* One flush per commit (writer.c, "durability"): requests of committed txns whose meta
      * page may not be on disk yet, oldest first, and the seq that becomes durable with them. */

@@ -73,18 +73,9 @@ static uint64_t min_acked(const wal_t *w)
     return m;
 }
 
-/* Acked records are at the front and truncation is not held back by their arrival second. */
-static int can_truncate(const wal_t *w)
-{
-    uint64_t m = min_acked(w);
-    if (!w->n_records || w->first_seq > m) return 0;
-    return !w->trunc_held || m != w->trunc_held_lim ||
-           (w->trunc_held_until && time_mono_ms() >= w->trunc_held_until);
-}
-
 static int truncation_pending(const wal_t *w)
 {
-    return can_truncate(w) && time_mono_ms() >= w->stall_until;
+    return w->n_records && w->first_seq <= min_acked(w) && time_mono_ms() >= w->stall_until;
 }
 
 /* A log record's arrival time (wal ts_ms), 0 when its envelope cannot be read. */
@@ -104,47 +95,17 @@ static int put_u64_meta(wal_t *w, MDB_txn *txn, const char *key, uint64_t val)
     return mdb_put(txn, w->dbi_meta, &k, &v, 0);
 }
 
-/* Where a held truncation stops (whole_seconds): the start of the current second, or of the
- * older second of the first record not acked (seq > lim), which must stay whole too. */
-static uint64_t hold_cut(MDB_cursor *c, uint64_t lim, uint64_t now, int *from_now)
-{
-    uint8_t kb[8];
-    MDB_val k = {8, kb}, v;
-    uint64_t cut = SECOND(now);
-    *from_now = 1;
-    wal_put_be64(kb, lim + 1);
-    if (mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) == 0) {
-        uint64_t s = SECOND(rec_ts(&v));
-        if (s < cut) {
-            cut = s;
-            *from_now = 0;
-        }
-    }
-    return cut;
-}
-
 /* Delete log records with seq <= lim from the front, at most max_count of them, stopping
  * once at least want_bytes were freed (0 = no byte goal). Only ever called with lim <= the
- * minimum consumer cursor, so no consumer loses a record it has not acked.
- * whole_seconds: the log keeps whole seconds of arrival, so a sink that starts now can take
- * over at the start of the current second (apply_consumers) and `sluice backfill` copies
- * the seconds before it: deletion stops at the first record of the current second or of a
- * second with records not acked yet (a record stamped past the current second, after the
- * clock stepped back, is not held). make_room passes 0: a full log frees what it can. */
+ * minimum consumer cursor, so no consumer loses a record it has not acked. */
 static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count,
-                        uint64_t want_bytes, int whole_seconds, group_t *g)
+                        uint64_t want_bytes, group_t *g)
 {
     MDB_cursor *c;
     MDB_val k, v;
     uint64_t n = 0, freed = 0, last = 0, touched = 0;
-    uint64_t now = time_wall_ms(), cut = 0;
-    int from_now = 0;
     int rc = mdb_cursor_open(txn, w->dbi_log, &c);
     if (rc) return rc;
-    if (whole_seconds) {
-        cut = hold_cut(c, lim, now, &from_now);
-        w->trunc_held = 0;
-    }
     while (n < max_count && (!want_bytes || freed < want_bytes)) {
         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
         if (rc) break;
@@ -154,13 +115,6 @@ static int delete_front(wal_t *w, MDB_txn *txn, uint64_t lim, uint64_t max_count
         }
         uint64_t seq = wal_get_be64(k.mv_data);
         if (seq > lim) break;
-        uint64_t ts = whole_seconds ? rec_ts(&v) : 0;
-        if (whole_seconds && ts >= cut && ts < SECOND(now) + 1000) {
-            w->trunc_held = 1;
-            w->trunc_held_lim = lim;
-            w->trunc_held_until = from_now ? time_mono_ms() + (cut + 1000 - now) : 0;
-            break;
-        }
         uint64_t cost = wal_rec_cost(w, v.mv_size);
         if ((rc = mdb_cursor_del(c, 0))) break;
         freed += cost;
@@ -278,11 +232,11 @@ static int make_room(wal_t *w, MDB_txn *txn, uint64_t need, group_t *g, int *ok)
     *ok = w->live_bytes + need <= max;
     if (*ok || !w->have_cons) return 0;
     uint64_t deficit = w->live_bytes + need - max;
-    if ((rc = delete_front(w, txn, min_acked(w), UINT64_MAX, deficit, 0, g))) return rc;
+    if ((rc = delete_front(w, txn, min_acked(w), UINT64_MAX, deficit, g))) return rc;
     if ((*ok = w->live_bytes + need <= max)) return 0;
     deficit = w->live_bytes + need - max;
     if ((rc = drop_oldest(w, txn, deficit))) return rc;
-    if ((rc = delete_front(w, txn, min_acked(w), UINT64_MAX, deficit, 0, g))) return rc;
+    if ((rc = delete_front(w, txn, min_acked(w), UINT64_MAX, deficit, g))) return rc;
     *ok = w->live_bytes + need <= max;
     return 0;
 }
@@ -513,11 +467,12 @@ static int apply_dlq_replay(wal_t *w, MDB_txn *txn, wal_req_t *r, group_t *g)
     return rc;
 }
 
-/* A new sink's cursor and the arrival time (ms) from which it delivers. latest: from the
- * start of the current second, whose records truncation kept (delete_front), so the rows
- * of that second that reached the other sinks before it still reach this one; earliest:
- * from the oldest record, whose second the log also holds whole. Either way `sluice
- * backfill` copies the seconds before the start and the log delivers the rest. */
+/* A new sink's cursor and the arrival time (ms) from which it delivers, the dual-write
+ * boundary of `sluice backfill` (which copies the rows stamped before it). latest: after
+ * the newest record, from the start of the next second: the sink skips the records of the
+ * current second (sink_thread), which the other sinks delivered and backfill copies, so no
+ * row of that second is in neither stream nor in both. earliest: from the oldest record,
+ * and the start of its second (truncation may have freed part of that second). */
 static int new_cursor_start(wal_t *w, MDB_txn *txn, int latest, uint64_t *acked,
                             uint64_t *started)
 {
@@ -525,23 +480,14 @@ static int new_cursor_start(wal_t *w, MDB_txn *txn, int latest, uint64_t *acked,
     MDB_val k, v;
     uint64_t now = SECOND(time_wall_ms());
     *acked = w->next_seq - 1;
-    *started = now;
-    if (!w->n_records) return 0;
+    *started = latest ? now + 1000 : now;
+    if (latest || !w->n_records) return 0;
     int rc = mdb_cursor_open(txn, w->dbi_log, &c);
     if (rc) return rc;
-    if (!latest) {
-        if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 && k.mv_size == 8) {
-            *acked = wal_get_be64(k.mv_data) - 1;
-            uint64_t s = SECOND(rec_ts(&v));
-            if (s && s < now) *started = s;
-        }
-    } else { /* back from the newest, a second past the current one (clock steps) */
-        for (rc = mdb_cursor_get(c, &k, &v, MDB_LAST); rc == 0 && k.mv_size == 8;
-             rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
-            uint64_t ts = rec_ts(&v);
-            if (ts + 1000 < now) break;
-            if (ts >= now) *acked = wal_get_be64(k.mv_data) - 1;
-        }
+    if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 && k.mv_size == 8) {
+        *acked = wal_get_be64(k.mv_data) - 1;
+        uint64_t s = SECOND(rec_ts(&v));
+        if (s && s < now) *started = s;
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -687,11 +633,11 @@ static int run_group(wal_t *w, MDB_txn *txn, wal_req_t *in, wal_req_t ***done, g
      * connections: the tail spikes of issue 20), so it deletes at most twice what it
      * appended (at least 64), which keeps pace with any ingest rate; a txn of its own (idle
      * writer) takes the whole wal.truncate_chunk. */
-    if (rc == 0 && can_truncate(w)) {
+    if (rc == 0 && w->n_records && w->first_seq <= min_acked(w)) {
         uint64_t lim = w->cfg.truncate_chunk;
         uint64_t want = 2 * (w->next_seq - seq0);
         if (!alone && lim > 64 && want < lim) lim = want > 64 ? want : 64;
-        rc = delete_front(w, txn, min_acked(w), lim, 0, 1, g);
+        rc = delete_front(w, txn, min_acked(w), lim, 0, g);
     }
     return rc;
 }
@@ -1312,9 +1258,6 @@ static uint64_t next_wake(const wal_t *w)
         uint64_t s = w->last_sync_ms + w->cfg.sync_interval_ms;
         if (!t || s < t) t = s;
     }
-    if (w->trunc_held && w->trunc_held_until && w->trunc_held_lim == min_acked(w) &&
-        (!t || w->trunc_held_until < t))
-        t = w->trunc_held_until; /* the held second is over */
     if (w->txn) { /* the journal's checkpoint */
         uint64_t c = w->txn_t0 + w->cfg.checkpoint_ms;
         if (!t || c < t) t = c;

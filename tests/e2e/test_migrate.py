@@ -306,19 +306,19 @@ def test_backfill_stops_at_the_live_start_so_dual_written_rows_are_not_doubled()
         old = [row(i, hist_t + i) for i in range(500)]  # history, before StarRocks existed
         st, _, body = s.insert("events", old, database=DB)
         assert st == 200, body
-        acked_at = int(time.time())
         H.wait_until(lambda: int(ch.query("SELECT count() FROM %s.events" % DB)) == 500,
                      what="history in ClickHouse")
         s.stop()
-        # The sink added below starts at the first record of the current second: the history
-        # rows, which arrived seconds before it, are backfill's (arrival time decides).
-        while int(time.time()) == acked_at:
-            time.sleep(0.05)
 
         # Add the StarRocks sink: dual-write from here on.
         s.config_yaml = CONFIG % {"sinks": sinks_ch + SR_SINK % (sr.url, 1000)}
         s.write_config()
         s.start()
+        # It delivers from the second after the one it started in (what arrives before is
+        # the backfill's): the rows below are live ones.
+        started = int(time.time())
+        while int(time.time()) <= started:
+            time.sleep(0.05)
         new = [row(1000 + i, int(time.time())) for i in range(300)]
         for k in range(0, 300, 100):
             st, _, body = s.insert("events", new[k:k + 100], database=DB)
@@ -602,9 +602,9 @@ def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
         H.wait_until(lambda: res["ok"] >= 200, what="traffic")
         s.config_yaml = CONFIG % {"sinks": sinks_ch + SR_SINK % (sr.url, 1000)}
         s.write_config()
-        # Inserts go on across the reload: the rows of the boundary second that reached
-        # ClickHouse before the sink started come to it through the log (it starts at the
-        # second's first record), the seconds before are backfill's, and every row is counted.
+        # Inserts go on across the reload: the new sink delivers from the second after the
+        # one it started in, backfill copies every row stamped before it (those of the
+        # reload's second too), and every row is counted.
         s.proc.signal(1)  # SIGHUP
         H.wait_until(lambda: len(json.loads(H.http_request(s.admin_url + "/v1/sinks")[2])) == 2,
                      timeout=30, what="the new sink in /v1/sinks")

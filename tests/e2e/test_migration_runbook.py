@@ -158,9 +158,9 @@ def test_migration_runbook_verbatim_with_live_traffic_and_a_kill():
         H.wait_until(lambda: traffic["acked"] >= 200, timeout=30, what="live traffic")
         m, b = next(steps)
         assert m.startswith("reload") and "HUP" in b
-        # The traffic goes on across the reload: the new sink starts at the first record of
-        # the boundary second (rows of that second that reached ClickHouse before it still
-        # come through the log), backfill copies the seconds before, every row is counted.
+        # The traffic goes on across the reload: the new sink delivers from the second after
+        # the one it started in, backfill copies every row stamped before it, and every row
+        # is counted.
         run.signal(signal.SIGHUP)
         H.wait_until(lambda: b'"starrocks"' in H.http_request(
             "http://127.0.0.1:%d/v1/sinks" % admin, headers={"Authorization": "Bearer tok"})[2],

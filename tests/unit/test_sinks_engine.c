@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "common/time.h"
 #include "sinks/sink_internal.h"
 
 /* ---- fake backend: refuses rows containing "bad" for good, fails the first `fail_first`
@@ -170,6 +171,12 @@ static void declare(fx_t *f)
     assert_int_equal(wal_set_consumers(f->w, &c, 1), 0);
 }
 
+static void declare_latest(fx_t *f)
+{
+    wal_consumer_t c = {.name = f->sc.name, .start_latest = 1};
+    assert_int_equal(wal_set_consumers(f->w, &c, 1), 0);
+}
+
 static sink_t *start(fx_t *f)
 {
     sink_t *s = NULL;
@@ -189,6 +196,15 @@ static uint64_t append(fx_t *f, const char *table, const char *rows, uint32_t n)
 {
     wal_insert_t ins = {
         .db = "db", .table = table, .rows = rows, .rows_len = strlen(rows), .n_rows = n};
+    uint64_t a, b;
+    assert_int_equal(wal_append_wait(f->w, &ins, &a, &b), 0);
+    return b;
+}
+
+static uint64_t append_at(fx_t *f, const char *rows, uint64_t ts_ms)
+{
+    wal_insert_t ins = {.db = "db", .table = "T", .rows = rows, .rows_len = strlen(rows),
+                        .n_rows = 1, .ts_ms = ts_ms};
     uint64_t a, b;
     assert_int_equal(wal_append_wait(f->w, &ins, &a, &b), 0);
     return b;
@@ -227,6 +243,49 @@ static void test_delivers_rows_and_advances_cursor(void **st)
     stop(s, 1000);
     assert_int_equal(g_fake.rows_ok, 3);
     assert_non_null(strstr(g_fake.keys[0], "_fake_A_"));
+}
+
+/* start_from: latest begins at the next whole second (meta sink_started_ms): the records
+ * that arrived before it are the backfill's, skipped, and the cursor passes them; from the
+ * first record at or after it, everything is delivered, even one stamped earlier after it. */
+static void test_latest_sink_skips_the_records_before_its_start_second(void **st)
+{
+    fx_t *f = *st;
+    append(f, "T", "{\"old\":0}\n", 1); /* before the sink existed */
+    f->sc.start_from = CFG_START_LATEST;
+    declare_latest(f);
+    char val[32] = "";
+    size_t len = 0;
+    assert_int_equal(wal_meta_get(f->w, "sink_started_ms:fake", val, sizeof val, &len), 0);
+    uint64_t t = strtoull(val, NULL, 10);
+    assert_int_equal(t % 1000, 0);
+    assert_true(t > time_wall_ms() && t <= time_wall_ms() + 2000);
+    append_at(f, "{\"before\":1}\n", t - 600);
+    uint64_t skipped = append_at(f, "{\"before\":2}\n", t - 1);
+    append_at(f, "{\"at\":3}\n", t);
+    append_at(f, "{\"late\":4}\n", t - 5); /* after the first delivered one: delivered */
+    uint64_t last = append_at(f, "{\"after\":5}\n", t + 700);
+    sink_t *s = start(f);
+    assert_true(wait_delivered(s, last, 5000));
+    stop(s, 1000);
+    assert_int_equal(g_fake.rows_ok, 3);
+    assert_null(strstr(g_fake.delivered, "before"));
+    assert_null(strstr(g_fake.delivered, "old"));
+    assert_non_null(strstr(g_fake.delivered, "\"at\":3"));
+    assert_non_null(strstr(g_fake.delivered, "\"late\":4"));
+    assert_non_null(strstr(g_fake.delivered, "\"after\":5"));
+    wal_cursor_t cur;
+    assert_int_equal(wal_cursor_get(f->w, "fake", &cur), 0);
+    assert_int_equal(cur.acked, last);
+    assert_true(cur.acked > skipped);
+
+    /* After a restart, nothing is sent again and what follows is delivered. */
+    fake_reset();
+    uint64_t more = append_at(f, "{\"later\":6}\n", t + 900);
+    s = start(f);
+    assert_true(wait_delivered(s, more, 5000));
+    stop(s, 1000);
+    assert_int_equal(g_fake.rows_ok, 1);
 }
 
 static void test_poison_rows_bisected_into_dlq(void **st)
@@ -404,6 +463,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delivers_rows_and_advances_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latest_sink_skips_the_records_before_its_start_second,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_rows_bisected_into_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_failure_converges_to_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failures_retried_then_delivered, setup,

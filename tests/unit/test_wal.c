@@ -92,15 +92,10 @@ static int append_at(wal_t *w, const char *table, const char *rows, uint64_t ts_
     return wal_append_wait(w, &ins, first, last);
 }
 
-/* Each append arrives in a second of its own, long past (2001 on), so that truncation,
- * which keeps whole seconds of arrival and the current one, stops exactly at the cursor. */
-static uint64_t past_ms = 1000000000000ull;
-
 static int append_rows(wal_t *w, const char *table, const char *rows, uint64_t *first,
                        uint64_t *last)
 {
-    past_ms += 1000;
-    return append_at(w, table, rows, past_ms, first, last);
+    return append_at(w, table, rows, 0, first, last);
 }
 
 /* A record of about `size` bytes of rows: one JSON object. */
@@ -365,85 +360,38 @@ static uint64_t meta_u64(wal_t *w, const char *key)
     return strtoull(val, NULL, 10);
 }
 
-/* Wait until the current second has at least 300 ms left, so a test's appends share it. */
-static uint64_t early_in_a_second(void)
-{
-    while (time_wall_ms() % 1000 > 700) usleep(10000);
-    return time_wall_ms();
-}
-
-static void test_truncation_keeps_whole_seconds(void **state)
-{
-    fx_t *f = *state;
-    open_ok(f);
-    wal_consumer_t cons = {"a", 0, 0};
-    assert_int_equal(wal_set_consumers(f->w, &cons, 1), 0);
-    /* Seqs 1, 2 arrive in second T, 3 in T+1 (both long past). */
-    uint64_t t = 1500000000000ull;
-    assert_int_equal(append_at(f->w, "t", "{}\n", t + 100, NULL, NULL), 0);
-    assert_int_equal(append_at(f->w, "t", "{}\n", t + 900, NULL, NULL), 0);
-    assert_int_equal(append_at(f->w, "t", "{}\n", t + 1000, NULL, NULL), 0);
-    /* Half of second T acked: all of it stays (a new earliest sink starts at T, whole). */
-    wal_cursor_t c = {1, 0, 0};
-    assert_int_equal(wal_cursor_commit(f->w, "a", &c, NULL, 0), 0);
-    assert_int_equal(wal_flush(f->w), 0);
-    usleep(50000);
-    assert_int_equal(stats(f->w).first_seq, 1);
-    c.acked = 2;
-    assert_int_equal(wal_cursor_commit(f->w, "a", &c, NULL, 0), 0);
-    assert_true(wait_first_seq(f->w, 3));
-
-    /* The current second stays until it is over, acked or not. */
-    uint64_t now = early_in_a_second();
-    uint64_t s4;
-    assert_int_equal(append_at(f->w, "t", "{}\n", now, &s4, NULL), 0);
-    c.acked = s4;
-    assert_int_equal(wal_cursor_commit(f->w, "a", &c, NULL, 0), 0);
-    assert_true(wait_first_seq(f->w, s4)); /* seq 3 (T+1) goes, seq 4 (now) stays */
-    assert_int_equal(stats(f->w).records, 1);
-    for (int i = 0; i < 300 && stats(f->w).records; i++) usleep(10000);
-    assert_int_equal(stats(f->w).records, 0); /* without another request: the writer woke */
-    assert_true(time_wall_ms() / 1000 > now / 1000);
-}
-
-static void test_new_sink_starts_at_the_current_second(void **state)
+static void test_new_sink_start_is_a_whole_second(void **state)
 {
     fx_t *f = *state;
     open_ok(f);
     wal_consumer_t one = {"ch", 0, 0};
-    assert_int_equal(wal_set_consumers(f->w, &one, 1), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(append_rows(f->w, "t", "{}\n", NULL, NULL), 0);
-    uint64_t now = early_in_a_second(), first_now, last;
-    assert_int_equal(append_at(f->w, "t", "{}\n", now, &first_now, NULL), 0);
-    assert_int_equal(append_at(f->w, "t", "{}\n", time_wall_ms(), &last, NULL), 0);
-    /* "ch" delivered everything; the rows of this second stay for a sink added now. */
-    wal_cursor_t c = {last, 0, 0};
-    assert_int_equal(wal_cursor_commit(f->w, "ch", &c, NULL, 0), 0);
-    assert_true(wait_first_seq(f->w, first_now));
+    assert_int_equal(wal_set_consumers(f->w, &one, 1), 0); /* on an empty log: now */
+    uint64_t ch = meta_u64(f->w, "sink_started_ms:ch");
+    assert_int_equal(ch % 1000, 0);
+    assert_true(ch <= time_wall_ms() && ch + 2000 > time_wall_ms());
+    uint64_t t = 1500000000000ull, first, last;
+    assert_int_equal(append_at(f->w, "t", "{}\n", t + 300, &first, NULL), 0);
+    assert_int_equal(append_at(f->w, "t", "{}\n", t + 1500, &last, NULL), 0);
+    uint64_t before = time_wall_ms();
     wal_consumer_t two[3] = {{"ch", 0, 0}, {"sr", 1, 0}, {"old", 0, 0}};
     assert_int_equal(wal_set_consumers(f->w, two, 3), 0);
     uint64_t after = time_wall_ms();
     wal_cursor_t sr, old;
     assert_int_equal(wal_cursor_get(f->w, "sr", &sr), 0);
     assert_int_equal(wal_cursor_get(f->w, "old", &old), 0);
+    /* latest: after the newest record, delivering from the next whole second on */
+    assert_int_equal(sr.acked, last);
     uint64_t started = meta_u64(f->w, "sink_started_ms:sr");
-    if (after / 1000 == now / 1000) { /* declared within the same second */
-        assert_int_equal(sr.acked, first_now - 1);
-        assert_int_equal(started, now / 1000 * 1000);
-    } else { /* the second turned meanwhile: it starts after everything */
-        assert_int_equal(sr.acked, last);
-        assert_int_equal(started, after / 1000 * 1000);
-    }
-    /* earliest: from the oldest record, and the start of its second. */
-    assert_int_equal(old.acked, first_now - 1);
-    assert_int_equal(meta_u64(f->w, "sink_started_ms:old"), now / 1000 * 1000);
+    assert_int_equal(started % 1000, 0);
+    assert_true(started > before && started <= after + 1000);
+    /* earliest: from the oldest record, and the start of its second */
+    assert_int_equal(old.acked, first - 1);
+    assert_int_equal(meta_u64(f->w, "sink_started_ms:old"), t);
     /* A sink that already has a cursor keeps it and its start. */
     reopen(f);
     assert_int_equal(wal_set_consumers(f->w, two, 3), 0);
     assert_int_equal(meta_u64(f->w, "sink_started_ms:sr"), started);
-    /* The first sink was declared on an empty log: it starts now, at nothing. */
-    uint64_t ch = meta_u64(f->w, "sink_started_ms:ch");
-    assert_true(ch > 1000000000000ull + 3000 && ch <= now);
+    assert_int_equal(meta_u64(f->w, "sink_started_ms:ch"), ch);
 }
 
 /* ---- log full ---- */
@@ -1155,9 +1103,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cursor_persists_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_never_passes_a_cursor, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncation_keeps_whole_seconds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_new_sink_starts_at_the_current_second, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_new_sink_start_is_a_whole_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_rejects_then_accepts_after_truncation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_block_mode_waits_then_succeeds_after_cursor_advance,
