@@ -148,7 +148,9 @@ static size_t on_protocol_error(void *ctx, int status, const char *what, char *b
 /* The format ClickHouse names in an INSERT's answer (X-ClickHouse-Format, with its
  * Content-Type): the default_format setting, which the X-ClickHouse-Format request header
  * also sets, else TabSeparated (HTTPHandler; tests/support/chserver/server.js follows it). A
- * name that is not a plain identifier is not echoed into a header. */
+ * name that is not a plain identifier is not echoed into a header. The Content-Types are
+ * the output formats' getContentType (ClickHouse src/Processors/Formats/Impl/, e.g.
+ * CSVRowOutputFormat.h: header=present with names). */
 static void response_format(const proxy_param_t *pr, size_t npr, http_req_t *r, char *out,
                             size_t cap)
 {
@@ -168,6 +170,7 @@ static const char *content_type(const char *fmt)
         !strcasecmp(fmt, "NDJSON"))
         return "application/x-ndjson; charset=UTF-8";
     if (!strncasecmp(fmt, "JSON", 4)) return "application/json; charset=UTF-8";
+    if (!strncasecmp(fmt, "CSVWithNames", 12)) return "text/csv; charset=UTF-8; header=present";
     if (!strncasecmp(fmt, "CSV", 3)) return "text/csv; charset=UTF-8; header=absent";
     return "text/plain; charset=UTF-8";
 }

@@ -764,7 +764,8 @@ def test_gateway_flow_against_modern_engine():
         ins = "/?query=" + q("INSERT INTO tz.fmt FORMAT JSONEachRow")
         for extra, hdrs in (("", {}), ("&default_format=JSONEachRow", {}),
                             ("", {"X-ClickHouse-Format": "CSV"}),
-                            ("&default_format=TSVWithNames", {"X-ClickHouse-Format": "CSV"})):
+                            ("&default_format=TSVWithNames", {"X-ClickHouse-Format": "CSV"}),
+                            ("&default_format=CSVWithNames", {})):
             got = []
             for base in (ch.url, s.url):
                 st, hd, b = req(base, "POST", ins + extra, '{"a":1}\n', hdrs)

@@ -326,6 +326,8 @@ function contentTypeFor(format) {
   if (f.startsWith('tabseparated') || f.startsWith('tsv')) return 'text/tab-separated-values; charset=UTF-8';
   if (f === 'jsoneachrow' || f === 'jsonlines' || f === 'ndjson') return 'application/x-ndjson; charset=UTF-8';
   if (f.startsWith('json')) return 'application/json; charset=UTF-8';
+  // ClickHouse src/Processors/Formats/Impl/CSVRowOutputFormat.h: header=present with names.
+  if (f.startsWith('csvwithnames')) return 'text/csv; charset=UTF-8; header=present';
   if (f.startsWith('csv')) return 'text/csv; charset=UTF-8; header=absent';
   return 'text/plain; charset=UTF-8';
 }
