@@ -148,9 +148,7 @@ static size_t on_protocol_error(void *ctx, int status, const char *what, char *b
 /* The format ClickHouse names in an INSERT's answer (X-ClickHouse-Format, with its
  * Content-Type): the default_format setting, which the X-ClickHouse-Format request header
  * also sets, else TabSeparated (HTTPHandler; tests/support/chserver/server.js follows it). A
- * name that is not a plain identifier is not echoed into a header. The Content-Types are
- * the output formats' getContentType (ClickHouse src/Processors/Formats/Impl/, e.g.
- * CSVRowOutputFormat.h: header=present with names). */
+ * name that is not a plain identifier is not echoed into a header. */
 static void response_format(const proxy_param_t *pr, size_t npr, http_req_t *r, char *out,
                             size_t cap)
 {
@@ -162,13 +160,28 @@ static void response_format(const proxy_param_t *pr, size_t npr, http_req_t *r, 
     snprintf(out, cap, "%s", f);
 }
 
+/* The Content-Type ClickHouse's FormatFactory gives an output format: text/plain unless the
+ * format registers one (src/Formats/FormatFactory.h, Creators::content_type). Read from
+ * src/Processors/Formats/Impl/: JSONEachRowRowOutputFormat.cpp registers x-ndjson for
+ * JSONEachRow, its Pretty and JSONLines/NDJSON/JSONL aliases and JSONStringsEachRow; the
+ * whole-result JSON formats, JSONObjectEachRow and the *WithProgress ones register
+ * application/json; JSONCompactEachRow and JSONCompactStringsEachRow (with names and types
+ * or not) register nothing; every TabSeparated/TSV and CSV variant registers its own, and
+ * CSVRowOutputFormat.h says header=present with names. */
 static const char *content_type(const char *fmt)
 {
+    static const char *const ndjson[] = {
+        "JSONEachRow", "PrettyJSONEachRow", "JSONLines", "PrettyJSONLines", "NDJSON",
+        "PrettyNDJSON", "JSONL", "JSONStringsEachRow"};
+    for (size_t i = 0; i < sizeof ndjson / sizeof *ndjson; i++)
+        if (!strcasecmp(fmt, ndjson[i])) return "application/x-ndjson; charset=UTF-8";
     if (!strncasecmp(fmt, "TabSeparated", 12) || !strncasecmp(fmt, "TSV", 3))
         return "text/tab-separated-values; charset=UTF-8";
-    if (!strcasecmp(fmt, "JSONEachRow") || !strcasecmp(fmt, "JSONLines") ||
-        !strcasecmp(fmt, "NDJSON"))
-        return "application/x-ndjson; charset=UTF-8";
+    size_t n = strlen(fmt);
+    int progress = n >= 12 && !strcasecmp(fmt + n - 12, "WithProgress");
+    if ((!strncasecmp(fmt, "JSONCompactEachRow", 18) ||
+         !strncasecmp(fmt, "JSONCompactStringsEachRow", 25)) && !progress)
+        return "text/plain; charset=UTF-8";
     if (!strncasecmp(fmt, "JSON", 4)) return "application/json; charset=UTF-8";
     if (!strncasecmp(fmt, "CSVWithNames", 12)) return "text/csv; charset=UTF-8; header=present";
     if (!strncasecmp(fmt, "CSV", 3)) return "text/csv; charset=UTF-8; header=absent";

@@ -8,15 +8,20 @@
 # fdatasync/fsync of data.mdb and of the journal segments, plus pwrites to an O_DSYNC
 # descriptor), LMDB checkpoints per second, RSS, sluice's own ack latency p99/p999 (bucket
 # bounds of its histogram: the server's share of wrk's figures), the ratio always/none, the
-# disk's own fdatasync rate, then wal_bench for 1/16/64/256 producers.
+# disk's own fdatasync rate, then wal_bench for 1/16/64/256 producers. Each run starts once
+# every instance's sinks have delivered the earlier runs' rows (idle s: the wait). Every
+# configuration runs ROUNDS times (default 3), interleaved with the others in a turning order;
+# ratios are the median of the per-round ratios: on a shared VM one run of 20 s moved by
+# 25 % from one minute to the next, which single runs cannot tell from a change.
 # With SLUICE_BIN_BEFORE (and WAL_BENCH_BEFORE) set, each figure is measured for both builds
 # in turn, before then after, in the same window, and the after/before ratio is printed: the
 # machine is shared, so only figures from one run compare.
-# Usage: tests/bench/durable_bench.sh [SECONDS]   (SLUICE_BIN, WAL_BENCH default to build/)
+# Usage: tests/bench/durable_bench.sh [SECONDS] [ROUNDS]   (SLUICE_BIN, WAL_BENCH default to build/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-export SLUICE_SOURCE="$src" BENCH_SECS="${1:-10}" BENCH_LUA="$here/proxy_bench.lua"
+export SLUICE_SOURCE="$src" BENCH_SECS="${1:-10}" BENCH_ROUNDS="${2:-3}"
+export BENCH_LUA="$here/proxy_bench.lua"
 export SLUICE_BIN="${SLUICE_BIN:-$src/build/sluice}" WAL_BENCH="${WAL_BENCH:-$src/build/wal_bench}"
 export SLUICE_BIN_BEFORE="${SLUICE_BIN_BEFORE:-}" WAL_BENCH_BEFORE="${WAL_BENCH_BEFORE:-}"
 command -v wrk >/dev/null || { echo "durable_bench: wrk is not installed"; exit 1; }
@@ -26,6 +31,7 @@ sys.path.insert(0, os.path.join(os.environ["SLUICE_SOURCE"], "tests", "e2e"))
 import harness as h
 
 secs = int(os.environ["BENCH_SECS"])
+rounds = int(os.environ["BENCH_ROUNDS"])
 lua = os.environ["BENCH_LUA"]
 builds = [("after", os.environ["SLUICE_BIN"], os.environ["WAL_BENCH"])]
 if os.environ["SLUICE_BIN_BEFORE"]:
@@ -120,6 +126,24 @@ def strace_flushes(s, conns, dur):
     commits = m1["sluice_wal_commits_total"] - m0["sluice_wal_commits_total"]
     return flushes / commits if commits else float("nan")
 
+def quiesce(insts, limit=300.0):
+    """Wait until every instance's sinks have delivered their backlog (sluice_sink_lag_records
+    0 everywhere): a run measured while another instance's sink, and the ClickHouse taking its
+    rows, still work through the last run's backlog shares the 2 cores with them (the
+    64-connection figure of whichever build ran second paid for it). Returns the seconds
+    waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        lag = 0
+        for s in insts:
+            _, _, body = h.http_request(s.admin_url + "/metrics")
+            lag += sum(int(float(l.split()[-1])) for l in body.decode().splitlines()
+                       if l.startswith("sluice_sink_lag_records"))
+        if lag == 0:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
 def fdatasync_rate(d, dur=2.0):
     p = os.path.join(d, "fsync-probe")
     fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
@@ -150,13 +174,17 @@ try:
             procs.append(s)
             inst[(name, sync)] = s
     res = {}
-    print("%-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %7s %11s %10s %11s" % (
-        "conns", "sync", "build", "req/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors",
-        "req/commit", "flush/cmt", "ckpt/s", "ckpt %", "RSS MiB", "ack p99<=", "ack p999<="))
+    print("%-5s %-5s %-6s %-6s %9s %8s %8s %8s %8s %8s %10s %11s %8s %7s %11s %10s %11s %8s" % (
+        "conns", "round", "sync", "build", "req/s", "p50 ms", "p99 ms", "p999 ms", "max ms",
+        "errors", "req/commit", "flush/cmt", "ckpt/s", "ckpt %", "RSS MiB", "ack p99<=",
+        "ack p999<=", "idle s"))
+    runs = [(sync, name) for sync in ("always", "none") for name, _, _ in builds]
     for conns in (16, 64):
-        for sync in ("always", "none"):
-            for name, _, _ in builds:
+        for rnd in range(rounds):
+            # the order turns round by round, so no configuration always runs first
+            for sync, name in runs[rnd % len(runs):] + runs[:rnd % len(runs)]:
                 s = inst[(name, sync)]
+                waited = quiesce(procs)
                 m0 = metrics(s)
                 r = wrk(s.url, conns, secs)
                 m1 = metrics(s)
@@ -174,21 +202,41 @@ try:
                 r["rss"] = status_kib(s.proc.pid, "VmRSS") / 1024.0
                 r["ack99"] = ack_quantile(m0, m1, 0.99)
                 r["ack999"] = ack_quantile(m0, m1, 0.999)
-                res[(conns, sync, name)] = r
-                print("%-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %7.1f %11.1f %10g %11g" % (
-                    conns, sync, name, r["rps"], r["p50"], r["p99"], r["p999"], r["max"],
-                    r["errors"], r["rpc"], r["fpc"], r["cps"], r["ckpt_pct"], r["rss"],
-                    r["ack99"], r["ack999"]), flush=True)
+                r["quiesce"] = waited
+                res[(conns, rnd, sync, name)] = r
+                print("%-5d %-5d %-6s %-6s %9.0f %8.2f %8.2f %8.2f %8.1f %8d %10.1f %11.2f %8.0f %7.1f %11.1f %10g %11g %8.1f" % (
+                    conns, rnd + 1, sync, name, r["rps"], r["p50"], r["p99"], r["p999"],
+                    r["max"], r["errors"], r["rpc"], r["fpc"], r["cps"], r["ckpt_pct"],
+                    r["rss"], r["ack99"], r["ack999"], r["quiesce"]), flush=True)
+
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+    def ratio(conns, num, den):
+        """Median over the rounds of num/den measured in the same round (a round's runs
+        share the machine's state of that minute), with the rounds' range."""
+        rs = [res[(conns, rnd) + num]["rps"] / res[(conns, rnd) + den]["rps"]
+              for rnd in range(rounds)]
+        return "%.2f (rounds %s)" % (med(rs), " ".join("%.2f" % x for x in rs))
+
+    print("median of %d rounds:" % rounds)
+    for conns in (16, 64):
+        for sync, name in runs:
+            rs = [res[(conns, rnd, sync, name)] for rnd in range(rounds)]
+            print("  %-3d %-6s %-6s req/s %6.0f  p50 %5.2f  p99 %5.2f  p999 %5.2f  max %6.1f ms  "
+                  "req/commit %4.1f" % (conns, sync, name, *(med([r[k] for r in rs]) for k in (
+                      "rps", "p50", "p99", "p999")), max(r["max"] for r in rs),
+                  med([r["rpc"] for r in rs])))
     print("durable / sync: none (target >= 0.8 at 16 connections, >= 0.9 at 64):")
     for conns in (16, 64):
         print("  %d connections: " % conns + ", ".join(
-            "%s %.2f" % (name, res[(conns, "always", name)]["rps"] /
-                         res[(conns, "none", name)]["rps"]) for name, _, _ in builds))
+            "%s %s" % (name, ratio(conns, ("always", name), ("none", name)))
+            for name, _, _ in builds))
     if len(builds) == 2:
         for conns in (16, 64):
-            print("  after / before, sync: always, %d connections: %.2f" % (
-                conns, res[(conns, "always", "after")]["rps"] /
-                res[(conns, "always", "before")]["rps"]))
+            print("  after / before, sync: always, %d connections: %s" % (
+                conns, ratio(conns, ("always", "after"), ("always", "before"))))
     if subprocess.run(["which", "strace"], capture_output=True).returncode == 0:
         for name, _, _ in builds:
             print("device flushes per commit counted by strace (sync: always, 16 conns, %s): "

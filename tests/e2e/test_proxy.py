@@ -765,7 +765,13 @@ def test_gateway_flow_against_modern_engine():
         for extra, hdrs in (("", {}), ("&default_format=JSONEachRow", {}),
                             ("", {"X-ClickHouse-Format": "CSV"}),
                             ("&default_format=TSVWithNames", {"X-ClickHouse-Format": "CSV"}),
-                            ("&default_format=CSVWithNames", {})):
+                            ("&default_format=CSVWithNames", {}),
+                            # no Content-Type of their own: text/plain, not JSON's
+                            ("&default_format=JSONCompactEachRow", {}),
+                            ("&default_format=JSONCompactStringsEachRowWithNames", {}),
+                            ("&default_format=JSONStringsEachRow", {}),
+                            ("&default_format=JSONCompactEachRowWithProgress", {}),
+                            ("&default_format=JSONObjectEachRow", {})):
             got = []
             for base in (ch.url, s.url):
                 st, hd, b = req(base, "POST", ins + extra, '{"a":1}\n', hdrs)

@@ -321,12 +321,19 @@ function decodeBody(buf, encoding) {
   throw ownError(48, `Content-Encoding ${enc} is not supported by this test server (gzip, deflate, br are)`);
 }
 
+// The Content-Type ClickHouse's FormatFactory gives an output format: text/plain unless the
+// format registers one (src/Formats/FormatFactory.h, Creators::content_type; the formats'
+// registrations in src/Processors/Formats/Impl/: JSONEachRowRowOutputFormat.cpp for x-ndjson,
+// CSVRowOutputFormat.h for header=present). proxy/proxy.c's content_type is the same table.
+const NDJSON_FORMATS = new Set(['jsoneachrow', 'prettyjsoneachrow', 'jsonlines', 'prettyjsonlines',
+  'ndjson', 'prettyndjson', 'jsonl', 'jsonstringseachrow']);
 function contentTypeFor(format) {
   const f = (format || '').toLowerCase();
+  if (NDJSON_FORMATS.has(f)) return 'application/x-ndjson; charset=UTF-8';
   if (f.startsWith('tabseparated') || f.startsWith('tsv')) return 'text/tab-separated-values; charset=UTF-8';
-  if (f === 'jsoneachrow' || f === 'jsonlines' || f === 'ndjson') return 'application/x-ndjson; charset=UTF-8';
+  if ((f.startsWith('jsoncompacteachrow') || f.startsWith('jsoncompactstringseachrow')) &&
+      !f.endsWith('withprogress')) return 'text/plain; charset=UTF-8';
   if (f.startsWith('json')) return 'application/json; charset=UTF-8';
-  // ClickHouse src/Processors/Formats/Impl/CSVRowOutputFormat.h: header=present with names.
   if (f.startsWith('csvwithnames')) return 'text/csv; charset=UTF-8; header=present';
   if (f.startsWith('csv')) return 'text/csv; charset=UTF-8; header=absent';
   return 'text/plain; charset=UTF-8';
