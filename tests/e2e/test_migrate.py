@@ -79,6 +79,62 @@ def row(i, t):
     return {"id": i, "ts": ts_text(t), "name": "n\u00e9%d \"q\" \\" % i, "v": i * 0.1}
 
 
+def live_instance(tmp, name):
+    """ClickHouse 18.16, the StarRocks emulator, and sluice in front of ClickHouse with only
+    the ch sink (add_sr_sink adds the other)."""
+    ch = ch18(tmp)
+    sr = emulator(tmp)
+    return ch, sr, H.Sluice(tmp.sub(name), CONFIG % {"sinks": CH_SINK % ch.url})
+
+
+def add_sr_sink(s, ch, sr):
+    """Write s's config with the sr sink (start_from: latest) beside ch; SIGHUP or a restart
+    loads it."""
+    s.config_yaml = CONFIG % {"sinks": CH_SINK % ch.url + SR_SINK % (sr.url, 1000)}
+    s.write_config()
+
+
+class LiveTraffic:
+    """A thread inserting 10 live rows per request (one stamp each) through sluice s until
+    stop(): the ids acked, and the requests (and, with ping, /ping answers) that failed."""
+
+    def __init__(self, s, base, ping=False):
+        import threading
+        self.s, self.base, self.ping = s, base, ping
+        self.acked, self.fails, self._stop = set(), 0, False
+        self._lock = threading.Lock()
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self._th.start()
+
+    def _run(self):
+        k = 0
+        while not self._stop:
+            if self.ping:  # the listener stays up across a reload
+                self.fails += H.http_request(self.s.url + "/ping", timeout=5)[0] != 200
+            ids = [self.base + k * 10 + j for j in range(10)]
+            k += 1
+            t = stamp_now()  # once per request: all its rows arrive together
+            try:
+                st, _, _ = self.s.insert("events", [row(i, t) for i in ids], database=DB)
+            except OSError:
+                st = 0  # down (killed, restarting): not acked
+            if st == 200:
+                with self._lock:
+                    self.acked.update(ids)
+            else:
+                self.fails += 1
+                time.sleep(0.02)
+            time.sleep(0.005)
+
+    def n(self):
+        with self._lock:
+            return len(self.acked)
+
+    def stop(self):
+        self._stop = True
+        self._th.join()
+
+
 def ch18(tmp):
     ch = H.ClickHouse18(tmp.sub("ch"))
     ch.query("CREATE DATABASE IF NOT EXISTS " + DB)
@@ -298,11 +354,7 @@ def test_verify_through_the_mysql_protocol_against_mariadb():
 def test_backfill_stops_at_the_live_start_so_dual_written_rows_are_not_doubled():
     tmp = H.TempDir()
     try:
-        ch = ch18(tmp)
-        sr = emulator(tmp)
-        d = tmp.sub("live")
-        sinks_ch = CH_SINK % ch.url
-        s = H.Sluice(d, CONFIG % {"sinks": sinks_ch})
+        ch, sr, s = live_instance(tmp, "live")
         hist_t = int(time.time()) - 3 * 3600
         old = [row(i, hist_t + i) for i in range(500)]  # history, before StarRocks existed
         st, _, body = s.insert("events", old, database=DB)
@@ -312,8 +364,7 @@ def test_backfill_stops_at_the_live_start_so_dual_written_rows_are_not_doubled()
         s.stop()
 
         # Add the StarRocks sink: dual-write from here on.
-        s.config_yaml = CONFIG % {"sinks": sinks_ch + SR_SINK % (sr.url, 1000)}
-        s.write_config()
+        add_sr_sink(s, ch, sr)
         s.start()
         # It delivers from the second after the one it started in (what arrives before is
         # the backfill's): the rows below are live ones.
@@ -576,34 +627,12 @@ def test_backfill_records_its_plan_refuses_a_changed_one_and_shows_dry_run_statu
 
 def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
     tmp = H.TempDir()
-    stop = {"v": False}
-    res = {"ok": 0, "fail": 0}
+    tr = None
     try:
-        ch = ch18(tmp)
-        sr = emulator(tmp)
-        sinks_ch = CH_SINK % ch.url
-        s = H.Sluice(tmp.sub("hup"), CONFIG % {"sinks": sinks_ch})
-
-        def traffic():
-            k = 0
-            while not stop["v"]:
-                st, _, _ = H.http_request(s.url + "/ping", timeout=5)  # up while it reloads
-                res["fail"] += st != 200
-                t = stamp_now()  # once per request: all its rows arrive together
-                rows = [row(10 ** 6 + k * 10 + j, t) for j in range(10)]
-                k += 1
-                try:
-                    st, _, _ = s.insert("events", rows, database=DB)
-                except OSError:
-                    st = 0
-                res["ok" if st == 200 else "fail"] += 10 if st == 200 else 1
-                time.sleep(0.01)
-        import threading
-        th = threading.Thread(target=traffic, daemon=True)
-        th.start()
-        H.wait_until(lambda: res["ok"] >= 200, what="traffic")
-        s.config_yaml = CONFIG % {"sinks": sinks_ch + SR_SINK % (sr.url, 1000)}
-        s.write_config()
+        ch, sr, s = live_instance(tmp, "hup")
+        tr = LiveTraffic(s, 10 ** 6, ping=True)
+        H.wait_until(lambda: tr.n() >= 200, what="traffic")
+        add_sr_sink(s, ch, sr)
         # Inserts go on across the reload: the new sink delivers from the second after the
         # one it started in, backfill copies every row stamped before it (those of the
         # reload's second too), and every row is counted.
@@ -612,10 +641,9 @@ def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
                      timeout=30, what="the new sink in /v1/sinks")
         H.wait_until(lambda: sr.count(DB + ".events") > 0, timeout=30,
                      what="live rows in StarRocks after SIGHUP")
-        H.wait_until(lambda: res["ok"] >= 2000, timeout=60, what="more traffic")
-        stop["v"] = True
-        th.join()
-        assert res["fail"] == 0, res
+        H.wait_until(lambda: tr.n() >= 2000, timeout=60, what="more traffic")
+        tr.stop()
+        assert tr.fails == 0, tr.fails
         assert s.proc.alive()
         st, _, body = H.http_request(s.admin_url + "/v1/sinks")
         names = sorted(x["name"] for x in json.loads(body))
@@ -633,9 +661,9 @@ def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
                               % (DB, sent)) in body.decode(), body.decode()[-1500:]
         assert 'sluice_backfill_running{sink="sr",table="%s.events"} 0' % DB in body.decode()
         # Every acked row reaches both (the last ones may still be on their way).
-        H.wait_until(lambda: int(ch.query("SELECT count() FROM %s.events" % DB)) == res["ok"],
-                     timeout=60, what="all %d acked rows in ClickHouse" % res["ok"])
-        n_ch = res["ok"]
+        H.wait_until(lambda: int(ch.query("SELECT count() FROM %s.events" % DB)) == tr.n(),
+                     timeout=60, what="all %d acked rows in ClickHouse" % tr.n())
+        n_ch = tr.n()
         try:
             H.wait_until(lambda: sr.count(DB + ".events") >= n_ch, timeout=60,
                          what="all rows (%d in ClickHouse, %s)" % (n_ch, out))
@@ -647,7 +675,7 @@ def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
                                  % (emu_ids(sr), len(ids), n_ch,
                                     [c for c in chs if int(c[0]) not in ids][:20]))
         n, d = emu_ids(sr)
-        assert n == d == res["ok"], (n, d, res)
+        assert n == d == tr.n(), (n, d, tr.n())
         # A broken config on SIGHUP: refused, the instance runs on unchanged.
         with open(s.config_path, "a") as f:
             f.write("bogus_key: 1\n")
@@ -658,7 +686,8 @@ def test_sighup_adds_the_starrocks_sink_without_refusing_a_single_request():
         assert st == 200, body
         assert s.stop() == 0
     finally:
-        stop["v"] = True
+        if tr:
+            tr.stop()
         tmp.close()
 
 
@@ -668,37 +697,13 @@ def test_kill9_in_the_new_sinks_first_second_neither_loses_nor_doubles_a_row():
     progress in its cursor). After the restart the skip goes on from the cursor: the new
     sink delivers exactly the rows that arrived from T on, backfill up to the recorded
     boundary the rest, so StarRocks holds ClickHouse's rows once each and every acked one."""
-    import threading
     tmp = H.TempDir()
-    stop = {"v": False}
-    acked, lock = set(), threading.Lock()
+    tr = None
     try:
-        ch = ch18(tmp)
-        sr = emulator(tmp)
-        sinks_ch = CH_SINK % ch.url
-        s = H.Sluice(tmp.sub("k9"), CONFIG % {"sinks": sinks_ch})
-
-        def traffic():
-            k = 0
-            while not stop["v"]:
-                ids = [2 * 10 ** 6 + k * 10 + j for j in range(10)]
-                k += 1
-                try:
-                    t = stamp_now()  # once per request: all its rows arrive together
-                    st, _, _ = s.insert("events", [row(i, t) for i in ids], database=DB)
-                except OSError:
-                    st = 0  # down between the kill and the restart: not acked
-                if st == 200:
-                    with lock:
-                        acked.update(ids)
-                else:
-                    time.sleep(0.02)
-                time.sleep(0.005)
-        th = threading.Thread(target=traffic, daemon=True)
-        th.start()
-        H.wait_until(lambda: len(acked) >= 300, what="traffic")
-        s.config_yaml = CONFIG % {"sinks": sinks_ch + SR_SINK % (sr.url, 1000)}
-        s.write_config()
+        ch, sr, s = live_instance(tmp, "k9")
+        tr = LiveTraffic(s, 2 * 10 ** 6)
+        H.wait_until(lambda: tr.n() >= 300, what="traffic")
+        add_sr_sink(s, ch, sr)
         # Reload early in a second, so that its start second T (the next whole one) leaves
         # time to kill and restart before it: the restarted instance must go on skipping
         # the rows that arrive before T from its own meta, not only the one that began it.
@@ -719,10 +724,9 @@ def test_kill9_in_the_new_sinks_first_second_neither_loses_nor_doubles_a_row():
         H.wait_until(lambda: time.time() > t_start + 0.3, what="T")
         H.wait_until(lambda: sr.count(DB + ".events") > 0, timeout=30,
                      what="live rows in StarRocks after the restart")
-        n0 = len(acked)
-        H.wait_until(lambda: len(acked) >= n0 + 1000, timeout=60, what="traffic after restart")
-        stop["v"] = True
-        th.join()
+        n0 = tr.n()
+        H.wait_until(lambda: tr.n() >= n0 + 1000, timeout=60, what="traffic after restart")
+        tr.stop()
         rc, out, err = sluice_cli(["backfill", "--config", s.config_path, "--source", ch.url,
                                    "--sink", "sr", "--table", DB + ".events", "--time-column",
                                    "ts", "--slice", "1m"])
@@ -732,7 +736,7 @@ def test_kill9_in_the_new_sinks_first_second_neither_loses_nor_doubles_a_row():
             return set(int(x) for x in ch.query("SELECT id FROM %s.events" % DB).split())
         # Rows the kill cut off before their 200 may be in the log too: they count as rows
         # of ClickHouse, not as acked ones.
-        H.wait_until(lambda: acked <= ch_ids(), timeout=60,
+        H.wait_until(lambda: tr.acked <= ch_ids(), timeout=60,
                      what="every acked row in ClickHouse")
         want = ch_ids()
         H.wait_until(lambda: sr.count(DB + ".events") >= len(want), timeout=60,
@@ -750,7 +754,8 @@ def test_kill9_in_the_new_sinks_first_second_neither_loses_nor_doubles_a_row():
                                                             sorted(set(got) - want)[:10]))
         assert s.stop() == 0
     finally:
-        stop["v"] = True
+        if tr:
+            tr.stop()
         tmp.close()
 
 
