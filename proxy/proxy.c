@@ -45,7 +45,7 @@ struct ack_op {
     int offloop; /* appended by a pool job: on_acks counts the request (before its answer) */
     int heap;    /* calloc'd; else in the request's own memory (http_req_alloc) */
     char query_id[64];
-    char fmt[40]; /* the response's format (response_format) */
+    char fmt[64]; /* the response's format (response_format; the longest of ClickHouse 26 is 42) */
 };
 
 /* A read held by the read barrier until the primary sink has delivered target_seq (woken by
@@ -160,32 +160,54 @@ static void response_format(const proxy_param_t *pr, size_t npr, http_req_t *r, 
     snprintf(out, cap, "%s", f);
 }
 
-/* The Content-Type ClickHouse's FormatFactory gives an output format: text/plain unless the
- * format registers one (src/Formats/FormatFactory.h, Creators::content_type). Read from
- * src/Processors/Formats/Impl/: JSONEachRowRowOutputFormat.cpp registers x-ndjson for
- * JSONEachRow, its Pretty and JSONLines/NDJSON/JSONL aliases and JSONStringsEachRow; the
- * whole-result JSON formats, JSONObjectEachRow and the *WithProgress ones register
- * application/json; JSONCompactEachRow and JSONCompactStringsEachRow (with names and types
- * or not) register nothing; every TabSeparated/TSV and CSV variant registers its own, and
- * CSVRowOutputFormat.h says header=present with names. */
+/* The Content-Type ClickHouse gives an output format, as the engine's own system.formats
+ * lists it (column content_type; ClickHouse 26 through chDB; FormatFactory.h: text/plain
+ * unless the format registers one). Every TabSeparated*, TSV* and CSV* format has its
+ * prefix's; the others that are not text/plain are named here. test_proxy.py compares
+ * this with system.formats for every output format the engine has. */
+enum { CT_PLAIN, CT_TSV, CT_CSV, CT_CSV_HDR, CT_NDJSON, CT_JSON, CT_OCTET, CT_XML, CT_GEO,
+       CT_PNG, CT_PROM };
+static const char *const ctypes[] = {
+    "text/plain; charset=UTF-8", "text/tab-separated-values; charset=UTF-8",
+    "text/csv; charset=UTF-8; header=absent", "text/csv; charset=UTF-8; header=present",
+    "application/x-ndjson; charset=UTF-8", "application/json; charset=UTF-8",
+    "application/octet-stream", "application/xml; charset=UTF-8",
+    "application/geo+json; charset=UTF-8", "image/png",
+    "text/plain; version=0.0.4; charset=UTF-8"};
+static const struct {
+    const char *name;
+    unsigned char ct;
+} named_ctypes[] = {
+    {"JSONEachRow", CT_NDJSON}, {"JSONStringsEachRow", CT_NDJSON}, {"JSONLines", CT_NDJSON},
+    {"JSONL", CT_NDJSON}, {"NDJSON", CT_NDJSON}, {"PrettyJSONEachRow", CT_NDJSON},
+    {"PrettyJSONLines", CT_NDJSON}, {"PrettyNDJSON", CT_NDJSON},
+    {"JSON", CT_JSON}, {"JSONStrings", CT_JSON}, {"JSONCompact", CT_JSON},
+    {"JSONCompactStrings", CT_JSON}, {"JSONColumns", CT_JSON}, {"JSONCompactColumns", CT_JSON},
+    {"JSONColumnsWithMetadata", CT_JSON}, {"JSONObjectEachRow", CT_JSON},
+    {"JSONEachRowWithProgress", CT_JSON}, {"JSONStringsEachRowWithProgress", CT_JSON},
+    {"JSONCompactEachRowWithProgress", CT_JSON},
+    {"JSONCompactStringsEachRowWithProgress", CT_JSON},
+    {"Native", CT_OCTET}, {"RowBinary", CT_OCTET}, {"RowBinaryWithNames", CT_OCTET},
+    {"RowBinaryWithNamesAndTypes", CT_OCTET}, {"Parquet", CT_OCTET}, {"Arrow", CT_OCTET},
+    {"ArrowStream", CT_OCTET}, {"ORC", CT_OCTET}, {"Avro", CT_OCTET},
+    {"AvroConfluent", CT_OCTET}, {"BSONEachRow", CT_OCTET}, {"Protobuf", CT_OCTET},
+    {"ProtobufList", CT_OCTET}, {"ProtobufSingle", CT_OCTET}, {"MsgPack", CT_OCTET},
+    {"Npy", CT_OCTET}, {"Buffers", CT_OCTET}, {"MySQLWire", CT_OCTET},
+    {"PostgreSQLWire", CT_OCTET}, {"ODBCDriver2", CT_OCTET},
+    {"TSKV", CT_TSV}, {"Raw", CT_TSV}, {"RawWithNames", CT_TSV},
+    {"RawWithNamesAndTypes", CT_TSV}, {"LineAsString", CT_TSV},
+    {"LineAsStringWithNames", CT_TSV}, {"LineAsStringWithNamesAndTypes", CT_TSV},
+    {"XML", CT_XML}, {"GeoJSON", CT_GEO}, {"PNG", CT_PNG}, {"Prometheus", CT_PROM}};
+
 static const char *content_type(const char *fmt)
 {
-    static const char *const ndjson[] = {
-        "JSONEachRow", "PrettyJSONEachRow", "JSONLines", "PrettyJSONLines", "NDJSON",
-        "PrettyNDJSON", "JSONL", "JSONStringsEachRow"};
-    for (size_t i = 0; i < sizeof ndjson / sizeof *ndjson; i++)
-        if (!strcasecmp(fmt, ndjson[i])) return "application/x-ndjson; charset=UTF-8";
     if (!strncasecmp(fmt, "TabSeparated", 12) || !strncasecmp(fmt, "TSV", 3))
-        return "text/tab-separated-values; charset=UTF-8";
-    size_t n = strlen(fmt);
-    int progress = n >= 12 && !strcasecmp(fmt + n - 12, "WithProgress");
-    if ((!strncasecmp(fmt, "JSONCompactEachRow", 18) ||
-         !strncasecmp(fmt, "JSONCompactStringsEachRow", 25)) && !progress)
-        return "text/plain; charset=UTF-8";
-    if (!strncasecmp(fmt, "JSON", 4)) return "application/json; charset=UTF-8";
-    if (!strncasecmp(fmt, "CSVWithNames", 12)) return "text/csv; charset=UTF-8; header=present";
-    if (!strncasecmp(fmt, "CSV", 3)) return "text/csv; charset=UTF-8; header=absent";
-    return "text/plain; charset=UTF-8";
+        return ctypes[CT_TSV];
+    if (!strncasecmp(fmt, "CSVWithNames", 12)) return ctypes[CT_CSV_HDR];
+    if (!strncasecmp(fmt, "CSV", 3)) return ctypes[CT_CSV];
+    for (size_t i = 0; i < sizeof named_ctypes / sizeof *named_ctypes; i++)
+        if (!strcasecmp(fmt, named_ctypes[i].name)) return ctypes[named_ctypes[i].ct];
+    return ctypes[CT_PLAIN];
 }
 
 static void respond_ok(http_req_t *r, uint32_t rows, size_t bytes, uint64_t elapsed_ns,

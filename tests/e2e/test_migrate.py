@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -99,7 +100,6 @@ class LiveTraffic:
     stop(): the ids acked, and the requests (and, with ping, /ping answers) that failed."""
 
     def __init__(self, s, base, ping=False):
-        import threading
         self.s, self.base, self.ping = s, base, ping
         self.acked, self.fails, self._stop = set(), 0, False
         self._lock = threading.Lock()

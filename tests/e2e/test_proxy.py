@@ -778,6 +778,20 @@ def test_gateway_flow_against_modern_engine():
                 assert st == 200, (base, extra, hdrs, b)
                 got.append((hd.get("x-clickhouse-format"), hd.get("content-type")))
             assert got[0] == got[1], (extra, hdrs, got)
+        # ... for every output format the engine has, with the Content-Type its own
+        # system.formats gives (the chserver answers with that column).
+        st, _, b = req(ch.url, "POST", "/", "SELECT name, content_type FROM system.formats "
+                       "WHERE is_output ORDER BY name FORMAT TabSeparated")
+        assert st == 200, b
+        engine = [l.split("\t") for l in b.decode().splitlines()]
+        assert len(engine) > 50 and ["JSONEachRow", "application/x-ndjson; charset=UTF-8"] in engine
+        wrong = []
+        for name, ctype in engine:
+            st, hd, b = req(s.url, "POST", ins + "&default_format=" + name, '{"a":1}\n', {})
+            assert st == 200, (name, b)
+            if (hd.get("x-clickhouse-format"), hd.get("content-type")) != (name, ctype):
+                wrong.append((name, ctype, hd.get("content-type")))
+        assert not wrong, wrong
         fb = tz.feedback_request("boolean", inf["inference_id"], "tz", rng=rng)
         assert fb.send(s.url)[0] == 200
         # a bad row: 4xx both ways, ClickHouse-shaped both ways

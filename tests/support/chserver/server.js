@@ -321,22 +321,12 @@ function decodeBody(buf, encoding) {
   throw ownError(48, `Content-Encoding ${enc} is not supported by this test server (gzip, deflate, br are)`);
 }
 
-// The Content-Type ClickHouse's FormatFactory gives an output format: text/plain unless the
-// format registers one (src/Formats/FormatFactory.h, Creators::content_type; the formats'
-// registrations in src/Processors/Formats/Impl/: JSONEachRowRowOutputFormat.cpp for x-ndjson,
-// CSVRowOutputFormat.h for header=present). proxy/proxy.c's content_type is the same table.
-const NDJSON_FORMATS = new Set(['jsoneachrow', 'prettyjsoneachrow', 'jsonlines', 'prettyjsonlines',
-  'ndjson', 'prettyndjson', 'jsonl', 'jsonstringseachrow']);
+// The Content-Type the engine itself gives each output format: its own system.formats
+// (column content_type, FormatFactory's getContentType), read at start. A name the engine
+// does not know gets text/plain, as before this table existed.
+const contentTypes = new Map();
 function contentTypeFor(format) {
-  const f = (format || '').toLowerCase();
-  if (NDJSON_FORMATS.has(f)) return 'application/x-ndjson; charset=UTF-8';
-  if (f.startsWith('tabseparated') || f.startsWith('tsv')) return 'text/tab-separated-values; charset=UTF-8';
-  if ((f.startsWith('jsoncompacteachrow') || f.startsWith('jsoncompactstringseachrow')) &&
-      !f.endsWith('withprogress')) return 'text/plain; charset=UTF-8';
-  if (f.startsWith('json')) return 'application/json; charset=UTF-8';
-  if (f.startsWith('csvwithnames')) return 'text/csv; charset=UTF-8; header=present';
-  if (f.startsWith('csv')) return 'text/csv; charset=UTF-8; header=absent';
-  return 'text/plain; charset=UTF-8';
+  return contentTypes.get((format || '').toLowerCase()) || 'text/plain; charset=UTF-8';
 }
 
 function countResultRows(format, bytes) {
@@ -466,6 +456,11 @@ function main() {
     const [v, tz] = Buffer.from(r.bytes).toString('utf8').trim().split('\t');
     engineVersion = v;
     engineTimezone = tz;
+    const f = await q('SELECT name, content_type FROM system.formats WHERE is_output');
+    for (const line of Buffer.from(f.bytes).toString('utf8').split('\n')) {
+      const [name, ct] = line.split('\t');
+      if (name && ct) contentTypes.set(name.toLowerCase(), ct);
+    }
     currentDb = null;
   }).then(() => {
     const server = http.createServer((req, res) => {
