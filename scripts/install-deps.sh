@@ -6,6 +6,7 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       liblmdb-dev lmdb-utils libuv1-dev libcurl4-openssl-dev libmsgpack-dev libcmocka-dev
       libyaml-dev libhttp-parser-dev zlib1g-dev libzstd-dev libbrotli-dev libmariadb-dev
       clickhouse-server clickhouse-client mariadb-server python3 python3-matplotlib nodejs npm curl wrk
+      e2fsprogs              # mkfs.ext2 for the chaos test's full-disk case (required in Debian, listed anyway)
       buildah debootstrap)   # the image test: daemonless build on a debootstrapped base
 missing=()
 for p in "${PKGS[@]}"; do
